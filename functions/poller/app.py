@@ -1,0 +1,15 @@
+"""Scheduled by EventBridge Scheduler: refresh every active job, several ticks per invocation."""
+
+from jobsync.observability import logger, metrics
+from jobsync.services.polling import run_scheduled_ticks
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: dict, context) -> dict:
+    reports = run_scheduled_ticks(context.get_remaining_time_in_millis)
+    return {
+        "ticks": len(reports),
+        "polled": sum(report.polled for report in reports),
+        "updated": sum(refresh.updated for report in reports for refresh in report.refreshes),
+    }

@@ -1,0 +1,11 @@
+"""POST /api/cloud/jobs/sync — discover the provider's jobs and update known ones."""
+
+from jobsync.api.http import Request, http_handler
+from jobsync.api.routes import SYNC_JOBS
+from jobsync.services.discovery import discover_jobs
+
+
+@http_handler(SYNC_JOBS)
+def lambda_handler(request: Request) -> dict:
+    report = discover_jobs("replicate")
+    return {"synced": report.discovered, "updated": report.updated, "message": report.message}

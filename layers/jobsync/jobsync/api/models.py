@@ -1,0 +1,125 @@
+"""Request and answer shapes of the HTTP API (the contract's JSON)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from jobsync.domain.status import JobStatus
+
+Stage = Literal["Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- requests -------------------------------------------------------------
+
+class ListJobsQuery(Strict):
+    limit: int = Field(default=50, ge=1, le=500)
+    provider: str | None = Field(default=None, min_length=1, max_length=64)
+    status: JobStatus | None = None
+    sync_active: bool = False
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class JobPath(Strict):
+    job_id: str = Field(min_length=1, max_length=256)
+
+
+class PollingSettingBody(Strict):
+    enabled: bool | None = Field(description="true/false forces polling on/off; null returns to automatic")
+
+
+# ---- answers --------------------------------------------------------------
+
+class JobOut(BaseModel):
+    job_id: str
+    provider: str
+    status: JobStatus
+    model: str | None
+    config_name: str | None
+    created_at: str | None
+    started_at: str | None
+    completed_at: str | None
+    cost_usd: float | None
+    hardware_type: str | None
+    error_message: str | None
+    output_url: str | None
+    is_active: bool
+    is_terminal: bool
+    duration_seconds: float | None
+
+
+class JobListOut(BaseModel):
+    jobs: list[JobOut]
+    next_cursor: str | None
+
+
+class JobDetailOut(BaseModel):
+    job: JobOut
+
+
+class InlineProgressOut(BaseModel):
+    job_id: str
+    stage: Stage | None
+    last_log: str | None
+    progress: float | None = Field(ge=0, le=100)
+    eta_seconds: float | None = None
+
+
+class SyncOut(BaseModel):
+    synced: int
+    updated: int
+    message: str
+
+
+class ValidateOut(BaseModel):
+    valid: bool
+    username: str | None
+    error: str | None
+
+
+class MetricsOut(BaseModel):
+    job_count: int
+    active_count: int
+    jobs_by_status: dict[str, int]
+    total_cost_usd: float
+
+
+class PollingOut(BaseModel):
+    enabled: bool
+    interval_seconds: int
+
+
+class WebhooksOut(BaseModel):
+    configured: bool
+
+
+class ConfigOut(BaseModel):
+    websocket_url: str | None
+    polling: PollingOut
+    webhooks: WebhooksOut
+
+
+class PollingStatusOut(BaseModel):
+    is_active: bool
+    preference: bool | None
+
+
+class WebhookOut(BaseModel):
+    received: bool
+    duplicate: bool
+    job_id: str | None
+    status: JobStatus | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ErrorOut(BaseModel):
+    error: str
+    message: str

@@ -1,0 +1,155 @@
+"""One validated settings model for every function, read from the environment.
+
+Lambda functions get these from template.yaml; the local stack sets the same
+variables. The optional YAML file (`JOBSYNC_CONFIG`) only carries the
+`background.job_status_polling` keys of the contract.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+
+class ConfigError(RuntimeError):
+    """The environment does not describe a usable configuration."""
+
+
+class PollingConfig(BaseModel):
+    """What the deployment says about background polling (before the user's preference)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    # None means "not said": polling then follows the webhook rule.
+    enabled: bool | None = None
+    interval_seconds: int = Field(default=30, ge=1, le=3600)
+    # How often the scheduler invokes the poller. EventBridge cannot fire more
+    # often than once a minute, so one invocation runs several ticks.
+    schedule_period_seconds: int = Field(default=60, ge=1, le=3600)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    jobs_table: str = "jobsync-jobs"
+    connections_table: str = "jobsync-connections"
+    state_table: str = "jobsync-state"
+
+    # sha256 hex digests of the accepted API tokens; the tokens themselves are never stored.
+    api_token_hashes: tuple[str, ...] = ()
+
+    replicate_api_token: SecretStr | None = None
+    replicate_api_base_url: str = "https://api.replicate.com/v1"
+    replicate_webhook_secret: SecretStr | None = None
+    provider_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+    provider_max_retries: int = Field(default=4, ge=0, le=10)
+    # A longer wait than this is not worth holding a Lambda for: give up instead.
+    provider_max_retry_wait_seconds: float = Field(default=10.0, ge=0, le=120)
+
+    webhook_url: str | None = None
+    polling: PollingConfig = PollingConfig()
+
+    hardware_by_model: dict[str, str] = Field(default_factory=dict)
+    default_hardware: str = "gpu-h100"
+
+    sync_cap_per_list: int = Field(default=1000, ge=1, le=100_000)
+    max_connections_per_ip: int = Field(default=5, ge=1, le=1000)
+    broadcast_workers: int = Field(default=32, ge=1, le=256)
+    # Inline progress asks the provider for fresh logs at most this often per job.
+    log_refresh_seconds: float = Field(default=5.0, ge=0, le=3600)
+
+    websocket_url: str | None = None
+    websocket_management_url: str | None = None
+
+    @field_validator("api_token_hashes")
+    @classmethod
+    def _hashes_are_sha256(cls, hashes: tuple[str, ...]) -> tuple[str, ...]:
+        for digest in hashes:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("JOBSYNC_API_TOKEN_HASHES must hold lowercase sha256 hex digests")
+        return hashes
+
+    @field_validator("replicate_api_base_url")
+    @classmethod
+    def _strip_slash(cls, url: str) -> str:
+        return url.rstrip("/")
+
+    @property
+    def webhooks_configured(self) -> bool:
+        return bool(self.webhook_url)
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (value or "").split(",") if part.strip())
+
+
+def _polling_from(env: dict[str, str]) -> dict[str, Any]:
+    polling: dict[str, Any] = {}
+    config_path = env.get("JOBSYNC_CONFIG")
+    if config_path:
+        polling.update(_yaml_polling(Path(config_path)))
+    if env.get("SIMPLETUNER_JOB_POLL_INTERVAL"):
+        polling["interval_seconds"] = env["SIMPLETUNER_JOB_POLL_INTERVAL"]
+    if env.get("JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS"):
+        polling["schedule_period_seconds"] = env["JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS"]
+    if env.get("JOBSYNC_POLLING_ENABLED", "").strip().lower() in {"true", "false"}:
+        polling["enabled"] = env["JOBSYNC_POLLING_ENABLED"].strip().lower() == "true"
+    return polling
+
+
+def _yaml_polling(path: Path) -> dict[str, Any]:
+    import yaml  # only deployments that use the YAML file pay for the import
+
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"JOBSYNC_CONFIG {path}: {exc}") from exc
+    section = (document.get("background") or {}).get("job_status_polling") or {}
+    if not isinstance(section, dict):
+        raise ConfigError("background.job_status_polling must be a mapping")
+    return {key: section[key] for key in ("enabled", "interval_seconds") if key in section}
+
+
+def _json_map(value: str | None) -> dict[str, str] | None:
+    if not value:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"JOBSYNC_HARDWARE_MAP is not JSON: {exc}") from exc
+
+
+def settings_from_env(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    raw: dict[str, Any] = {
+        "jobs_table": env.get("JOBS_TABLE_NAME"),
+        "connections_table": env.get("CONNECTIONS_TABLE_NAME"),
+        "state_table": env.get("STATE_TABLE_NAME"),
+        "api_token_hashes": _split(env.get("JOBSYNC_API_TOKEN_HASHES")),
+        "replicate_api_token": env.get("REPLICATE_API_TOKEN") or None,
+        "replicate_api_base_url": env.get("REPLICATE_API_BASE_URL"),
+        "replicate_webhook_secret": env.get("REPLICATE_WEBHOOK_SECRET") or None,
+        "webhook_url": env.get("JOBSYNC_WEBHOOK_URL") or None,
+        "polling": _polling_from(env),
+        "hardware_by_model": _json_map(env.get("JOBSYNC_HARDWARE_MAP")),
+        "default_hardware": env.get("JOBSYNC_DEFAULT_HARDWARE"),
+        "sync_cap_per_list": env.get("JOBSYNC_SYNC_CAP"),
+        "max_connections_per_ip": env.get("JOBSYNC_MAX_CONNECTIONS_PER_IP"),
+        "websocket_url": env.get("JOBSYNC_WEBSOCKET_URL") or None,
+        "websocket_management_url": env.get("JOBSYNC_WEBSOCKET_MANAGEMENT_URL") or None,
+        "log_refresh_seconds": env.get("JOBSYNC_LOG_REFRESH_SECONDS"),
+    }
+    try:
+        return Settings(**{key: value for key, value in raw.items() if value is not None})
+    except ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return settings_from_env()

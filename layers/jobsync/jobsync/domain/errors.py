@@ -1,0 +1,30 @@
+"""Errors the domain and services raise; the API layer turns them into answers."""
+
+
+class JobsyncError(Exception):
+    code = "internal_error"
+    http_status = 500
+
+
+class InvalidInput(JobsyncError):
+    code = "invalid_input"
+    http_status = 400
+
+
+class JobNotFound(JobsyncError):
+    code = "job_not_found"
+    http_status = 404
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job with id {job_id!r}")
+        self.job_id = job_id
+
+
+class Unauthorized(JobsyncError):
+    code = "unauthorized"
+    http_status = 401
+
+
+class StoreUnavailable(JobsyncError):
+    code = "store_unavailable"
+    http_status = 503

@@ -1,0 +1,461 @@
+"""Replicate behind the provider interface, on a synchronous httpx client.
+
+Only this module knows Replicate's URLs, object shape and error format. It
+turns every failure into a `ProviderError` subclass, retries only idempotent
+requests, and never lets the API token leave for another host or show up in a
+log line, an exception or a repr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote, unquote
+
+import httpx
+
+from jobsync.config import Settings
+from jobsync.domain.job import JobObservation
+from jobsync.domain.status import JobStatus
+from jobsync.observability import logger
+from jobsync.providers.base import (
+    JOB_KINDS,
+    Account,
+    JobPage,
+    ProviderAuthError,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRateLimited,
+)
+
+PROVIDER = "replicate"
+USER_AGENT = f"jobsync/0.1.0 httpx/{httpx.__version__}"
+
+STATUS_MAP: Mapping[str, JobStatus] = {
+    "starting": JobStatus.QUEUED,
+    "processing": JobStatus.RUNNING,
+    "succeeded": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+    "canceled": JobStatus.CANCELLED,
+    "aborted": JobStatus.CANCELLED,
+}
+
+_COLLECTIONS = {"prediction": "predictions", "training": "trainings"}
+_RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BACKOFF_BASE_SECONDS = 0.1
+_BACKOFF_CAP_SECONDS = 5.0
+_MAX_MESSAGE_CHARS = 300
+# Replicate's ids are short lowercase alphanumerics; allow the other URL-unreserved
+# characters for simulators, but never a separator, a dot segment or an escape.
+_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
+_THROTTLE_WAIT = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s\b")
+
+Sleep = Callable[[float], Any]
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+def _text(value: str) -> str:
+    """`value` made storable as UTF-8: lone surrogates become '?'."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+    return value
+
+
+def _string(value: Any) -> str | None:
+    return _text(value) if isinstance(value, str) else None
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(("https://", "http://"))
+
+
+def _output_url(output: Any) -> str | None:
+    if _is_url(output):
+        return _text(output)
+    if isinstance(output, list):
+        return next((_text(item) for item in output if _is_url(item)), None)
+    if isinstance(output, dict) and _is_url(output.get("weights")):
+        return _text(output["weights"])
+    return None
+
+
+def _error_message(error: Any) -> str | None:
+    if error is None or error == "":
+        return None
+    if isinstance(error, str):
+        return _text(error)
+    try:
+        return _text(json.dumps(error, ensure_ascii=False, sort_keys=True, default=str))
+    except (TypeError, ValueError):
+        return _text(str(error))
+
+
+def _predict_time(metrics: Any) -> float | None:
+    if not isinstance(metrics, dict):
+        return None
+    value = metrics.get("predict_time")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _kind_of(item: dict[str, Any]) -> str | None:
+    """A webhook body does not say its kind, but a training's own URL does."""
+    urls = item.get("urls")
+    own_url = urls.get("get") if isinstance(urls, dict) else None
+    if isinstance(own_url, str) and "/trainings/" in own_url:
+        return "training"
+    return None
+
+
+def observation_from(item: Any, kind: str | None) -> JobObservation:
+    """One Replicate prediction or training object as a JobObservation.
+
+    Raises ValueError when `item` is not an object with a string `id`. Only
+    `input.config_name` is kept from the input: the rest may hold secrets.
+    """
+    if not isinstance(item, dict):
+        raise ValueError(f"a Replicate job must be an object, not {type(item).__name__}")
+    job_id = item.get("id")
+    if not isinstance(job_id, str) or not job_id.strip():
+        raise ValueError("a Replicate job needs a non-empty string id")
+    raw_status = item.get("status")
+    provider_status = _text(raw_status) if isinstance(raw_status, str) else ""
+    job_input = item.get("input")
+    config_name = job_input.get("config_name") if isinstance(job_input, dict) else None
+    return JobObservation(
+        job_id=_text(job_id),
+        provider=PROVIDER,
+        status=STATUS_MAP.get(provider_status.strip().lower()),
+        provider_status=provider_status,
+        kind=kind or _kind_of(item),
+        model=_string(item.get("model")),
+        config_name=_string(config_name),
+        created_at=_string(item.get("created_at")),
+        started_at=_string(item.get("started_at")),
+        completed_at=_string(item.get("completed_at")),
+        error_message=_error_message(item.get("error")),
+        output_url=_output_url(item.get("output")),
+        predict_time=_predict_time(item.get("metrics")),
+        logs=_string(item.get("logs")),
+    )
+
+
+# --------------------------------------------------------------------------- client
+
+
+def _collection(kind: str | None, *, default: str | None = None) -> str:
+    collection = default if kind is None else _COLLECTIONS.get(kind)
+    if collection is None:
+        raise ProviderError(f"unknown job kind {kind!r}; expected one of {JOB_KINDS}")
+    return collection
+
+
+def _parse_base(url: str) -> httpx.URL | None:
+    try:
+        base = httpx.URL(url)
+    except httpx.InvalidURL:
+        return None
+    if base.scheme not in ("http", "https") or not base.host or base.userinfo or base.query or base.fragment:
+        return None
+    return base
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds Replicate asks us to wait: `Retry-After` first, then `~Ns` in the detail."""
+    header = response.headers.get("retry-after")
+    if header:
+        header = header.strip()
+        try:
+            seconds = float(header)
+        except ValueError:
+            try:
+                seconds = parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError, IndexError, OverflowError):
+                seconds = math.nan
+        if math.isfinite(seconds):
+            return max(0.0, seconds)
+    detail = _problem(response).get("detail")
+    if isinstance(detail, str):
+        match = _THROTTLE_WAIT.search(detail)
+        if match:
+            return float(match.group(1))
+    return None
+
+
+def _problem(response: httpx.Response) -> dict[str, Any]:
+    """The problem+json body of an error answer, or {} when it is not one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+class ReplicateClient:
+    """Replicate's predictions and trainings as jobsync's ProviderClient."""
+
+    name = PROVIDER
+    display_name = "Replicate"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._sleep = sleep
+        self._base = _parse_base(settings.replicate_api_base_url)
+        self._max_retries = settings.provider_max_retries
+        self._max_wait = settings.provider_max_retry_wait_seconds
+        self._webhook_secret: str | None = None
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        token = settings.replicate_api_token
+        if token is not None and token.get_secret_value():
+            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
+        self._has_token = "Authorization" in headers
+        self._http = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(settings.provider_timeout_seconds),
+            transport=transport,
+            # A redirect could carry the token elsewhere; Replicate's API does not redirect.
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"ReplicateClient(base_url={self._settings.replicate_api_base_url!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ReplicateClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the interface
+
+    def list_page(self, kind: str, page: str | None = None) -> JobPage:
+        collection = _collection(kind)
+        url = self._url(collection) if page is None else self._trusted_next(page, collection)
+        body = self._json(self._request("GET", url))
+        results = body.get("results")
+        if not isinstance(results, list):
+            raise ProviderError(f"Replicate's {collection} list has no results list")
+        jobs = []
+        for index, item in enumerate(results):
+            try:
+                jobs.append(observation_from(item, kind))
+            except ValueError as exc:
+                logger.warning(
+                    "skipping an unreadable job in a Replicate list",
+                    extra={"provider": PROVIDER, "collection": collection, "index": index, "reason": str(exc)},
+                )
+        next_page = body.get("next")
+        if next_page is not None and not isinstance(next_page, str):
+            logger.warning("ignoring a non-string next page from Replicate", extra={"provider": PROVIDER})
+            next_page = None
+        return JobPage(jobs=jobs, next_page=next_page or None)
+
+    def get_job(self, job_id: str, kind: str | None = None) -> JobObservation:
+        collection = _collection(kind, default="predictions")
+        body = self._json(self._request("GET", self._url(collection, self._job_segment(job_id))))
+        try:
+            return observation_from(body, kind)
+        except ValueError as exc:
+            raise ProviderError(f"Replicate answered with an unreadable job: {exc}") from None
+
+    def account(self) -> Account:
+        body = self._json(self._request("GET", self._url("account")))
+        return Account(username=_string(body.get("username")))
+
+    def webhook_secret(self) -> str:
+        configured = self._settings.replicate_webhook_secret
+        if configured is not None and configured.get_secret_value():
+            return configured.get_secret_value()
+        if self._webhook_secret is None:
+            body = self._json(self._request("GET", self._url("webhooks", "default", "secret")))
+            key = body.get("key")
+            if not isinstance(key, str) or not key:
+                raise ProviderError("Replicate's webhook secret answer has no key")
+            self._webhook_secret = key
+        return self._webhook_secret
+
+    def cancel(self, job_id: str, kind: str | None = None) -> JobObservation | None:
+        """Ask Replicate to cancel a job; never retried (a POST may already have landed).
+
+        Returns the job as Replicate describes it after the request, or None
+        when the answer does not describe it.
+        """
+        collection = _collection(kind, default="predictions")
+        url = self._url(collection, self._job_segment(job_id), "cancel")
+        response = self._request("POST", url)
+        try:
+            return observation_from(response.json(), kind)
+        except ValueError:
+            return None
+
+    # ------------------------------------------------------------------ URLs
+
+    def _base_url(self) -> httpx.URL:
+        if self._base is None:
+            raise ProviderError("REPLICATE_API_BASE_URL is not a usable http(s) URL")
+        return self._base
+
+    def _url(self, *segments: str) -> httpx.URL:
+        base = self._base_url()
+        return base.copy_with(path=base.path.rstrip("/") + "/" + "/".join(segments))
+
+    @staticmethod
+    def _job_segment(job_id: str) -> str:
+        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+            raise ProviderNotFound(f"Replicate has no job with an id like {job_id!r:.80}", status=404)
+        return quote(job_id, safe="")
+
+    def _trusted_next(self, page: str, collection: str) -> httpx.URL:
+        """`page` as a URL, only when it points into our own API's `collection` list.
+
+        The client sends the token with every request, so a `next` that leads
+        anywhere else (another host, port, scheme or path) is refused.
+        """
+        base = self._base_url()
+        try:
+            url = httpx.URL(page)
+        except (httpx.InvalidURL, TypeError):
+            raise ProviderError("Replicate's next page is not a URL") from None
+        prefix = base.path.rstrip("/") + "/" + collection
+        path = unquote(url.path)
+        segments = path.split("/")
+        same_origin = (
+            url.scheme == base.scheme
+            and (url.host or "").lower() == (base.host or "").lower()
+            and url.port == base.port
+            and not url.userinfo
+        )
+        inside = (path == prefix or path.startswith(prefix + "/")) and not {".", ".."} & set(segments)
+        if not (same_origin and inside):
+            raise ProviderError("refusing to follow a next page outside the configured Replicate API")
+        return url
+
+    # ------------------------------------------------------------------ HTTP
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+    def _request(self, method: str, url: httpx.URL) -> httpx.Response:
+        """Send one request, retrying a GET on throttling, 5xx and transport errors.
+
+        Returns a 2xx answer; every other outcome is raised as a ProviderError.
+        """
+        if not self._has_token:
+            raise ProviderAuthError("REPLICATE_API_TOKEN is not set")
+        retries_left = self._max_retries if method == "GET" else 0
+        attempt = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                response = self._http.request(method, url)
+            except httpx.TransportError as exc:
+                self._log_call(method, url, None, started)
+                if retries_left <= 0:
+                    raise ProviderError(f"Replicate {method} {url.path} failed: {type(exc).__name__}: {exc}") from exc
+                wait = self._backoff(attempt)
+            except httpx.HTTPError as exc:
+                raise ProviderError(f"Replicate {method} {url.path} failed: {type(exc).__name__}") from exc
+            else:
+                self._log_call(method, url, response.status_code, started)
+                status = response.status_code
+                if status not in _RETRYABLE_STATUSES:
+                    return self._checked(method, url, response)
+                wait = self._backoff(attempt)
+                if status == 429:
+                    asked = _retry_after(response)
+                    if asked is not None and asked > self._max_wait:
+                        raise ProviderRateLimited(
+                            f"Replicate throttled us for {asked:g}s, longer than we wait", retry_after=asked
+                        )
+                    if retries_left <= 0:
+                        raise ProviderRateLimited("Replicate kept throttling us", retry_after=asked)
+                    wait = asked if asked is not None else wait
+                elif retries_left <= 0:
+                    return self._checked(method, url, response)
+            logger.info(
+                "retrying a Replicate request",
+                extra={
+                    "provider": PROVIDER,
+                    "method": method,
+                    "path": url.path,
+                    "attempt": attempt + 1,
+                    "wait": round(wait, 3),
+                },
+            )
+            self._sleep(wait)
+            retries_left -= 1
+            attempt += 1
+
+    def _log_call(self, method: str, url: httpx.URL, status: int | None, started: float) -> None:
+        logger.debug(
+            "provider call",
+            extra={
+                "provider": PROVIDER,
+                "method": method,
+                "path": url.path,
+                "status": status,
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+    def _checked(self, method: str, url: httpx.URL, response: httpx.Response) -> httpx.Response:
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        problem = _problem(response)
+        detail = problem.get("detail") or problem.get("title")
+        detail = self._scrub(detail) if isinstance(detail, str) and detail.strip() else None
+        where = f"Replicate {method} {url.path}"
+        if status in (401, 403):
+            raise ProviderAuthError(detail or f"{where}: credentials refused (HTTP {status})", status=status)
+        if status == 404:
+            raise ProviderNotFound(f"{where}: {detail or 'not found'}", status=status)
+        if status == 429:
+            raise ProviderRateLimited(f"{where}: {detail or 'throttled'}", retry_after=_retry_after(response))
+        reason = detail or response.reason_phrase or "unexpected answer"
+        raise ProviderError(f"{where}: HTTP {status}: {reason}", status=status)
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            raise ProviderError(
+                f"Replicate answered {response.request.url.path} with a body that is not JSON",
+                status=response.status_code,
+            ) from None
+        if not isinstance(body, dict):
+            raise ProviderError(
+                f"Replicate answered {response.request.url.path} with JSON that is not an object",
+                status=response.status_code,
+            )
+        return body
+
+    def _scrub(self, text: str) -> str:
+        """Provider text made safe to surface: short, storable, and never holding our token."""
+        token = self._settings.replicate_api_token
+        if token is not None and token.get_secret_value():
+            text = text.replace(token.get_secret_value(), "[redacted]")
+        text = _text(text)
+        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."

@@ -1,0 +1,97 @@
+"""Live updates: status changes seen on the jobs table's stream, pushed to every WebSocket client.
+
+The stream sees every write whatever made it (poller, webhook, sync,
+`sync_active`, inline progress), so this is the one place that broadcasts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from jobsync import wiring
+from jobsync.config import get_settings
+from jobsync.domain.job import Job
+from jobsync.observability import count, logger
+from jobsync.push.websocket import ConnectionGone, PushFailed, pusher
+from jobsync.store.connections import Connection
+from jobsync.store.dynamo import from_stream_image
+
+MESSAGE_TYPE = "job_status_changed"
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    job: Job
+    previous_status: str | None
+
+    def message(self) -> bytes:
+        return json.dumps({
+            "type": MESSAGE_TYPE,
+            "job_id": self.job.job_id,
+            "status": self.job.status.value,
+            "previous_status": self.previous_status,
+            "provider": self.job.provider,
+            "job": self.job.to_api(),
+        }).encode()
+
+
+@dataclass(frozen=True)
+class BroadcastReport:
+    changes: int
+    connections: int
+    sent: int
+    gone: int
+    failed: int
+
+
+def status_changes(records: Iterable[dict[str, Any]]) -> list[StatusChange]:
+    """The stream records that are a new job or a changed status (other writes are not news)."""
+    changes = []
+    for record in records:
+        if record.get("eventName") not in ("INSERT", "MODIFY"):
+            continue
+        images = record.get("dynamodb", {})
+        new = from_stream_image(images.get("NewImage", {}))
+        old = from_stream_image(images.get("OldImage", {})) if images.get("OldImage") else {}
+        if "job_id" not in new or new.get("status") == old.get("status"):
+            continue
+        changes.append(StatusChange(Job.from_record(new), old.get("status")))
+    return changes
+
+
+def broadcast(changes: list[StatusChange]) -> BroadcastReport:
+    if not changes:
+        return BroadcastReport(0, 0, 0, 0, 0)
+    messages = [change.message() for change in changes]
+    connections = list(wiring.connection_store().all())
+    workers = min(get_settings().broadcast_workers, max(1, len(connections)))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda connection: _deliver(connection, messages), connections))
+    report = BroadcastReport(
+        changes=len(changes),
+        connections=len(connections),
+        sent=sum(outcome == "sent" for outcome in outcomes),
+        gone=sum(outcome == "gone" for outcome in outcomes),
+        failed=sum(outcome == "failed" for outcome in outcomes),
+    )
+    count("MessagesSent", report.sent * len(messages))
+    logger.info("broadcast", extra=report.__dict__)
+    return report
+
+
+def _deliver(connection: Connection, messages: list[bytes]) -> str:
+    try:
+        for message in messages:
+            pusher().post(connection.connection_id, message)
+    except ConnectionGone:
+        # Removed the first time a send fails with 410; its IP slot is freed with it.
+        wiring.connection_store().remove(connection)
+        return "gone"
+    except PushFailed as exc:
+        logger.warning("push failed", extra={"connection_id": connection.connection_id, "error": str(exc)})
+        return "failed"
+    return "sent"

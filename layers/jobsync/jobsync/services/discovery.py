@@ -1,0 +1,87 @@
+"""Full sync: discover the provider's jobs (both lists) and update the ones already known.
+
+Pages are read newest first until one holds only jobs already stored in a
+terminal state (everything older was imported before), so the first sync
+imports the whole history and later ones read a page or two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobsync import wiring
+from jobsync.config import get_settings
+from jobsync.domain.job import Job, JobObservation
+from jobsync.observability import logger
+from jobsync.providers.base import ProviderClient, ProviderError
+from jobsync.providers.registry import provider_client
+from jobsync.services.job_updates import record_observation
+
+_TRAININGS_FIRST = ("training", "prediction")
+
+
+@dataclass(frozen=True)
+class DiscoveryReport:
+    provider: str
+    display_name: str
+    discovered: int
+    updated: int
+
+    @property
+    def message(self) -> str:
+        noun = "job" if self.discovered == 1 else "jobs"
+        return f"Discovered {self.discovered} new {noun} from {self.display_name}"
+
+
+def discover_jobs(provider: str) -> DiscoveryReport:
+    """Raises ProviderError when the provider cannot be read; what was stored before that stays stored."""
+    client = provider_client(provider)
+    seen: set[str] = set()
+    discovered = updated = 0
+    # Trainings first: a training also shows in the predictions list, and its kind should say training.
+    for kind in _TRAININGS_FIRST:
+        new, changed = _import_list(client, kind, seen)
+        discovered, updated = discovered + new, updated + changed
+    return DiscoveryReport(provider, client.display_name, discovered, updated)
+
+
+def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int, int]:
+    cap = get_settings().sync_cap_per_list
+    discovered = updated = read = 0
+    page_handle: str | None = None
+    while read < cap:
+        page = client.list_page(kind, page_handle)
+        observations = page.jobs[: cap - read]
+        read += len(observations)
+        stored = wiring.job_store().get_many(observation.job_id for observation in observations)
+        everything_known_and_ended = bool(observations) and all(
+            observation.job_id in stored and stored[observation.job_id].is_terminal for observation in observations
+        )
+        for observation in observations:
+            if observation.job_id in seen:
+                continue
+            seen.add(observation.job_id)
+            created, changed = _import_one(client, observation, stored.get(observation.job_id))
+            discovered, updated = discovered + created, updated + changed
+        if everything_known_and_ended or not page.next_page:
+            break
+        page_handle = page.next_page
+    return discovered, updated
+
+
+def _import_one(client: ProviderClient, observation: JobObservation, stored: Job | None) -> tuple[int, int]:
+    just_ended = (
+        stored is not None and stored.is_active and observation.status is not None and observation.status.is_terminal
+    )
+    if just_ended:
+        observation = _with_final_logs(client, observation)
+    outcome = record_observation(observation, current=stored)
+    return int(outcome.created), int(outcome.changed and not outcome.created)
+
+
+def _with_final_logs(client: ProviderClient, listed: JobObservation) -> JobObservation:
+    try:
+        return client.get_job(listed.job_id, listed.kind)
+    except ProviderError as exc:
+        logger.warning("could not fetch an ended job's logs", extra={"job_id": listed.job_id, "error": str(exc)})
+        return listed

@@ -1,0 +1,87 @@
+"""The one write path for jobs: every source (poller, sync, webhook, inline progress) goes through here."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from jobsync import wiring
+from jobsync.domain.errors import StoreUnavailable
+from jobsync.domain.job import Job, JobObservation, apply_observation, new_job
+from jobsync.domain.progress import keep_tail
+from jobsync.domain.status import JobStatus, may_move
+from jobsync.observability import count, logger
+from jobsync.store.jobs import ConcurrentUpdate
+
+_MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class UpdateOutcome:
+    job: Job
+    created: bool
+    changed: bool
+    previous_status: JobStatus | None
+
+    @property
+    def status_changed(self) -> bool:
+        return self.created or (self.changed and self.previous_status != self.job.status)
+
+
+_UNREAD = object()
+
+
+def record_observation(observation: JobObservation, current: Job | None | object = _UNREAD) -> UpdateOutcome:
+    """Apply what the provider said to the stored job (creating it when unknown).
+
+    `current` saves a read when the caller already holds the stored job. A
+    concurrent writer makes the save fail; the job is then read again and the
+    observation re-applied, so no update is ever lost.
+    """
+    store, pricing = wiring.job_store(), wiring.pricing()
+    if observation.status is None:
+        logger.warning("unknown provider status leaves the job as it is",
+                       extra={"job_id": observation.job_id, "provider_status": observation.provider_status})
+    for _ in range(_MAX_ATTEMPTS):
+        job = store.get(observation.job_id) if current is _UNREAD else current
+        assert job is None or isinstance(job, Job)
+        outcome = _apply(observation, job)
+        if outcome is None:
+            _keep_logs(observation, job)
+            return UpdateOutcome(job=job, created=False, changed=False, previous_status=job.status)  # type: ignore[union-attr]
+        candidate, previous = outcome
+        try:
+            stored = store.save(candidate, previous)
+        except ConcurrentUpdate:
+            current = _UNREAD
+            continue
+        _keep_logs(observation, previous)
+        _count(stored, previous)
+        return UpdateOutcome(job=stored, created=previous is None, changed=True,
+                             previous_status=previous.status if previous else None)
+    raise StoreUnavailable(f"job {observation.job_id} kept changing under us; try again")
+
+
+def _apply(observation: JobObservation, job: Job | None) -> tuple[Job, Job | None] | None:
+    if job is None:
+        return new_job(observation, wiring.pricing()), None
+    changed = apply_observation(job, observation, wiring.pricing())
+    return None if changed is None else (changed, job)
+
+
+def _keep_logs(observation: JobObservation, before: Job | None) -> None:
+    """Keep the log tail, unless the observation is older than what we know (then its logs are too)."""
+    if not observation.logs:
+        return
+    accepted = before is None or (observation.status is not None and may_move(before.status, observation.status))
+    if accepted:
+        wiring.state_store().save_log_tail(observation.job_id, keep_tail(observation.logs), time.time())
+
+
+def _count(stored: Job, previous: Job | None) -> None:
+    if previous is None:
+        count("JobsDiscovered")
+    elif previous.status != stored.status:
+        count("StatusChanges")
+        logger.info("job status changed", extra={"job_id": stored.job_id, "status": stored.status.value,
+                                                 "previous_status": previous.status.value})

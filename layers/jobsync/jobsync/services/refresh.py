@@ -1,0 +1,130 @@
+"""Refreshing every active job from its provider's lists (the poller and `sync_active`).
+
+Lists give a hundred jobs a request, so a tick over a thousand active jobs
+costs a few dozen requests rather than a thousand. A job is fetched on its
+own only when it just ended (its last logs are deleted an hour later) or when
+the lists no longer show it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from jobsync import wiring
+from jobsync.domain.job import Job, JobObservation, apply_observation
+from jobsync.domain.timestamps import sortable
+from jobsync.observability import count, logger
+from jobsync.providers.base import ProviderClient, ProviderError, ProviderNotFound, ProviderRateLimited
+from jobsync.providers.registry import provider_client
+from jobsync.services.job_updates import record_observation
+
+# Jobs the lists did not show are fetched one by one, but never more than this many a tick.
+MAX_SINGLE_FETCHES = 50
+
+
+@dataclass
+class RefreshReport:
+    provider: str
+    active: int = 0
+    updated: int = 0
+    list_requests: int = 0
+    single_fetches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def refresh_active_jobs(provider: str) -> RefreshReport:
+    """Bring every active job of `provider` up to date. Provider failures are reported, never raised."""
+    report = RefreshReport(provider=provider)
+    active = wiring.job_store().active(provider)
+    report.active = len(active)
+    if not active:
+        return report
+    client = provider_client(provider)
+    unseen = {job.job_id: job for job in active}
+    walked = {kind for kind in sorted({job.kind for job in active}) if _walk_list(client, kind, unseen, report)}
+    # Where a list could not be read, its jobs wait for the next tick rather than cost a request each.
+    missing = [job for job in unseen.values() if job.kind in walked]
+    _fetch_one_by_one(client, missing[:MAX_SINGLE_FETCHES], report)
+    return report
+
+
+def _walk_list(client: ProviderClient, kind: str, unseen: dict[str, Job], report: RefreshReport) -> bool:
+    """Read `kind` pages newest first until every active job of that kind was seen or the list is older.
+
+    False when the provider failed part-way.
+    """
+    page_handle: str | None = None
+    while _oldest_unseen(unseen, kind) is not None:
+        try:
+            page = client.list_page(kind, page_handle)
+        except ProviderError as exc:
+            _failed(report, f"{kind} list: {exc}")
+            return False
+        report.list_requests += 1
+        for observation in page.jobs:
+            job = unseen.pop(observation.job_id, None)
+            if job is not None:
+                _refresh_one(client, job, observation, report)
+        oldest_unseen = _oldest_unseen(unseen, kind)
+        if not page.next_page or not page.jobs or oldest_unseen is None:
+            return True
+        if sortable(page.jobs[-1].created_at) < oldest_unseen:
+            return True  # the list is past every job we wait for: they are not in it
+        page_handle = page.next_page
+    return True
+
+
+def _oldest_unseen(unseen: dict[str, Job], kind: str) -> str | None:
+    stamps = [sortable(job.created_at) for job in unseen.values() if job.kind == kind]
+    return min(stamps) if stamps else None
+
+
+def _refresh_one(client: ProviderClient, job: Job, observation: JobObservation, report: RefreshReport) -> None:
+    if apply_observation(job, observation, wiring.pricing()) is None:
+        return  # nothing new: no fetch, no write
+    if observation.status is not None and observation.status.is_terminal:
+        observation = _final_state(client, job, observation, report)
+    _record(job, observation, report)
+
+
+def _final_state(client: ProviderClient, job: Job, listed: JobObservation, report: RefreshReport) -> JobObservation:
+    """The ended job fetched on its own: lists omit the logs we must keep."""
+    try:
+        report.single_fetches += 1
+        return client.get_job(job.job_id, job.kind)
+    except ProviderError as exc:
+        _failed(report, f"{job.job_id}: {exc}")
+        return listed
+
+
+def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshReport) -> None:
+    for job in jobs:
+        try:
+            report.single_fetches += 1
+            observation = client.get_job(job.job_id, job.kind)
+        except ProviderNotFound:
+            logger.warning("active job unknown to its provider", extra={"job_id": job.job_id})
+            continue
+        except ProviderRateLimited as exc:
+            _failed(report, f"{job.job_id}: {exc}")
+            return  # asking again now only makes the throttling longer
+        except ProviderError as exc:
+            _failed(report, f"{job.job_id}: {exc}")
+            continue
+        if apply_observation(job, observation, wiring.pricing()) is not None:
+            _record(job, observation, report)
+
+
+def _record(job: Job, observation: JobObservation, report: RefreshReport) -> None:
+    try:
+        if record_observation(observation, current=job).changed:
+            report.updated += 1
+    except Exception as exc:  # noqa: BLE001 - one failing job never stops the others
+        logger.exception("could not store a refreshed job", extra={"job_id": job.job_id})
+        report.errors.append(f"{job.job_id}: {type(exc).__name__}")
+
+
+def _failed(report: RefreshReport, message: str) -> None:
+    count("ProviderErrors")
+    logger.warning("provider call failed during refresh", extra={"provider": report.provider, "error": message})
+    report.errors.append(message)

@@ -1,0 +1,149 @@
+"""WebSocket connections, and the per-source-IP slots that cap them.
+
+A slot is a string set of the connection ids open from one IP, changed in the
+same transaction as the connection row, so the cap holds under concurrent
+connects and a closed connection frees its place exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from jobsync.store import dynamo
+
+CHANNEL = "jobs"
+# API Gateway closes a WebSocket after two hours at most; the TTL sweeps rows whose $disconnect never came.
+_MAX_CONNECTION_SECONDS = 2 * 3600
+
+
+@dataclass(frozen=True)
+class Connection:
+    connection_id: str
+    source_ip: str
+
+
+class ConnectionStore:
+    def __init__(self, connections_table: str, state_table: str) -> None:
+        self._table_name = connections_table
+        self._state_table_name = state_table
+
+    def open(self, connection_id: str, source_ip: str, limit: int) -> bool:
+        """Record a new connection; False (and nothing stored) when `source_ip` has `limit` open already."""
+        if self._try_open(connection_id, source_ip, limit):
+            return True
+        # The slot may still hold connections whose $disconnect never came: free those and try once more.
+        return self._prune_slot(source_ip) and self._try_open(connection_id, source_ip, limit)
+
+    def _try_open(self, connection_id: str, source_ip: str, limit: int) -> bool:
+        now = int(time.time())
+        slot = {
+            "TableName": self._state_table_name,
+            "Key": {"pk": _slot_key(source_ip)},
+            "UpdateExpression": "ADD connection_ids :this",
+            "ConditionExpression": "attribute_not_exists(connection_ids) OR size(connection_ids) < :limit",
+            "ExpressionAttributeValues": {":this": {connection_id}, ":limit": limit},
+        }
+        row = {
+            "TableName": self._table_name,
+            "Item": {
+                "connection_id": connection_id,
+                "source_ip": source_ip,
+                "channel": CHANNEL,
+                "connected_at": now,
+                "expires_at": now + _MAX_CONNECTION_SECONDS,
+            },
+            "ConditionExpression": "attribute_not_exists(connection_id)",
+        }
+        return self._transact([{"Update": slot}, {"Put": row}])
+
+    def _prune_slot(self, source_ip: str) -> bool:
+        """Drop slot members with no live connection row; True when any was dropped."""
+        try:
+            slot = dynamo.table(self._state_table_name).get_item(
+                Key={"pk": _slot_key(source_ip)}, ConsistentRead=True
+            ).get("Item") or {}
+            now = int(time.time())
+            stale = {
+                member
+                for member in slot.get("connection_ids", set())
+                if not self._alive(member, now)
+            }
+            if stale:
+                dynamo.table(self._state_table_name).update_item(
+                    Key={"pk": _slot_key(source_ip)},
+                    UpdateExpression="DELETE connection_ids :stale",
+                    ExpressionAttributeValues={":stale": stale},
+                )
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+        return bool(stale)
+
+    def _alive(self, connection_id: str, now: int) -> bool:
+        item = dynamo.table(self._table_name).get_item(Key={"connection_id": connection_id}, ConsistentRead=True).get("Item")
+        # DynamoDB's TTL deletes late, so an expired row counts as gone already.
+        return bool(item) and int(item.get("expires_at", now + 1)) > now
+
+    def _transact(self, actions: list[dict[str, Any]]) -> bool:
+        try:
+            dynamo.client().transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            if "ConditionalCheckFailed" in dynamo.cancellation_reasons(exc):
+                return False
+            raise dynamo.unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise dynamo.unavailable(exc) from exc
+        return True
+
+    def close(self, connection_id: str) -> bool:
+        """Forget a connection and free its slot; False when it was already gone (so a slot is freed once)."""
+        try:
+            item = dynamo.table(self._table_name).get_item(
+                Key={"connection_id": connection_id}, ConsistentRead=True
+            ).get("Item")
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+        if not item:
+            return False
+        return self._release(Connection(connection_id, item["source_ip"]))
+
+    def _release(self, connection: Connection) -> bool:
+        delete = {
+            "TableName": self._table_name,
+            "Key": {"connection_id": connection.connection_id},
+            "ConditionExpression": "attribute_exists(connection_id)",
+        }
+        slot = {
+            "TableName": self._state_table_name,
+            "Key": {"pk": _slot_key(connection.source_ip)},
+            "UpdateExpression": "DELETE connection_ids :this",
+            "ExpressionAttributeValues": {":this": {connection.connection_id}},
+        }
+        return self._transact([{"Delete": delete}, {"Update": slot}])
+
+    def remove(self, connection: Connection) -> bool:
+        return self._release(connection)
+
+    def all(self) -> Iterator[Connection]:
+        """Every open connection, page by page (never a Scan)."""
+        query: dict[str, Any] = {"IndexName": "by_channel", "KeyConditionExpression": Key("channel").eq(CHANNEL)}
+        table = dynamo.table(self._table_name)
+        while True:
+            try:
+                answer = table.query(**query)
+            except (BotoCoreError, ClientError) as exc:
+                raise dynamo.unavailable(exc) from exc
+            for item in answer.get("Items", []):
+                yield Connection(item["connection_id"], item["source_ip"])
+            if not answer.get("LastEvaluatedKey"):
+                return
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def _slot_key(source_ip: str) -> str:
+    return f"ip#{source_ip}"

@@ -1,0 +1,259 @@
+"""Jobs in DynamoDB: read by key, page through an index per filter, write conditionally.
+
+Every write is conditional on the version read, so two writers never lose an
+update, and it moves the metric counters in the same transaction, so the
+counters are exact without ever scanning the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from jobsync.domain.errors import InvalidInput
+from jobsync.domain.job import Job
+from jobsync.domain.status import ACTIVE_STATUSES, JobStatus
+from jobsync.domain.timestamps import sortable
+from jobsync.store import dynamo
+
+ALL_JOBS = "job"
+METRICS_KEY = "metrics#jobs"
+_BATCH_GET_LIMIT = 100
+
+
+class ConcurrentUpdate(Exception):
+    """Someone else changed the job since it was read: read it again and retry."""
+
+
+@dataclass(frozen=True)
+class _Index:
+    name: str
+    hash_attribute: str
+
+    @property
+    def key_attributes(self) -> frozenset[str]:
+        return frozenset({"job_id", self.hash_attribute, "created_sort"})
+
+
+BY_CREATED = _Index("by_created", "all_jobs")
+BY_STATUS = _Index("by_status", "status")
+BY_PROVIDER = _Index("by_provider", "provider")
+BY_PROVIDER_STATUS = _Index("by_provider_status", "provider_status_key")
+_INDEXES = {index.name: index for index in (BY_CREATED, BY_STATUS, BY_PROVIDER, BY_PROVIDER_STATUS)}
+
+
+@dataclass(frozen=True)
+class JobCounters:
+    by_status: dict[str, int]
+    total_cost_usd: float
+
+
+def _index_for(provider: str | None, status: JobStatus | None) -> tuple[_Index, str]:
+    if provider and status:
+        return BY_PROVIDER_STATUS, f"{provider}#{status.value}"
+    if status:
+        return BY_STATUS, status.value
+    if provider:
+        return BY_PROVIDER, provider
+    return BY_CREATED, ALL_JOBS
+
+
+def _item(job: Job) -> dict[str, Any]:
+    item = dynamo.to_dynamo(job.to_record())
+    item["all_jobs"] = ALL_JOBS
+    # Fixed-width UTC so that mixed provider precisions sort as time; the id breaks ties.
+    item["created_sort"] = f"{sortable(job.created_at)}#{job.job_id}"
+    item["provider_status_key"] = f"{job.provider}#{job.status.value}"
+    return item
+
+
+def _job(item: dict[str, Any]) -> Job:
+    return Job.from_record(dynamo.from_dynamo(item))
+
+
+def encode_cursor(index: _Index, item: dict[str, Any]) -> str:
+    key = {attribute: item[attribute] for attribute in index.key_attributes}
+    raw = json.dumps({"i": index.name, "k": key}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, index: _Index) -> dict[str, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        key = decoded["k"]
+        valid = (
+            decoded["i"] == index.name
+            and isinstance(key, dict)
+            and set(key) == index.key_attributes
+            and all(isinstance(value, str) for value in key.values())
+        )
+    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        valid = False
+    if not valid:
+        raise InvalidInput("cursor is not one this list handed out for these filters")
+    return key
+
+
+class JobStore:
+    def __init__(self, jobs_table: str, state_table: str) -> None:
+        self._jobs_table_name = jobs_table
+        self._state_table_name = state_table
+
+    @property
+    def _table(self) -> Any:
+        return dynamo.table(self._jobs_table_name)
+
+    def get(self, job_id: str) -> Job | None:
+        try:
+            item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+        return _job(item) if item else None
+
+    def get_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
+        """The stored jobs among `job_ids` (one BatchGetItem per 100 ids)."""
+        unique = list(dict.fromkeys(job_ids))
+        found: dict[str, Job] = {}
+        for start in range(0, len(unique), _BATCH_GET_LIMIT):
+            chunk = unique[start : start + _BATCH_GET_LIMIT]
+            for item in self._batch_get(chunk):
+                job = _job(item)
+                found[job.job_id] = job
+        return found
+
+    def _batch_get(self, job_ids: list[str]) -> Iterator[dict[str, Any]]:
+        request = {self._jobs_table_name: {"Keys": [{"job_id": job_id} for job_id in job_ids], "ConsistentRead": True}}
+        while request:
+            try:
+                answer = dynamo.resource().batch_get_item(RequestItems=request)
+            except (BotoCoreError, ClientError) as exc:
+                raise dynamo.unavailable(exc) from exc
+            yield from answer.get("Responses", {}).get(self._jobs_table_name, [])
+            request = answer.get("UnprocessedKeys") or {}
+
+    def page(
+        self, *, limit: int, provider: str | None = None, status: JobStatus | None = None, cursor: str | None = None
+    ) -> tuple[list[Job], str | None]:
+        """One page, newest first. Reads at most limit + 1 items: the extra one only says whether more exist."""
+        index, hash_value = _index_for(provider, status)
+        query: dict[str, Any] = {
+            "IndexName": index.name,
+            "KeyConditionExpression": Key(index.hash_attribute).eq(hash_value),
+            "ScanIndexForward": False,
+            "Limit": limit + 1,
+        }
+        if cursor:
+            start = decode_cursor(cursor, index)
+            if start[index.hash_attribute] != hash_value:
+                raise InvalidInput("cursor is not one this list handed out for these filters")
+            query["ExclusiveStartKey"] = start
+        items = self._query(query, want=limit + 1)
+        if len(items) <= limit:
+            return [_job(item) for item in items], None
+        return [_job(item) for item in items[:limit]], encode_cursor(index, items[limit - 1])
+
+    def _query(self, query: dict[str, Any], want: int | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        while True:
+            try:
+                answer = self._table.query(**query)
+            except (BotoCoreError, ClientError) as exc:
+                raise dynamo.unavailable(exc) from exc
+            items.extend(answer.get("Items", []))
+            last = answer.get("LastEvaluatedKey")
+            if not last or (want is not None and len(items) >= want):
+                return items
+            query = {**query, "ExclusiveStartKey": last}
+            if want is not None:
+                query["Limit"] = want - len(items)
+
+    def active(self, provider: str) -> list[Job]:
+        """Every active job of `provider`, however old: one index query per active status."""
+        jobs: list[Job] = []
+        for status in ACTIVE_STATUSES:
+            query = {
+                "IndexName": BY_PROVIDER_STATUS.name,
+                "KeyConditionExpression": Key(BY_PROVIDER_STATUS.hash_attribute).eq(f"{provider}#{status.value}"),
+            }
+            jobs.extend(_job(item) for item in self._query(query))
+        return jobs
+
+    def save(self, job: Job, previous: Job | None) -> Job:
+        """Store `job` if the stored copy is still `previous`; returns the stored job (new version)."""
+        stored = replace(job, version=(previous.version if previous else 0) + 1)
+        put: dict[str, Any] = {"TableName": self._jobs_table_name, "Item": _item(stored)}
+        if previous is None:
+            put["ConditionExpression"] = "attribute_not_exists(job_id)"
+        else:
+            put["ConditionExpression"] = "version = :read_version"
+            put["ExpressionAttributeValues"] = {":read_version": previous.version}
+        actions = [{"Put": put}]
+        counter_update = self._counter_update(stored, previous)
+        if counter_update:
+            actions.append({"Update": counter_update})
+        self._transact(actions)
+        return stored
+
+    def _counter_update(self, job: Job, previous: Job | None) -> dict[str, Any] | None:
+        deltas: dict[str, Any] = {}
+        old_status = previous.status if previous else None
+        if job.status != old_status:
+            deltas[f"jobs_{job.status.value}"] = 1
+            if old_status is not None:
+                deltas[f"jobs_{old_status.value}"] = -1
+        previous_cost = previous.cost_usd if previous and previous.cost_usd else 0
+        cost_delta = Decimal(str(job.cost_usd or 0)) - Decimal(str(previous_cost))
+        if cost_delta:
+            deltas["total_cost_usd"] = cost_delta
+        if not deltas:
+            return None
+        names = {f"#c{number}": name for number, name in enumerate(deltas)}
+        values = {f":d{number}": delta for number, delta in enumerate(deltas.values())}
+        expression = "ADD " + ", ".join(f"#c{number} :d{number}" for number in range(len(deltas)))
+        return {
+            "TableName": self._state_table_name,
+            "Key": {"pk": METRICS_KEY},
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _transact(self, actions: list[dict[str, Any]]) -> None:
+        try:
+            if len(actions) == 1:
+                self._single_put(actions[0]["Put"])
+            else:
+                dynamo.client().transact_write_items(TransactItems=actions)
+        except ClientError as exc:
+            code = dynamo.error_code(exc)
+            reasons = dynamo.cancellation_reasons(exc)
+            if code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons:
+                raise ConcurrentUpdate() from exc
+            if code == "TransactionCanceledException" and "TransactionConflict" in reasons:
+                raise ConcurrentUpdate() from exc
+            raise dynamo.unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise dynamo.unavailable(exc) from exc
+
+    def _single_put(self, put: dict[str, Any]) -> None:
+        arguments = {key: value for key, value in put.items() if key != "TableName"}
+        self._table.put_item(**arguments)
+
+    def counters(self) -> JobCounters:
+        try:
+            item = dynamo.table(self._state_table_name).get_item(Key={"pk": METRICS_KEY}).get("Item") or {}
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+        by_status = {
+            status.value: int(item.get(f"jobs_{status.value}", 0)) for status in JobStatus
+        }
+        return JobCounters(by_status=by_status, total_cost_usd=float(item.get("total_cost_usd", 0)))

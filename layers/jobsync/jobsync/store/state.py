@@ -1,0 +1,106 @@
+"""Small records in the state table: the polling preference, webhook receipts, log tails."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from jobsync.store import dynamo
+
+POLLING_PREFERENCE_KEY = "settings#polling"
+_RECEIPT_DAYS = 7
+_LOG_TAIL_DAYS = 90
+_DAY = 86_400
+
+
+@dataclass(frozen=True)
+class LogTail:
+    text: str
+    fetched_at: float
+
+
+class StateStore:
+    def __init__(self, state_table: str) -> None:
+        self._table_name = state_table
+
+    @property
+    def _table(self) -> Any:
+        return dynamo.table(self._table_name)
+
+    def _get(self, pk: str) -> dict[str, Any] | None:
+        try:
+            return self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+
+    def _put(self, item: dict[str, Any]) -> None:
+        try:
+            self._table.put_item(Item=dynamo.to_dynamo(item))
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+
+    # ---- polling preference ------------------------------------------------
+
+    def polling_preference(self) -> bool | None:
+        item = self._get(POLLING_PREFERENCE_KEY) or {}
+        enabled = item.get("enabled")
+        return enabled if isinstance(enabled, bool) else None
+
+    def set_polling_preference(self, enabled: bool | None) -> None:
+        self._put({"pk": POLLING_PREFERENCE_KEY, "enabled": enabled, "updated_at": int(time.time())})
+
+    # ---- webhook receipts (de-duplication by webhook-id) -------------------
+
+    def webhook_seen(self, webhook_id: str) -> bool:
+        return self._get(f"webhook#{webhook_id}") is not None
+
+    def record_webhook(self, webhook_id: str, job_id: str | None) -> None:
+        now = int(time.time())
+        self._put({"pk": f"webhook#{webhook_id}", "job_id": job_id, "received_at": now, "expires_at": now + _RECEIPT_DAYS * _DAY})
+
+    # ---- log tails (the provider deletes logs an hour after a job ends) ----
+
+    def log_tail(self, job_id: str) -> LogTail | None:
+        item = self._get(f"logs#{job_id}")
+        if not item or "text" not in item:
+            return None
+        return LogTail(text=item["text"], fetched_at=float(item.get("fetched_at", 0)))
+
+    def save_log_tail(self, job_id: str, text: str, fetched_at: float) -> None:
+        try:
+            self._table.update_item(
+                Key={"pk": f"logs#{job_id}"},
+                UpdateExpression="SET #text = :text, fetched_at = :fetched, expires_at = :expires",
+                ExpressionAttributeNames={"#text": "text"},
+                ExpressionAttributeValues={
+                    ":text": text,
+                    ":fetched": dynamo.to_dynamo(fetched_at),
+                    ":expires": int(fetched_at) + _LOG_TAIL_DAYS * _DAY,
+                },
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise dynamo.unavailable(exc) from exc
+
+    def claim_log_refresh(self, job_id: str, now: float, min_interval: float) -> bool:
+        """True for exactly one caller per job and interval: the one that may ask the provider.
+
+        Every Lambda instance shares this claim, so fifty dashboards polling the
+        same job cost one provider request per interval, not fifty.
+        """
+        try:
+            self._table.update_item(
+                Key={"pk": f"logs#{job_id}"},
+                UpdateExpression="SET claimed_at = :now",
+                ConditionExpression="attribute_not_exists(claimed_at) OR claimed_at <= :stale",
+                ExpressionAttributeValues={":now": dynamo.to_dynamo(now), ":stale": dynamo.to_dynamo(now - min_interval)},
+            )
+        except ClientError as exc:
+            if dynamo.error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise dynamo.unavailable(exc) from exc
+        except BotoCoreError as exc:
+            raise dynamo.unavailable(exc) from exc
+        return True

@@ -1,0 +1,46 @@
+"""Builds the stores and helpers from the settings, once per process (a Lambda instance)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from jobsync.config import get_settings
+from jobsync.domain.cost import HardwarePricing
+from jobsync.store.connections import ConnectionStore
+from jobsync.store.jobs import JobStore
+from jobsync.store.state import StateStore
+
+
+@lru_cache(maxsize=1)
+def job_store() -> JobStore:
+    settings = get_settings()
+    return JobStore(settings.jobs_table, settings.state_table)
+
+
+@lru_cache(maxsize=1)
+def state_store() -> StateStore:
+    return StateStore(get_settings().state_table)
+
+
+@lru_cache(maxsize=1)
+def connection_store() -> ConnectionStore:
+    settings = get_settings()
+    return ConnectionStore(settings.connections_table, settings.state_table)
+
+
+@lru_cache(maxsize=1)
+def pricing() -> HardwarePricing:
+    settings = get_settings()
+    return HardwarePricing(hardware_by_model=dict(settings.hardware_by_model), default_sku=settings.default_hardware)
+
+
+def reset() -> None:
+    """Forget everything built from the environment (tests and the local stack change it)."""
+    from jobsync.providers import registry
+    from jobsync.push import websocket
+    from jobsync.store import dynamo
+
+    for cached in (job_store, state_store, connection_store, pricing, get_settings, dynamo.resource):
+        cached.cache_clear()
+    registry.provider_client.cache_clear()
+    websocket.pusher.cache_clear()

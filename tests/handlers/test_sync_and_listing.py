@@ -1,0 +1,160 @@
+"""POST /api/cloud/jobs/sync and GET /api/cloud/jobs[/{id}] through real HTTP API events."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobsync.api.routes import ROUTES
+from tests.fakes.replicate import replicate_job
+
+
+def stamp(n: int) -> str:
+    """Distinct creation times: a larger n is newer."""
+    return f"2026-11-{1 + n // 1440:02d}T{(n // 60) % 24:02d}:{n % 60:02d}:00.000000Z"
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.authenticated], ids=lambda r: r.key)
+def test_every_protected_route_answers_401_without_a_valid_token(api, route):
+    status, body = api.call(route.function, authenticated=False)
+    assert status == 401
+    assert body["error"] == "unauthorized" and "Bearer" in body["message"]
+
+
+def test_health_needs_no_token(api):
+    assert api.call("health", authenticated=False) == (200, {"status": "ok"})
+
+
+def test_first_sync_imports_every_page_of_both_lists(api, replicate):
+    for n in range(230):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n), predict_time=10.0))
+    for n in range(3):
+        replicate.add(replicate_job("processing", created_at=stamp(300 + n)), kind="training")
+
+    status, body = api.call("sync_jobs")
+
+    assert status == 200
+    assert body == {"synced": 233, "updated": 0, "message": "Discovered 233 new jobs from Replicate"}
+    assert replicate.count("GET", "/predictions") == 3  # 100 + 100 + 30
+    status, listed = api.call("list_jobs", query={"limit": "500"})
+    assert len(listed["jobs"]) == 233
+
+
+def test_sync_stops_at_a_page_of_jobs_already_stored_as_terminal(api, replicate):
+    for n in range(250):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    api.call("sync_jobs")
+    replicate.requests.clear()
+    new = replicate.add(replicate_job("starting", created_at=stamp(999)))
+
+    status, body = api.call("sync_jobs")
+
+    assert body["synced"] == 1 and body["message"] == "Discovered 1 new job from Replicate"
+    # Page one holds the new job, so page two (all stored and ended) is read, and nothing older.
+    assert replicate.count("GET", "/predictions") == 2
+    assert api.call("get_job", path={"job_id": new["id"]})[1]["job"]["status"] == "queued"
+
+
+def test_sync_counts_updates_honestly_and_keeps_the_final_logs(api, replicate):
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    replicate.add(replicate_job("succeeded", created_at=stamp(0)))
+    assert api.call("sync_jobs")[1]["synced"] == 2
+    replicate.update(job["id"], status="succeeded", completed_at=stamp(5), metrics={"predict_time": 100.0},
+                     logs="Step 1000/1000 - loss: 0.01\nSaving checkpoint to /out")
+
+    status, body = api.call("sync_jobs")
+
+    assert (body["synced"], body["updated"]) == (0, 1)
+    stored = api.call("get_job", path={"job_id": job["id"]})[1]["job"]
+    assert stored["status"] == "completed" and stored["cost_usd"] == pytest.approx(0.1525)
+    assert replicate.requests[("GET", f"/predictions/{job['id']}")] == 1  # fetched on its own once, for the logs
+    from jobsync import wiring
+
+    assert "Saving checkpoint" in wiring.state_store().log_tail(job["id"]).text
+
+
+def test_sync_respects_the_cap_per_list(api, replicate, monkeypatch):
+    monkeypatch.setenv("JOBSYNC_SYNC_CAP", "150")
+    from jobsync import wiring
+
+    wiring.reset()
+    for n in range(400):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    assert api.call("sync_jobs")[1]["synced"] == 150
+    assert replicate.count("GET", "/predictions") == 2
+
+
+def test_sync_maps_every_replicate_status(api, replicate):
+    expected = {"starting": "queued", "processing": "running", "succeeded": "completed", "failed": "failed",
+                "canceled": "cancelled", "aborted": "cancelled"}
+    ids = {replicate.add(replicate_job(status, created_at=stamp(n)))["id"]: status for n, status in enumerate(expected)}
+    api.call("sync_jobs")
+    for job_id, provider_status in ids.items():
+        assert api.call("get_job", path={"job_id": job_id})[1]["job"]["status"] == expected[provider_status]
+
+
+def test_sync_never_returns_secrets_from_the_providers_input(api, replicate):
+    replicate.add(replicate_job("succeeded"))
+    api.call("sync_jobs")
+    listed = api.call("list_jobs")[1]
+    assert "hf_secret_should_never_leak" not in repr(listed)
+
+
+def test_sync_provider_failure_is_a_502_with_the_contract_error_shape(api, replicate):
+    replicate.fail_next("GET", "/trainings", 500, 500, 500, 500, 500, 500)
+    status, body = api.call("sync_jobs")
+    assert status == 502 and body["error"] == "provider_error"
+
+
+def test_sync_retries_a_throttled_list(api, replicate):
+    replicate.add(replicate_job("succeeded"))
+    replicate.fail_next("GET", "/predictions", 429)
+    assert api.call("sync_jobs") [1]["synced"] == 1
+
+
+def test_list_is_newest_first_and_pages_with_a_cursor(api, replicate):
+    for n in range(7):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n), job_id=f"job-{n}"))
+    api.call("sync_jobs")
+
+    seen, cursor = [], None
+    for _ in range(5):
+        query = {"limit": "3", **({"cursor": cursor} if cursor else {})}
+        status, page = api.call("list_jobs", query=query)
+        assert status == 200
+        seen += [job["job_id"] for job in page["jobs"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"job-{n}" for n in reversed(range(7))]
+
+
+def test_list_filters_by_status_and_provider(api, replicate):
+    replicate.add(replicate_job("succeeded", created_at=stamp(1)))
+    running = replicate.add(replicate_job("processing", created_at=stamp(2)))
+    api.call("sync_jobs")
+    jobs = api.call("list_jobs", query={"status": "running", "provider": "replicate"})[1]["jobs"]
+    assert [job["job_id"] for job in jobs] == [running["id"]]
+    assert api.call("list_jobs", query={"status": "completed"})[1]["jobs"][0]["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [{"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"status": "done"}, {"sync_active": "maybe"},
+     {"cursor": "not-a-cursor"}, {"provider": "modal"}],
+)
+def test_list_rejects_bad_input_with_400(api, query):
+    status, body = api.call("list_jobs", query=query)
+    assert status == 400 and body["error"] == "invalid_input" and body["message"]
+
+
+def test_a_cursor_from_one_filter_is_refused_for_another(api, replicate):
+    for n in range(3):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    api.call("sync_jobs")
+    cursor = api.call("list_jobs", query={"limit": "1"})[1]["next_cursor"]
+    assert api.call("list_jobs", query={"limit": "1", "status": "completed", "cursor": cursor})[0] == 400
+
+
+def test_get_unknown_job_is_404(api):
+    status, body = api.call("get_job", path={"job_id": "nope"})
+    assert status == 404 and body["error"] == "job_not_found"

@@ -1,0 +1,795 @@
+// jobsync dashboard: a plain ES module, no build step, no external resources.
+// Every value that comes from the API reaches the DOM through textContent,
+// Text nodes or setAttribute, never through innerHTML.
+
+const STATUSES = ['pending', 'uploading', 'queued', 'running', 'completed', 'failed', 'cancelled'];
+const PAGE_SIZE = 50;
+const MAX_LIMIT = 500;
+const TOKEN_KEY = 'jobsync.apiToken';
+const RELOAD_DEBOUNCE_MS = 300;
+const RELOAD_MAX_WAIT_MS = 2000;
+const TOAST_MS = 6000;
+const HIGHLIGHT_MS = 2400;
+const WS_BASE_DELAY_MS = 1000;
+const WS_MAX_DELAY_MS = 30000;
+
+const pageParams = new URLSearchParams(window.location.search);
+
+// Intervals can be shortened for tests (`?poll_ms=200` or window.JOBSYNC_POLL_MS);
+// the defaults are the product's: 5 s inline progress, 30 s fallback refresh.
+function intervalSetting(queryName, globalName, fallback) {
+  const candidates = [pageParams.get(queryName), window[globalName]];
+  for (const raw of candidates) {
+    const value = Number(raw);
+    if (raw != null && raw !== '' && Number.isFinite(value) && value >= 50) return Math.round(value);
+  }
+  return fallback;
+}
+
+const POLL_MS = intervalSetting('poll_ms', 'JOBSYNC_POLL_MS', 5000);
+const REFRESH_MS = intervalSetting('refresh_ms', 'JOBSYNC_REFRESH_MS', 30000);
+
+const API_BASE = (() => {
+  const meta = document.querySelector('meta[name="jobsync-api-base"]');
+  const configured = meta && meta.content ? meta.content.trim() : '';
+  return (configured || window.location.origin).replace(/\/+$/, '');
+})();
+
+// ---------------------------------------------------------------- DOM refs
+
+const $ = (selector) => document.querySelector(selector);
+const dom = {
+  tokenPanel: $('#token-panel'),
+  tokenForm: $('#token-form'),
+  tokenInput: $('#token-input'),
+  tokenMessage: $('#token-message'),
+  tokenToggle: $('#token-toggle'),
+  connection: $('[data-testid="connection-state"]'),
+  connectionText: $('.connection__text'),
+  syncButton: $('#sync-button'),
+  syncSpinner: $('[data-testid="sync-spinner"]'),
+  syncLabel: $('.sync-button__label'),
+  toast: $('#toast'),
+  jobsBody: $('#jobs-body'),
+  jobsStatus: $('#jobs-status'),
+  loadMore: $('#load-more'),
+  metricsTotal: $('[data-testid="metrics-total"]'),
+  metricsActive: $('[data-testid="metrics-active"]'),
+  metricsCost: $('[data-testid="metrics-cost"]'),
+  statusCounts: $('#status-counts'),
+};
+
+// ---------------------------------------------------------------- state
+
+const state = {
+  token: null,
+  authFailed: false,
+  jobs: [],
+  nextCursor: null,
+  listSeq: 0,
+  listLoaded: false,
+  loadingMore: false,
+  metricsSeq: 0,
+  syncing: false,
+  progress: new Map(), // job_id -> last inline-progress answer
+  pollers: new Map(), // job_id -> { timer, controller, stopped }
+  highlight: new Set(), // job ids to flash after the next render
+};
+
+// ---------------------------------------------------------------- helpers
+
+function el(tag, attrs = {}, children = []) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs)) {
+    if (value == null || value === false) continue;
+    if (name === 'class') node.className = value;
+    else if (name === 'text') node.textContent = String(value);
+    else node.setAttribute(name, value === true ? '' : String(value));
+  }
+  for (const child of [].concat(children)) {
+    if (child != null && child !== false) node.append(child); // strings become Text nodes
+  }
+  return node;
+}
+
+function parseTimestamp(value) {
+  if (typeof value !== 'string' || !value) return null;
+  // The API's timestamps are UTC; treat a bare date-time without an offset as UTC too.
+  const hasZone = /(?:[zZ]|[+-]\d{2}:?\d{2})$/.test(value);
+  const date = new Date(hasZone || !value.includes('T') ? value : `${value}Z`);
+  return Number.isNaN(date.getTime()) ? null : date;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const intFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+
+function formatInt(value) {
+  const n = Number(value);
+  return value == null || !Number.isFinite(n) ? '—' : intFormat.format(n);
+}
+
+function formatCost(value) {
+  const n = Number(value);
+  return value == null || !Number.isFinite(n) ? '—' : `$${n.toFixed(4)}`;
+}
+
+function formatDuration(value) {
+  const n = Number(value);
+  if (value == null || !Number.isFinite(n)) return '—';
+  const total = Math.max(0, Math.round(n));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = total % 60;
+  const pad = (x) => String(x).padStart(2, '0');
+  if (h > 0) return `${h}h ${pad(m)}m ${pad(s)}s`;
+  if (m > 0) return `${m}m ${pad(s)}s`;
+  return `${s}s`;
+}
+
+function shortId(id) {
+  return id.length > 12 ? `${id.slice(0, 10)}…` : id;
+}
+
+function safeHttpUrl(value) {
+  if (typeof value !== 'string') return null;
+  try {
+    const url = new URL(value);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+function plural(n, one, many) {
+  return n === 1 ? one : many;
+}
+
+// ---------------------------------------------------------------- token
+
+function readStoredToken() {
+  try {
+    return window.localStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function storeToken(token) {
+  state.token = token;
+  try {
+    window.localStorage.setItem(TOKEN_KEY, token);
+  } catch {
+    // Storage may be unavailable (private mode); the token still lives for this page.
+  }
+}
+
+// The local stack opens `/#token=<token>`: keep the token, then drop it from the address bar.
+function takeTokenFromFragment() {
+  const hash = window.location.hash.replace(/^#/, '');
+  if (!hash) return;
+  const fragment = new URLSearchParams(hash);
+  if (!fragment.has('token')) return;
+  const token = (fragment.get('token') || '').trim();
+  fragment.delete('token');
+  if (token) storeToken(token);
+  const rest = fragment.toString();
+  const url = window.location.pathname + window.location.search + (rest ? `#${rest}` : '');
+  window.history.replaceState(window.history.state, '', url);
+}
+
+function showTokenPanel(message, { focus = false } = {}) {
+  dom.tokenMessage.textContent = message;
+  dom.tokenPanel.hidden = false;
+  dom.tokenToggle.setAttribute('aria-expanded', 'true');
+  if (focus) dom.tokenInput.focus();
+}
+
+function hideTokenPanel() {
+  dom.tokenPanel.hidden = true;
+  dom.tokenToggle.setAttribute('aria-expanded', 'false');
+}
+
+// ---------------------------------------------------------------- API
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+async function api(path, { method = 'GET', query = null, signal } = {}) {
+  const url = new URL(API_BASE + path);
+  if (query) {
+    for (const [key, value] of Object.entries(query)) {
+      if (value != null) url.searchParams.set(key, String(value));
+    }
+  }
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers: { Accept: 'application/json', Authorization: `Bearer ${state.token || ''}` },
+      cache: 'no-store',
+      signal,
+    });
+  } catch (err) {
+    if (err && err.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network', 'Could not reach the jobsync API.');
+  }
+  const text = await response.text();
+  let body = null;
+  if (text) {
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null;
+    }
+  }
+  if (!response.ok) {
+    const message =
+      body && typeof body.message === 'string' && body.message
+        ? body.message
+        : `The API answered ${response.status} ${response.statusText}`.trim();
+    const error = new ApiError(response.status, body && body.error ? String(body.error) : 'http_error', message);
+    if (response.status === 401) onUnauthorized();
+    throw error;
+  }
+  return body && typeof body === 'object' ? body : {};
+}
+
+function onUnauthorized() {
+  if (state.authFailed) return;
+  state.authFailed = true;
+  stopAllPollers();
+  stopLive();
+  setConnection('offline', 'Live updates paused until a valid token is saved');
+  showTokenPanel('The API rejected the token (401 Unauthorized). Enter a valid token to continue.');
+  if (!state.listLoaded) setListStatus('Enter a valid API token to load jobs.');
+}
+
+// ---------------------------------------------------------------- job list
+
+function setListStatus(text) {
+  dom.jobsStatus.textContent = text;
+}
+
+function sortNewestFirst(jobs) {
+  const key = (job) => {
+    const date = parseTimestamp(job.created_at);
+    return date ? date.getTime() : -Infinity;
+  };
+  // Array.prototype.sort is stable: ties keep the server's order.
+  return jobs.slice().sort((a, b) => key(b) - key(a));
+}
+
+async function loadJobs({ syncActive = false } = {}) {
+  if (!state.token || state.authFailed) return;
+  const seq = ++state.listSeq;
+  const limit = Math.min(MAX_LIMIT, Math.max(PAGE_SIZE, state.jobs.length));
+  if (!state.listLoaded) setListStatus('Loading jobs…');
+  try {
+    const data = await api('/api/cloud/jobs', {
+      query: { limit, sync_active: syncActive ? 'true' : null },
+    });
+    if (seq !== state.listSeq) return;
+    state.jobs = sortNewestFirst(Array.isArray(data.jobs) ? data.jobs : []);
+    state.nextCursor = data.next_cursor || null;
+    state.listLoaded = true;
+    renderJobs();
+  } catch (err) {
+    if (seq !== state.listSeq || err.status === 401) return;
+    setListStatus(`Could not load jobs: ${err.message}`);
+  }
+}
+
+async function loadMoreJobs() {
+  if (!state.nextCursor || state.loadingMore || state.authFailed) return;
+  const seq = state.listSeq;
+  state.loadingMore = true;
+  dom.loadMore.disabled = true;
+  dom.loadMore.setAttribute('aria-busy', 'true');
+  try {
+    const data = await api('/api/cloud/jobs', { query: { limit: PAGE_SIZE, cursor: state.nextCursor } });
+    if (seq !== state.listSeq) return; // a full reload happened meanwhile
+    const known = new Set(state.jobs.map((job) => job.job_id));
+    const fresh = (Array.isArray(data.jobs) ? data.jobs : []).filter((job) => !known.has(job.job_id));
+    state.jobs = sortNewestFirst(state.jobs.concat(fresh));
+    state.nextCursor = data.next_cursor || null;
+    renderJobs();
+  } catch (err) {
+    if (err.status !== 401) showToast(`Could not load more jobs: ${err.message}`, 'error');
+  } finally {
+    state.loadingMore = false;
+    dom.loadMore.disabled = false;
+    dom.loadMore.setAttribute('aria-busy', 'false');
+  }
+}
+
+function renderJobs() {
+  const fragment = document.createDocumentFragment();
+  for (const job of state.jobs) {
+    if (job && typeof job.job_id === 'string') fragment.append(buildRow(job));
+  }
+  dom.jobsBody.replaceChildren(fragment);
+  dom.loadMore.hidden = !state.nextCursor;
+  const n = state.jobs.length;
+  setListStatus(
+    n === 0
+      ? 'No jobs yet. Use Sync to discover jobs from Replicate.'
+      : `Showing ${n} ${plural(n, 'job', 'jobs')}${state.nextCursor ? ' (more available)' : ''}.`,
+  );
+  reconcilePollers();
+  flashHighlightedRows();
+}
+
+function buildStatusBadge(status) {
+  const known = STATUSES.includes(status);
+  return el('span', { class: `badge badge--${known ? status : 'unknown'}`, 'data-testid': 'job-status' }, [
+    el('span', { class: 'badge__icon', 'aria-hidden': 'true' }),
+    String(status || 'unknown'),
+  ]);
+}
+
+// One wrapper per cell keeps the narrow-screen card layout (label | value) to two grid columns.
+function cell(label, children, className) {
+  return el('td', { 'data-label': label, class: className }, el('div', { class: 'cell' }, children));
+}
+
+function buildRow(job) {
+  const created = parseTimestamp(job.created_at);
+  const createdNode = created
+    ? el('time', { datetime: job.created_at, title: created.toISOString() }, dateFormat.format(created))
+    : el('span', { class: 'muted' }, job.created_at ? String(job.created_at) : '—');
+
+  const modelChildren = [el('span', { class: 'job-model' }, job.model ? String(job.model) : '—')];
+  if (job.config_name) modelChildren.push(el('span', { class: 'job-sub' }, String(job.config_name)));
+
+  const row = el(
+    'tr',
+    {
+      class: 'job-row',
+      'data-testid': 'job-row',
+      'data-job-id': job.job_id,
+      'data-status': job.status == null ? '' : String(job.status),
+    },
+    [
+      cell('Status', buildStatusBadge(job.status)),
+      cell('Model', modelChildren),
+      cell('Job ID', el('code', { class: 'job-id', title: job.job_id }, shortId(job.job_id))),
+      cell('Created', createdNode),
+      cell('Duration', formatDuration(job.duration_seconds), 'num'),
+      cell('Cost', formatCost(job.cost_usd), 'num'),
+      cell('Details', buildDetails(job), 'details'),
+    ],
+  );
+  return row;
+}
+
+function buildDetails(job) {
+  if (job.status === 'running') {
+    const block = buildProgressBlock(job.job_id);
+    const data = state.progress.get(job.job_id);
+    if (data) paintProgressBlock(block, data);
+    return block;
+  }
+  const parts = [];
+  if (job.status === 'failed') {
+    parts.push(
+      el('p', { class: 'job-error', 'data-testid': 'job-error' }, [
+        el('span', { class: 'visually-hidden' }, 'Error: '),
+        job.error_message ? String(job.error_message) : 'The provider reported no error message.',
+      ]),
+    );
+  }
+  const output = safeHttpUrl(job.output_url);
+  if (output && job.status === 'completed') {
+    parts.push(el('a', { class: 'job-link', href: output, rel: 'noopener noreferrer' }, 'Output'));
+  }
+  if (!parts.length) parts.push(el('span', { class: 'muted' }, '—'));
+  return parts;
+}
+
+// ---------------------------------------------------------------- inline progress
+
+function buildProgressBlock(jobId) {
+  const bar = el('progress', {
+    class: 'progress__bar',
+    'data-testid': 'job-progress',
+    max: '100',
+    'aria-label': 'Training progress',
+  });
+  return el('div', { class: 'progress', 'data-job-id': jobId }, [
+    el('div', { class: 'progress__head' }, [
+      el('span', { class: 'progress__stage', 'data-testid': 'job-stage' }, 'Starting…'),
+      el('span', { class: 'progress__pct' }),
+    ]),
+    bar,
+    el('div', { class: 'progress__meta' }, [
+      el('span', { class: 'progress__eta' }),
+    ]),
+    el('p', { class: 'progress__log', 'data-testid': 'job-last-log' }, ''),
+  ]);
+}
+
+function paintProgressBlock(block, data) {
+  const stage = block.querySelector('.progress__stage');
+  const pct = block.querySelector('.progress__pct');
+  const bar = block.querySelector('.progress__bar');
+  const eta = block.querySelector('.progress__eta');
+  const log = block.querySelector('.progress__log');
+
+  stage.textContent = data.stage ? String(data.stage) : 'Running';
+
+  const value = Number(data.progress);
+  if (data.progress != null && Number.isFinite(value)) {
+    const clamped = Math.min(100, Math.max(0, value));
+    const rounded = Math.round(clamped * 10) / 10;
+    bar.value = clamped;
+    bar.setAttribute('value', String(clamped));
+    bar.setAttribute('aria-valuenow', String(rounded));
+    bar.setAttribute('aria-valuetext', `${rounded}%`);
+    pct.textContent = `${rounded}%`;
+  } else {
+    // No progress known: an indeterminate bar.
+    bar.removeAttribute('value');
+    bar.removeAttribute('aria-valuenow');
+    bar.setAttribute('aria-valuetext', 'Progress unknown');
+    pct.textContent = '';
+  }
+
+  const etaSeconds = Number(data.eta_seconds);
+  eta.textContent =
+    data.eta_seconds != null && Number.isFinite(etaSeconds) ? `ETA ${formatDuration(etaSeconds)}` : '';
+
+  const lastLog = data.last_log ? String(data.last_log) : '';
+  log.textContent = lastLog;
+  log.title = lastLog;
+  log.hidden = !lastLog;
+}
+
+function paintProgress(jobId) {
+  const data = state.progress.get(jobId);
+  if (!data) return;
+  for (const block of dom.jobsBody.querySelectorAll('.progress')) {
+    if (block.dataset.jobId === jobId) paintProgressBlock(block, data);
+  }
+}
+
+function reconcilePollers() {
+  const running = new Set(state.jobs.filter((job) => job.status === 'running').map((job) => job.job_id));
+  for (const jobId of [...state.pollers.keys()]) {
+    if (!running.has(jobId)) stopPoller(jobId);
+  }
+  for (const jobId of [...state.progress.keys()]) {
+    if (!running.has(jobId)) state.progress.delete(jobId);
+  }
+  for (const jobId of running) {
+    if (!state.pollers.has(jobId)) startPoller(jobId);
+  }
+}
+
+function startPoller(jobId) {
+  const poller = { timer: null, controller: null, stopped: false };
+  state.pollers.set(jobId, poller);
+  const tick = async () => {
+    poller.timer = null;
+    if (poller.stopped) return;
+    poller.controller = new AbortController();
+    try {
+      const data = await api(`/api/cloud/jobs/${encodeURIComponent(jobId)}/inline-progress`, {
+        signal: poller.controller.signal,
+      });
+      if (poller.stopped) return;
+      state.progress.set(jobId, data);
+      paintProgress(jobId);
+    } catch (err) {
+      if (poller.stopped) return;
+      if (err.status === 404 || err.status === 401) {
+        stopPoller(jobId);
+        return;
+      }
+      // Other failures are transient: try again on the next tick.
+    } finally {
+      poller.controller = null;
+    }
+    if (!poller.stopped) poller.timer = window.setTimeout(tick, POLL_MS);
+  };
+  tick();
+}
+
+function stopPoller(jobId) {
+  const poller = state.pollers.get(jobId);
+  if (!poller) return;
+  poller.stopped = true;
+  if (poller.timer) window.clearTimeout(poller.timer);
+  if (poller.controller) poller.controller.abort();
+  state.pollers.delete(jobId);
+}
+
+function stopAllPollers() {
+  for (const jobId of [...state.pollers.keys()]) stopPoller(jobId);
+}
+
+// ---------------------------------------------------------------- metrics
+
+async function loadMetrics() {
+  if (!state.token || state.authFailed) return;
+  const seq = ++state.metricsSeq;
+  try {
+    const data = await api('/api/cloud/metrics');
+    if (seq !== state.metricsSeq) return;
+    renderMetrics(data);
+  } catch {
+    // The list shows errors; metrics keep their last known values.
+  }
+}
+
+function renderMetrics(data) {
+  dom.metricsTotal.textContent = formatInt(data.job_count);
+  dom.metricsActive.textContent = formatInt(data.active_count);
+  dom.metricsCost.textContent = formatCost(data.total_cost_usd);
+  const byStatus = data.jobs_by_status && typeof data.jobs_by_status === 'object' ? data.jobs_by_status : {};
+  const items = STATUSES.map((status) =>
+    el('li', { class: `status-count status-count--${status}`, 'data-status': status }, [
+      el('span', { class: 'badge__icon', 'aria-hidden': 'true' }),
+      el('span', { class: 'status-count__label' }, status),
+      el('span', { class: 'status-count__value', 'data-testid': `metrics-status-${status}` }, formatInt(byStatus[status] ?? 0)),
+    ]),
+  );
+  dom.statusCounts.replaceChildren(...items);
+}
+
+// ---------------------------------------------------------------- sync + toast
+
+let toastTimer = null;
+
+function showToast(message, kind = 'info') {
+  window.clearTimeout(toastTimer);
+  dom.toast.dataset.kind = kind;
+  dom.toast.textContent = message;
+  dom.toast.classList.add('is-visible');
+  toastTimer = window.setTimeout(hideToast, TOAST_MS);
+}
+
+function hideToast() {
+  dom.toast.classList.remove('is-visible');
+  toastTimer = window.setTimeout(() => {
+    dom.toast.textContent = '';
+  }, 250);
+}
+
+function setSyncBusy(busy) {
+  state.syncing = busy;
+  dom.syncButton.disabled = busy;
+  dom.syncButton.setAttribute('aria-busy', busy ? 'true' : 'false');
+  dom.syncSpinner.hidden = !busy;
+  dom.syncLabel.textContent = busy ? 'Syncing…' : 'Sync';
+}
+
+async function runSync() {
+  if (state.syncing) return;
+  if (!state.token) {
+    showTokenPanel('Enter the API token before syncing.', { focus: true });
+    return;
+  }
+  setSyncBusy(true);
+  try {
+    const data = await api('/api/cloud/jobs/sync', { method: 'POST' });
+    const n = Math.max(0, Math.trunc(Number(data.synced) || 0));
+    showToast(`Discovered ${n} ${plural(n, 'job', 'jobs')} from Replicate`);
+  } catch (err) {
+    showToast(`Sync failed: ${err.message}`, 'error');
+  } finally {
+    setSyncBusy(false);
+  }
+  await Promise.all([loadJobs(), loadMetrics()]);
+}
+
+// ---------------------------------------------------------------- live updates
+
+const live = { socket: null, generation: 0, attempt: 0, timer: null, url: null, everOpened: false };
+let reloadTimer = null;
+let reloadFirstAskedAt = 0;
+
+function setConnection(kind, detail) {
+  const labels = { live: 'Live', reconnecting: 'Reconnecting', connecting: 'Connecting', offline: 'Offline' };
+  dom.connection.dataset.state = kind;
+  dom.connectionText.textContent = labels[kind] || kind;
+  dom.connection.title = detail || 'Live updates over WebSocket';
+}
+
+function buildSocketUrl(raw) {
+  const url = new URL(String(raw), `${API_BASE}/`);
+  if (url.protocol === 'https:') url.protocol = 'wss:';
+  else if (url.protocol === 'http:') url.protocol = 'ws:';
+  url.searchParams.set('token', state.token || ''); // adds `?` or `&` as needed
+  return url.href;
+}
+
+function stopLive() {
+  live.generation += 1;
+  window.clearTimeout(live.timer);
+  live.timer = null;
+  if (live.socket) {
+    try {
+      live.socket.close(1000, 'closing');
+    } catch {
+      // already closed
+    }
+    live.socket = null;
+  }
+}
+
+function startLive() {
+  stopLive();
+  live.attempt = 0;
+  live.url = null;
+  live.everOpened = false;
+  if (!('WebSocket' in window)) {
+    setConnection('offline', 'This browser has no WebSocket support; the list refreshes every 30 s');
+    return;
+  }
+  setConnection('connecting');
+  connectLive(live.generation);
+}
+
+async function connectLive(generation) {
+  if (generation !== live.generation || state.authFailed) return;
+  if (!live.url) {
+    let config;
+    try {
+      config = await api('/api/cloud/config');
+    } catch (err) {
+      if (generation !== live.generation || err.status === 401) return;
+      setConnection('reconnecting', `Could not read the live-update settings: ${err.message}`);
+      scheduleReconnect(generation);
+      return;
+    }
+    if (generation !== live.generation) return;
+    if (!config.websocket_url) {
+      setConnection('offline', 'The server offers no live updates; the list refreshes every 30 s');
+      return;
+    }
+    try {
+      live.url = buildSocketUrl(config.websocket_url);
+    } catch {
+      setConnection('offline', 'The server gave an unusable WebSocket address');
+      return;
+    }
+  }
+  let socket;
+  try {
+    socket = new WebSocket(live.url);
+  } catch {
+    setConnection('reconnecting');
+    scheduleReconnect(generation);
+    return;
+  }
+  live.socket = socket;
+  socket.addEventListener('open', () => {
+    if (generation !== live.generation) return;
+    const wasReconnect = live.everOpened || live.attempt > 0;
+    live.attempt = 0;
+    live.everOpened = true;
+    setConnection('live', 'Connected: changes appear as they happen');
+    if (wasReconnect) scheduleReload(); // catch up on what was missed while away
+  });
+  socket.addEventListener('message', (event) => {
+    if (generation !== live.generation) return;
+    onLiveMessage(event.data);
+  });
+  socket.addEventListener('close', () => {
+    if (generation !== live.generation) return;
+    live.socket = null;
+    setConnection('reconnecting', 'Connection lost; retrying with backoff');
+    scheduleReconnect(generation);
+  });
+}
+
+function scheduleReconnect(generation) {
+  if (generation !== live.generation) return;
+  const base = Math.min(WS_MAX_DELAY_MS, WS_BASE_DELAY_MS * 2 ** live.attempt);
+  live.attempt = Math.min(live.attempt + 1, 16);
+  const jittered = Math.min(WS_MAX_DELAY_MS, base * (0.8 + Math.random() * 0.4));
+  window.clearTimeout(live.timer);
+  live.timer = window.setTimeout(() => connectLive(generation), jittered);
+}
+
+function onLiveMessage(raw) {
+  let message;
+  try {
+    message = JSON.parse(raw);
+  } catch {
+    return;
+  }
+  if (!message || message.type !== 'job_status_changed') return;
+  if (message.job_id != null) state.highlight.add(String(message.job_id));
+  scheduleReload();
+}
+
+// Debounced (trailing, with a ceiling so a burst of events cannot starve the reload).
+function scheduleReload() {
+  const now = Date.now();
+  if (!reloadTimer) reloadFirstAskedAt = now;
+  window.clearTimeout(reloadTimer);
+  const wait = Math.max(0, Math.min(RELOAD_DEBOUNCE_MS, reloadFirstAskedAt + RELOAD_MAX_WAIT_MS - now));
+  reloadTimer = window.setTimeout(() => {
+    reloadTimer = null;
+    loadJobs();
+    loadMetrics();
+  }, wait);
+}
+
+function flashHighlightedRows() {
+  if (!state.highlight.size) return;
+  for (const row of dom.jobsBody.querySelectorAll('tr.job-row')) {
+    if (!state.highlight.has(row.dataset.jobId)) continue;
+    row.classList.add('is-flash');
+    window.setTimeout(() => row.classList.remove('is-flash'), HIGHLIGHT_MS);
+  }
+  state.highlight.clear();
+}
+
+// ---------------------------------------------------------------- boot
+
+function startAll() {
+  state.authFailed = false;
+  loadJobs();
+  loadMetrics();
+  startLive();
+}
+
+function onTokenSubmit(event) {
+  event.preventDefault();
+  const token = dom.tokenInput.value.trim();
+  if (!token) {
+    dom.tokenMessage.textContent = 'The token cannot be empty.';
+    dom.tokenInput.focus();
+    return;
+  }
+  storeToken(token);
+  dom.tokenInput.value = '';
+  hideTokenPanel();
+  dom.tokenToggle.focus();
+  startAll();
+}
+
+function onTokenToggle() {
+  if (dom.tokenPanel.hidden) {
+    showTokenPanel(
+      state.token ? 'Replace the stored API token.' : 'Enter the bearer token of the jobsync API.',
+      { focus: true },
+    );
+  } else {
+    hideTokenPanel();
+  }
+}
+
+function boot() {
+  takeTokenFromFragment();
+  state.token = state.token || readStoredToken();
+
+  dom.tokenForm.addEventListener('submit', onTokenSubmit);
+  dom.tokenToggle.addEventListener('click', onTokenToggle);
+  dom.syncButton.addEventListener('click', runSync);
+  dom.loadMore.addEventListener('click', loadMoreJobs);
+
+  // Fallback for missed live events: refresh active jobs from the provider now and then.
+  window.setInterval(() => {
+    if (!state.token || state.authFailed) return;
+    loadJobs({ syncActive: true });
+    loadMetrics();
+  }, REFRESH_MS);
+
+  if (state.token) {
+    startAll();
+  } else {
+    setConnection('offline', 'Enter the API token to receive live updates');
+    setListStatus('Enter the API token to load jobs.');
+    showTokenPanel('Enter the bearer token of the jobsync API to load jobs.', { focus: true });
+  }
+}
+
+boot();
