@@ -340,7 +340,7 @@ function cell(label, children, className) {
 function buildRow(job) {
   const created = parseTimestamp(job.created_at);
   const createdNode = created
-    ? el('time', { datetime: job.created_at, title: created.toISOString() }, dateFormat.format(created))
+    ? el('time', { datetime: created.toISOString(), title: `${created.toISOString()} (UTC)` }, dateFormat.format(created))
     : el('span', { class: 'muted' }, job.created_at ? String(job.created_at) : '—');
 
   const modelChildren = [el('span', { class: 'job-model' }, job.model ? String(job.model) : '—')];

@@ -318,7 +318,7 @@ def test_rows_newest_first_token_from_fragment_and_load_more(make_page, fake, we
     done = page.locator('[data-testid="job-row"][data-job-id="cmp00000000000000000000001"]')
     expect(done).to_contain_text("1h 02m 05s")
     expect(done).to_contain_text("$5.6806")
-    expect(done.locator("time")).to_have_attribute("datetime", "2025-03-01T08:00:00Z")
+    expect(done.locator("time")).to_have_attribute("datetime", "2025-03-01T08:00:00.000Z")
     expect(done.locator("code")).to_have_attribute("title", "cmp00000000000000000000001")
     failed = page.locator('[data-testid="job-row"][data-status="failed"]')
     expect(failed).to_contain_text("CUDA out of memory")

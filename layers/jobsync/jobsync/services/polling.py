@@ -67,7 +67,9 @@ def poll_tick() -> TickReport:
 
 
 def run_scheduled_ticks(
-    remaining_ms: Callable[[], int], sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic
+    remaining_ms: Callable[[], int],
+    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] | None = None,
 ) -> list[TickReport]:
     """All ticks one scheduler invocation owes.
 
@@ -75,6 +77,7 @@ def run_scheduled_ticks(
     `schedule_period_seconds` runs period / interval ticks, `interval_seconds`
     apart, as long as the Lambda has time left for another one.
     """
+    sleep, clock = sleep or time.sleep, clock or time.monotonic
     polling = get_settings().polling
     ticks = max(1, polling.schedule_period_seconds // polling.interval_seconds)
     started = clock()

@@ -1,0 +1,197 @@
+"""Refreshing active jobs: `sync_active=true` and the scheduled poller."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobsync import wiring
+from tests.conftest import LambdaContext, load_event, load_handler
+from tests.fakes.replicate import replicate_job
+from tests.handlers.test_sync_and_listing import stamp
+
+
+def stored(api, job_id):
+    return api.call("get_job", path={"job_id": job_id})[1]["job"]
+
+
+def test_sync_active_refreshes_an_old_active_job_beyond_the_first_page(api, replicate):
+    old = replicate.add(replicate_job("starting", created_at=stamp(0)))
+    for n in range(1, 251):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    api.call("sync_jobs")
+    replicate.update(old["id"], status="processing", started_at=stamp(300))
+    replicate.requests.clear()
+
+    status, body = api.call("list_jobs", query={"sync_active": "true", "limit": "5"})
+
+    assert status == 200
+    assert stored(api, old["id"])["status"] == "running"
+    assert stored(api, old["id"])["started_at"] == stamp(300)
+    assert replicate.count("GET", "/predictions") == 3  # three list pages, no per-job GET
+
+
+def test_list_refresh_costs_a_tenth_of_one_get_per_job(api, replicate):
+    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(300)]
+    api.call("sync_jobs")
+    for job in jobs[::3]:
+        replicate.update(job["id"], status="succeeded", completed_at=stamp(900), metrics={"predict_time": 5.0})
+    replicate.requests.clear()
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    # 3 list pages + one GET per job that just ended (to keep its logs)
+    assert replicate.count("GET") == 3 + 100
+    assert api.call("metrics")[1]["jobs_by_status"]["completed"] == 100
+
+
+def test_nothing_changed_means_no_writes(api, replicate, monkeypatch):
+    for n in range(5):
+        replicate.add(replicate_job("processing", created_at=stamp(n)))
+    api.call("sync_jobs")
+    saves = []
+    original = wiring.job_store().save
+    monkeypatch.setattr(wiring.job_store(), "save", lambda *a, **k: saves.append(a) or original(*a, **k))
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert saves == []
+
+
+def test_a_stale_list_never_moves_a_job_backwards(api, replicate):
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    api.call("sync_jobs")
+    replicate.update(job["id"], status="starting")
+    api.call("list_jobs", query={"sync_active": "true"})
+    assert stored(api, job["id"])["status"] == "running"
+
+
+def test_unknown_provider_status_leaves_the_job_as_it_is(api, replicate):
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    api.call("sync_jobs")
+    replicate.update(job["id"], status="hibernating")
+    api.call("list_jobs", query={"sync_active": "true"})
+    assert stored(api, job["id"])["status"] == "running"
+
+
+def test_an_active_job_missing_from_the_lists_is_fetched_on_its_own(api, replicate):
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    api.call("sync_jobs")
+    replicate.predictions.remove(job)
+    replicate.add(replicate_job("succeeded", created_at=stamp(0)))
+    hidden = dict(job, status="succeeded", completed_at=stamp(9))
+    replicate.trainings.append(hidden)  # only reachable by id through /predictions/{id}
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert stored(api, job["id"])["status"] == "completed"
+
+
+def poll(remaining_ms: int = 60_000):
+    return load_handler("poller")(load_event("poller"), LambdaContext(remaining_ms=remaining_ms))
+
+
+def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, replicate, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    job = replicate.add(replicate_job("starting", created_at=stamp(1)))
+    api.call("sync_jobs")
+    replicate.update(job["id"], status="processing")
+    replicate.fail_next("GET", "/predictions", *[500] * 5)  # first tick: the provider is down
+
+    result = poll()
+
+    assert result["ticks"] == 2  # every 30 s within the minute the schedule allows
+    assert result["updated"] == 1 and stored(api, job["id"])["status"] == "running"
+
+
+def test_poller_is_off_when_a_webhook_is_configured_unless_enabled(api, replicate, monkeypatch):
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    monkeypatch.setenv("JOBSYNC_WEBHOOK_URL", "https://jobsync.example.test/api/webhooks/replicate")
+    wiring.reset()
+    replicate.add(replicate_job("starting"))
+    api.call("sync_jobs")
+    replicate.requests.clear()
+
+    assert poll()["polled"] == 0 and replicate.count("GET") == 0
+    assert api.call("polling_setting", body={"enabled": True})[1] == {"is_active": True, "preference": True}
+    assert poll()["polled"] == 2
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds + 0.5  # each tick itself takes half a second
+
+
+def test_poll_interval_sets_ticks_per_invocation(api, replicate, monkeypatch):
+    from jobsync.services.polling import run_scheduled_ticks
+
+    monkeypatch.setenv("SIMPLETUNER_JOB_POLL_INTERVAL", "15")
+    wiring.reset()
+    clock = FakeClock()
+    started = clock.now
+    reports = run_scheduled_ticks(lambda: int((started + 75 - clock.now) * 1000), clock.sleep, clock)
+    assert len(reports) == 4
+    assert clock.sleeps == [15.0, 14.5, 14.5]  # ticks start 15 s apart, whatever each one took
+    short = run_scheduled_ticks(lambda: 20_000, clock.sleep, clock)
+    assert len(short) == 1  # no time left for another tick: the next invocation starts it
+
+
+@pytest.mark.parametrize(
+    ("env", "preference", "expected"),
+    [
+        ({}, None, True),
+        ({"JOBSYNC_WEBHOOK_URL": "https://x.test/hook"}, None, False),
+        ({"JOBSYNC_WEBHOOK_URL": "https://x.test/hook", "JOBSYNC_POLLING_ENABLED": "true"}, None, True),
+        ({"JOBSYNC_POLLING_ENABLED": "false"}, None, False),
+        ({"JOBSYNC_WEBHOOK_URL": "https://x.test/hook"}, True, True),
+        ({}, False, False),
+    ],
+)
+def test_polling_status_follows_webhook_config_and_preference(api, monkeypatch, env, preference, expected):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    if preference is not None:
+        api.call("polling_setting", body={"enabled": preference})
+    assert api.call("polling_status")[1] == {"is_active": expected, "preference": preference}
+
+
+def test_polling_setting_null_returns_to_automatic(api):
+    api.call("polling_setting", body={"enabled": False})
+    assert api.call("polling_setting", body={"enabled": None})[1] == {"is_active": True, "preference": None}
+
+
+@pytest.mark.parametrize("body", ['{"enabled": "yes please"}', "{}", "not json", '{"enabled": true, "x": 1}'])
+def test_polling_setting_rejects_bad_bodies_and_changes_nothing(api, body):
+    api.call("polling_setting", body={"enabled": False})
+    status, answer = api.call("polling_setting", body=body)
+    assert status == 400 and answer["error"] == "invalid_input"
+    assert api.call("polling_status")[1]["preference"] is False
+
+
+def test_yaml_config_sets_polling(api, monkeypatch, tmp_path):
+    config = tmp_path / "jobsync.yaml"
+    config.write_text("background:\n  job_status_polling:\n    enabled: false\n    interval_seconds: 45\n")
+    monkeypatch.setenv("JOBSYNC_CONFIG", str(config))
+    wiring.reset()
+    assert api.call("service_config")[1]["polling"] == {"enabled": False, "interval_seconds": 45}
+
+
+def test_env_interval_wins_over_yaml(api, monkeypatch, tmp_path):
+    config = tmp_path / "jobsync.yaml"
+    config.write_text("background:\n  job_status_polling:\n    interval_seconds: 45\n")
+    monkeypatch.setenv("JOBSYNC_CONFIG", str(config))
+    monkeypatch.setenv("SIMPLETUNER_JOB_POLL_INTERVAL", "60")
+    wiring.reset()
+    assert api.call("service_config")[1] == {
+        "websocket_url": "wss://ws.example.test/prod",
+        "polling": {"enabled": True, "interval_seconds": 60},
+        "webhooks": {"configured": False},
+    }

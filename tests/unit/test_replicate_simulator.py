@@ -1,0 +1,485 @@
+"""The local stack's Replicate simulator: API shape, the scripted story, faults and webhooks.
+
+A manual clock drives everything: no test sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from datetime import datetime
+
+import warnings
+
+import httpx
+import pytest
+from starlette.exceptions import StarletteDeprecationWarning
+
+with warnings.catch_warnings():
+    # Starlette 1.x prefers `httpx2` for its TestClient; plain httpx still works.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient
+
+from local.replicate_simulator import (
+    PAGE_SIZE,
+    TERMINAL_STATUSES,
+    SimulatedReplicate,
+    WebhookEvent,
+    create_app,
+    deliver_due,
+    deliver_webhook,
+)
+
+ANCHOR = 1_725_945_035.0  # 2024-09-10T05:10:35Z
+TOKEN = "r8_test_token"
+ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.(\d{6}|\d{9})Z")
+STEP = re.compile(r"Step (\d+)/(\d+)")
+BAR = re.compile(r"\d+%\|[^|]*\| (\d+)/(\d+) \[")
+RANK = {"starting": 0, "processing": 1, **{status: 2 for status in TERMINAL_STATUSES}}
+
+
+class ManualClock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def at(self, offset: float) -> ManualClock:
+        self.now = ANCHOR + offset
+        return self
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(ANCHOR + 60)
+
+
+@pytest.fixture
+def sim(clock: ManualClock) -> SimulatedReplicate:
+    return SimulatedReplicate(anchor=ANCHOR, clock=clock, token=TOKEN)
+
+
+@pytest.fixture
+def client(sim: SimulatedReplicate) -> TestClient:
+    return TestClient(create_app(sim), headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+def _all_pages(client: TestClient, url: str) -> list[list[dict]]:
+    pages = []
+    while url:
+        response = client.get(url)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages.append(body["results"])
+        url = body["next"]
+        if url:
+            assert url.startswith("http://testserver/v1/"), url
+            assert "cursor=" in url
+    return pages
+
+
+def _count(logs: str) -> int:
+    """The newest step count in a log (SimpleTuner `Step N/M` or a tqdm bar's `N/M`)."""
+    counts = [int(m.group(1)) for m in STEP.finditer(logs)] + [int(m.group(1)) for m in BAR.finditer(logs)]
+    return max(counts, default=-1)
+
+
+# --------------------------------------------------------------------------- auth and errors
+
+
+def test_every_route_requires_the_token(sim: SimulatedReplicate) -> None:
+    anonymous = TestClient(create_app(sim))
+    expected = {"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}
+    job_id = sim.scenario_ids["flux-long"]
+    for method, path in [
+        ("GET", "/v1/account"),
+        ("GET", "/v1/predictions"),
+        ("GET", "/v1/trainings"),
+        ("GET", f"/v1/predictions/{job_id}"),
+        ("POST", f"/v1/trainings/{job_id}/cancel"),
+        ("GET", "/v1/webhooks/default/secret"),
+    ]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+            response = anonymous.request(method, path, headers=headers)
+            assert response.status_code == 401
+            assert response.headers["content-type"].startswith("application/problem+json")
+            assert response.json() == expected
+    assert sim.get(job_id)["status"] == "processing"  # the refused cancel did nothing
+    for scheme in ("Bearer", "Token", "bearer"):
+        assert anonymous.get("/v1/account", headers={"Authorization": f"{scheme} {TOKEN}"}).status_code == 200
+
+
+def test_account_and_webhook_secret(client: TestClient) -> None:
+    assert client.get("/v1/account").json() == {
+        "type": "user",
+        "username": "jobsync-simulator",
+        "name": "jobsync simulator",
+        "github_url": None,
+    }
+    key = client.get("/v1/webhooks/default/secret").json()["key"]
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{32}", key)  # 24 bytes
+    assert key == SimulatedReplicate(anchor=ANCHOR, token=TOKEN).webhook_secret  # seeded, stable
+    assert SimulatedReplicate(anchor=ANCHOR, webhook_secret="whsec_abc=").webhook_secret == "whsec_abc="
+
+
+def test_unknown_ids_answer_404_problems(client: TestClient, sim: SimulatedReplicate) -> None:
+    expected = {"title": "Not found", "detail": "Not found.", "status": 404}
+    prediction_id = next(job["id"] for job in sim.jobs() if not job["urls"]["get"].count("/trainings/"))
+    not_yet_created = sim.scenario_ids["sdxl-new"]  # created at anchor + ~75 s
+    for method, path in [
+        ("GET", "/v1/predictions/nosuchid"),
+        ("GET", "/v1/trainings/nosuchid"),
+        ("POST", "/v1/predictions/nosuchid/cancel"),
+        ("GET", f"/v1/trainings/{prediction_id}"),  # a plain prediction is no training
+        ("GET", f"/v1/predictions/{not_yet_created}"),
+        ("GET", "/v1/nothing-here"),
+    ]:
+        response = client.request(method, path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json() == expected
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def test_pagination_covers_every_job_exactly_once(client: TestClient, sim: SimulatedReplicate) -> None:
+    pages = _all_pages(client, "/v1/predictions")
+    assert len(pages) >= 3
+    assert [len(page) for page in pages[:-1]] == [PAGE_SIZE] * (len(pages) - 1)
+    ids = [job["id"] for page in pages for job in page]
+    assert len(ids) == len(set(ids)) == len(sim.jobs()) >= 230
+    created = [datetime.fromisoformat(job["created_at"][:26] + "+00:00") for page in pages for job in page]
+    assert created == sorted(created, reverse=True)  # newest first
+
+
+def test_previous_link_leads_back(client: TestClient) -> None:
+    first = client.get("/v1/predictions").json()
+    assert first["previous"] is None
+    second = client.get(first["next"]).json()
+    assert second["previous"].startswith("http://testserver/v1/predictions?cursor=")
+    back = client.get(second["previous"]).json()
+    assert [job["id"] for job in back["results"]] == [job["id"] for job in first["results"]]
+
+
+def test_trainings_are_in_both_lists(client: TestClient, sim: SimulatedReplicate) -> None:
+    trainings = [job for page in _all_pages(client, "/v1/trainings") for job in page]
+    predictions = {job["id"] for page in _all_pages(client, "/v1/predictions") for job in page}
+    visible = {key: job_id for key, job_id in sim.scenario_ids.items() if key != "sdxl-new"}
+    assert {job["id"] for job in trainings} == set(visible.values())
+    assert set(visible.values()) <= predictions
+    for job in trainings:
+        assert job["urls"]["get"] == f"http://testserver/v1/trainings/{job['id']}"
+        assert client.get(f"/v1/predictions/{job['id']}").json()["status"] == job["status"]
+
+
+def test_list_items_have_no_logs_but_a_single_get_does(client: TestClient, sim: SimulatedReplicate) -> None:
+    for job in client.get("/v1/predictions").json()["results"]:
+        assert "logs" not in job
+    job_id = sim.scenario_ids["flux-long"]
+    one = client.get(f"/v1/trainings/{job_id}").json()
+    assert one["status"] == "processing"
+    assert "flux_train_replicate:" in one["logs"]
+
+
+def test_created_after_and_before_filter_predictions(client: TestClient, sim: SimulatedReplicate) -> None:
+    everything = sim.jobs()
+    pivot = everything[50]["created_at"]
+    after = [job for page in _all_pages(client, f"/v1/predictions?created_after={pivot}") for job in page]
+    before = [job for page in _all_pages(client, f"/v1/predictions?created_before={pivot}") for job in page]
+    assert [job["id"] for job in after] == [job["id"] for job in everything[:51]]  # inclusive
+    assert [job["id"] for job in before] == [job["id"] for job in everything[51:]]  # exclusive
+    both = client.get("/v1/predictions", params={"created_after": "2024-09-09T00:00:00Z", "created_before": pivot})
+    assert all("2024-09-09" <= job["created_at"] < pivot for job in both.json()["results"])
+    assert client.get("/v1/predictions?created_after=yesterday").status_code == 400
+    assert client.get("/v1/predictions?cursor=%21%21garbage").status_code == 400
+
+
+def test_next_keeps_the_filters(client: TestClient) -> None:
+    body = client.get("/v1/predictions", params={"created_before": "2024-09-10T05:00:00Z"}).json()
+    assert "created_before=2024-09-10T05%3A00%3A00Z" in body["next"]
+
+
+# --------------------------------------------------------------------------- the story
+
+
+def test_a_running_job_shows_moving_progress(client: TestClient, sim: SimulatedReplicate, clock: ManualClock) -> None:
+    running = [job["id"] for job in sim.jobs("training") if job["status"] == "processing"]
+    assert running
+    at_60 = {job_id: client.get(f"/v1/predictions/{job_id}").json()["logs"] for job_id in running}
+    clock.at(120)
+    at_120 = {job_id: client.get(f"/v1/predictions/{job_id}").json()["logs"] for job_id in running}
+    moved = [job_id for job_id in running if _count(at_120[job_id]) > _count(at_60[job_id]) >= 0]
+    assert moved
+    assert any("\rflux_train_replicate:" in logs for logs in at_60.values())  # a tqdm bar rewritten in place
+    assert any(STEP.search(logs) for logs in at_60.values())
+    for job_id in running:
+        assert at_120[job_id].startswith(at_60[job_id])  # logs only grow
+
+
+def test_the_projects_progress_parser_reads_the_logs(sim: SimulatedReplicate) -> None:
+    from jobsync.domain.progress import parse_progress
+
+    flux, sdxl = sim.scenario_ids["flux-long"], sim.scenario_ids["sdxl-queued"]
+    assert parse_progress(sim.get(sdxl, now=ANCHOR + 40)["logs"]).stage == "Preprocessing"
+    assert parse_progress(sim.get(sdxl, now=ANCHOR + 60)["logs"]).stage == "Warmup"
+    early, later = (parse_progress(sim.get(flux, now=ANCHOR + t)["logs"]) for t in (60, 120))
+    assert early.stage == later.stage == "Training"
+    assert 0 < early.progress < later.progress < 100
+    stages = {parse_progress(sim.get(flux, now=ANCHOR + t)["logs"]).stage for t in range(0, 1200, 3)}
+    assert {"Training", "Validation", "Saving checkpoint"} <= stages
+
+
+def test_one_job_keeps_running_for_five_minutes(sim: SimulatedReplicate) -> None:
+    counts = []
+    for offset in range(0, 301, 30):
+        job = sim.get(sim.scenario_ids["flux-long"], now=ANCHOR + offset)
+        assert job["status"] == "processing"
+        counts.append(_count(job["logs"]))
+    assert counts == sorted(counts) and counts[-1] > counts[0] > 0
+
+
+def test_statuses_only_move_forward(sim: SimulatedReplicate) -> None:
+    seen: dict[str, dict] = {}
+    for offset in range(-120, 7201, 20):
+        for job in sim.jobs(now=ANCHOR + offset):
+            before = seen.get(job["id"])
+            if before is not None:
+                assert RANK[job["status"]] >= RANK[before["status"]], (job["id"], offset)
+                if before["status"] in TERMINAL_STATUSES:
+                    assert job["status"] == before["status"]
+                    assert job["completed_at"] == before["completed_at"]
+            seen[job["id"]] = job
+    assert {job["status"] for job in seen.values()} >= {"succeeded", "failed", "canceled", "aborted"}
+
+
+def test_the_first_five_minutes_hold_every_kind_of_change(sim: SimulatedReplicate) -> None:
+    changes: set[tuple[str, str]] = set()
+    before = {job["id"]: job["status"] for job in sim.jobs("training", now=ANCHOR)}
+    assert "processing" in before.values()
+    for offset in range(2, 301, 2):
+        now = {job["id"]: job["status"] for job in sim.jobs("training", now=ANCHOR + offset)}
+        changes |= {(before[i], status) for i, status in now.items() if i in before and before[i] != status}
+        before = now
+    assert {("starting", "processing"), ("processing", "succeeded"), ("processing", "failed")} <= changes
+    assert ("processing", "canceled") in changes
+    failed = sim.get(sim.scenario_ids["sdxl-oom"], now=ANCHOR + 300)
+    assert "CUDA out of memory" in failed["error"] and "CUDA out of memory" in failed["logs"]
+    done = sim.get(sim.scenario_ids["flux-finishing"], now=ANCHOR + 120)
+    assert done["status"] == "succeeded"
+    assert done["output"]["weights"].startswith("https://replicate.delivery/")
+    assert done["output"]["weights"].endswith("/trained_model.tar")
+    assert done["metrics"]["predict_time"] > 0 and done["metrics"]["total_time"] >= done["metrics"]["predict_time"]
+
+
+def test_timestamps_are_stable_and_come_from_the_anchor(client: TestClient, sim: SimulatedReplicate) -> None:
+    first, second = client.get("/v1/predictions").json(), client.get("/v1/predictions").json()
+    assert first == second
+    stamps = [job[field] for job in first["results"] for field in ("created_at", "started_at", "completed_at")]
+    stamps = [stamp for stamp in stamps if stamp is not None]
+    assert all(ISO.fullmatch(stamp) for stamp in stamps)
+    assert any(len(stamp) == 30 for stamp in stamps) and any(len(stamp) == 27 for stamp in stamps)
+    # A restart with the same anchor tells the same story.
+    later = SimulatedReplicate(anchor=ANCHOR, clock=lambda: ANCHOR + 60, token=TOKEN)
+    job_id = sim.scenario_ids["flux-long"]
+    assert later.get(job_id) == sim.get(job_id)
+    assert re.fullmatch(r"[a-z0-9]{26}", job_id)
+
+
+def test_speed_scales_the_scenario(sim: SimulatedReplicate) -> None:
+    fast = SimulatedReplicate(anchor=ANCHOR, speed=4.0, token=TOKEN)
+    job_id = sim.scenario_ids["flux-finishing"]
+    slow_end = sim.get(job_id, now=ANCHOR + 3000)["metrics"]["predict_time"]
+    fast_end = fast.get(job_id, now=ANCHOR + 3000)["metrics"]["predict_time"]
+    assert fast_end == pytest.approx(slow_end / 4, rel=1e-3)
+    assert fast.get(job_id, now=ANCHOR + 30)["status"] == "succeeded"  # ~+96 s at speed 1, ~+24 s at 4x
+
+
+def test_data_is_removed_an_hour_after_completion(sim: SimulatedReplicate) -> None:
+    history = [job for job in sim.jobs() if "/predictions/" in job["urls"]["get"]]
+    old = [job for job in history if job["data_removed"]]
+    assert old and all(sim.get(job["id"])["logs"] == "" for job in old)
+    assert any(not job["data_removed"] for job in history)
+    earlier = sim.scenario_ids["flux-earlier"]
+    assert sim.get(earlier)["logs"] and not sim.get(earlier)["data_removed"]
+    gone = sim.get(earlier, now=ANCHOR + 7200)
+    assert gone["data_removed"] and gone["logs"] == "" and gone["output"]["weights"]
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def test_cancel_works_and_sticks(client: TestClient, sim: SimulatedReplicate, clock: ManualClock) -> None:
+    job_id = sim.scenario_ids["flux-long"]
+    logs_then = client.get(f"/v1/trainings/{job_id}").json()["logs"]
+    canceled = client.post(f"/v1/trainings/{job_id}/cancel").json()
+    assert canceled["status"] == "canceled"
+    assert canceled["completed_at"].startswith("2024-09-10T05:11:35.")  # anchor + 60 s
+    assert canceled["output"] is None
+    clock.at(3000)
+    later = client.get(f"/v1/predictions/{job_id}").json()
+    assert later["status"] == "canceled"
+    assert later["completed_at"] == canceled["completed_at"]
+    assert later["logs"] == logs_then
+    assert later["metrics"]["predict_time"] == pytest.approx(60 + 76.6, abs=1.5)
+    # Cancelling again, or cancelling a finished job, changes nothing.
+    assert client.post(f"/v1/predictions/{job_id}/cancel").json() == {**later, "logs": logs_then}
+    finished = sim.scenario_ids["flux-finishing"]
+    assert client.post(f"/v1/predictions/{finished}/cancel").json()["status"] == "succeeded"
+
+
+def test_cancel_while_starting_never_starts(sim: SimulatedReplicate) -> None:
+    job_id = sim.scenario_ids["sdxl-queued"]
+    assert sim.cancel(job_id, "training", now=ANCHOR + 10)["status"] == "canceled"
+    job = sim.get(job_id, now=ANCHOR + 600)
+    assert job["status"] == "canceled" and job["started_at"] is None and job["logs"] == ""
+    assert "predict_time" not in job["metrics"]
+
+
+# --------------------------------------------------------------------------- faults and counters
+
+
+def test_injected_faults_answer_then_clear(client: TestClient, sim: SimulatedReplicate) -> None:
+    sim.inject_faults(429, count=2)
+    for _ in range(2):
+        response = client.get("/v1/predictions")
+        assert response.status_code == 429
+        assert response.json() == {"detail": "Request was throttled. Your rate limit resets in ~1s."}
+    assert client.get("/v1/predictions").status_code == 200
+    sim.inject_faults(500)
+    response = client.get("/v1/account")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == 500
+    assert client.get("/v1/account").status_code == 200
+    assert sim.pending_faults == 0
+
+
+def test_requests_are_counted(client: TestClient, sim: SimulatedReplicate) -> None:
+    job_id = sim.scenario_ids["flux-long"]
+    client.get("/v1/predictions")
+    client.get("/v1/predictions")
+    client.get(f"/v1/trainings/{job_id}")
+    client.post(f"/v1/trainings/{job_id}/cancel")
+    TestClient(create_app(sim)).get("/v1/account")  # refused, still counted
+    assert sim.request_counts[("GET", "/v1/predictions")] == 2
+    assert sim.request_count("GET", "/v1/trainings/") == 1
+    assert sim.request_count("POST") == 1
+    assert sim.request_count() == 5
+    sim.reset_request_counts()
+    assert sim.request_count() == 0
+
+
+# --------------------------------------------------------------------------- webhooks
+
+
+def test_due_webhooks_follow_status_changes(sim: SimulatedReplicate) -> None:
+    events = sim.due_webhooks(ANCHOR, ANCHOR + 300)
+    by_kind = {(event.job_id, event.event) for event in events}
+    ids = sim.scenario_ids
+    assert (ids["sdxl-queued"], "start") in by_kind
+    assert {(ids[key], "completed") for key in ("flux-finishing", "sdxl-oom", "flux-canceled")} <= by_kind
+    assert (ids["flux-long"], "completed") not in by_kind
+    logs_times = [event.at for event in events if event.job_id == ids["flux-long"] and event.event == "logs"]
+    assert len(logs_times) == 60 and all(b - a == pytest.approx(5.0) for a, b in zip(logs_times, logs_times[1:]))
+    # Windows that tile the time give every event exactly once.
+    windows = [(ANCHOR + start, ANCHOR + min(start + 7, 300)) for start in range(0, 300, 7)]
+    tiled = [event for since, until in windows for event in sim.due_webhooks(since, until)]
+    assert tiled == events
+    assert len({event.webhook_id for event in events}) == len(events)
+
+
+def test_webhooks_verify_with_standard_webhooks(sim: SimulatedReplicate) -> None:
+    from standardwebhooks.webhooks import Webhook
+
+    events = {(event.job_id, event.event): event for event in sim.due_webhooks(ANCHOR, ANCHOR + 300)}
+    ids = sim.scenario_ids
+    expectations = [
+        ((ids["sdxl-queued"], "start"), "processing"),
+        ((ids["sdxl-oom"], "completed"), "failed"),
+        ((ids["flux-finishing"], "completed"), "succeeded"),
+        ((ids["flux-canceled"], "completed"), "canceled"),
+    ]
+    for key, status in expectations:
+        event = events[key]
+        headers, body = sim.webhook_request(event, timestamp=int(time.time()))
+        payload = Webhook(sim.webhook_secret).verify(body, headers)
+        assert payload["id"] == event.job_id and payload["status"] == status
+        assert "logs" in payload
+        assert headers["webhook-id"] == f"msg_{event.job_id}_{event.event}"
+        assert json.loads(body) == sim.get(event.job_id, now=event.at)
+    # The same event always carries the same id and body; only timestamp and signature change.
+    event = events[(ids["sdxl-oom"], "completed")]
+    (h1, b1), (h2, b2) = sim.webhook_request(event, timestamp=100), sim.webhook_request(event, timestamp=200)
+    assert b1 == b2 and h1["webhook-id"] == h2["webhook-id"] and h1["webhook-signature"] != h2["webhook-signature"]
+
+
+def test_a_cancel_through_the_api_sends_a_completed_webhook(sim: SimulatedReplicate) -> None:
+    job_id = sim.scenario_ids["flux-long"]
+    sim.cancel(job_id, now=ANCHOR + 100)
+    events = [event for event in sim.due_webhooks(ANCHOR + 90, ANCHOR + 400) if event.job_id == job_id]
+    assert events[-1] == WebhookEvent(job_id, "completed", ANCHOR + 100, f"msg_{job_id}_completed")
+    assert all(event.at <= ANCHOR + 100 for event in events)
+
+
+def test_the_sender_posts_signed_webhooks_and_retries_terminal_ones(sim: SimulatedReplicate) -> None:
+    from jobsync.domain.webhook_signature import verify_webhook
+
+    received: list[httpx.Request] = []
+    refusals = {"left": 2}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append(request)
+        payload = json.loads(request.content)
+        if payload["status"] == "failed" and refusals["left"]:
+            refusals["left"] -= 1
+            return httpx.Response(503)
+        return httpx.Response(204)
+
+    async def run() -> list:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+            return await deliver_due(
+                sim, client, "http://hooks.test/replicate", ANCHOR + 160, ANCHOR + 175, retry_delays=(0, 0, 0)
+            )
+
+    results = asyncio.run(run())
+    assert results and all(status == 204 for _, status in results)
+    oom_id = sim.scenario_ids["sdxl-oom"]
+    oom_attempts = [r for r in received if r.headers["webhook-id"] == f"msg_{oom_id}_completed"]
+    assert len(oom_attempts) == 3  # two refusals, then accepted; same webhook-id each time
+    for request in received:
+        assert str(request.url) == "http://hooks.test/replicate"
+        verify_webhook(sim.webhook_secret, request.headers, request.content, now=ANCHOR + 60)
+
+
+def test_a_logs_webhook_is_not_retried(sim: SimulatedReplicate) -> None:
+    attempts = []
+
+    async def run() -> int | None:
+        transport = httpx.MockTransport(lambda request: attempts.append(request) or httpx.Response(500))
+        async with httpx.AsyncClient(transport=transport) as client:
+            event = next(e for e in sim.due_webhooks(ANCHOR, ANCHOR + 10) if e.event == "logs")
+            return await deliver_webhook(sim, client, "http://hooks.test/", event, retry_delays=(0, 0))
+
+    assert asyncio.run(run()) == 500 and len(attempts) == 1
+
+
+def test_the_app_runs_the_webhook_loop_in_its_lifespan(sim: SimulatedReplicate, clock: ManualClock) -> None:
+    received: list[dict] = []
+    transport = httpx.MockTransport(lambda request: received.append(json.loads(request.content)) or httpx.Response(200))
+    app = create_app(
+        sim,
+        "http://hooks.test/replicate",
+        webhook_interval=0.01,
+        webhook_client=httpx.AsyncClient(transport=transport),
+    )
+    with TestClient(app):
+        time.sleep(0.05)  # let the loop take its first reading of the clock
+        clock.at(100)  # flux-finishing completes at ~+96
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and not any(p["status"] == "succeeded" for p in received):
+            time.sleep(0.01)
+    assert any(p["id"] == sim.scenario_ids["flux-finishing"] and p["status"] == "succeeded" for p in received)
