@@ -11,8 +11,13 @@ from jobsync.domain.status import JobStatus
 Stage = Literal["Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ApiModel(BaseModel):
+    # Built on first use: a function validates two or three of these, not all of them (cold start).
+    model_config = ConfigDict(defer_build=True)
+
+
+class Strict(ApiModel):
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 # ---- requests -------------------------------------------------------------
@@ -35,7 +40,7 @@ class PollingSettingBody(Strict):
 
 # ---- answers --------------------------------------------------------------
 
-class JobOut(BaseModel):
+class JobOut(ApiModel):
     job_id: str
     provider: str
     status: JobStatus
@@ -53,16 +58,16 @@ class JobOut(BaseModel):
     duration_seconds: float | None
 
 
-class JobListOut(BaseModel):
+class JobListOut(ApiModel):
     jobs: list[JobOut]
     next_cursor: str | None
 
 
-class JobDetailOut(BaseModel):
+class JobDetailOut(ApiModel):
     job: JobOut
 
 
-class InlineProgressOut(BaseModel):
+class InlineProgressOut(ApiModel):
     job_id: str
     stage: Stage | None
     last_log: str | None
@@ -70,56 +75,56 @@ class InlineProgressOut(BaseModel):
     eta_seconds: float | None = None
 
 
-class SyncOut(BaseModel):
+class SyncOut(ApiModel):
     synced: int
     updated: int
     message: str
 
 
-class ValidateOut(BaseModel):
+class ValidateOut(ApiModel):
     valid: bool
     username: str | None
     error: str | None
 
 
-class MetricsOut(BaseModel):
+class MetricsOut(ApiModel):
     job_count: int
     active_count: int
     jobs_by_status: dict[str, int]
     total_cost_usd: float
 
 
-class PollingOut(BaseModel):
+class PollingOut(ApiModel):
     enabled: bool
     interval_seconds: int
 
 
-class WebhooksOut(BaseModel):
+class WebhooksOut(ApiModel):
     configured: bool
 
 
-class ConfigOut(BaseModel):
+class ConfigOut(ApiModel):
     websocket_url: str | None
     polling: PollingOut
     webhooks: WebhooksOut
 
 
-class PollingStatusOut(BaseModel):
+class PollingStatusOut(ApiModel):
     is_active: bool
     preference: bool | None
 
 
-class WebhookOut(BaseModel):
+class WebhookOut(ApiModel):
     received: bool
     duplicate: bool
     job_id: str | None
     status: JobStatus | None
 
 
-class HealthOut(BaseModel):
+class HealthOut(ApiModel):
     status: Literal["ok"]
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(ApiModel):
     error: str
     message: str

@@ -23,7 +23,7 @@ import httpx
 from jobsync.config import Settings
 from jobsync.domain.job import JobObservation
 from jobsync.domain.status import JobStatus
-from jobsync.observability import logger
+from jobsync.observability import logger, milliseconds
 from jobsync.providers.base import (
     JOB_KINDS,
     Account,
@@ -409,6 +409,7 @@ class ReplicateClient:
             attempt += 1
 
     def _log_call(self, method: str, url: httpx.URL, status: int | None, started: float) -> None:
+        milliseconds("ProviderLatency", (time.perf_counter() - started) * 1000)
         logger.debug(
             "provider call",
             extra={

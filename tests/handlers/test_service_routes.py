@@ -1,0 +1,131 @@
+"""Metrics, validation, config, OpenAPI and the authorizer."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from jobsync import wiring
+from jobsync.api.routes import ROUTES
+from jobsync.domain.job import JobObservation
+from jobsync.domain.status import JobStatus
+from jobsync.services.job_updates import record_observation
+from tests.conftest import API_TOKEN, LambdaContext, load_event, load_handler
+from tests.fakes.replicate import replicate_job
+from tests.handlers.test_sync_and_listing import stamp
+
+
+def test_metrics_count_every_job_and_sum_the_cost(api, replicate, monkeypatch):
+    monkeypatch.setenv("JOBSYNC_HARDWARE_MAP", '{"acme/sdxl": "gpu-a40-large"}')
+    wiring.reset()
+    replicate.add(replicate_job("succeeded", created_at=stamp(1), predict_time=100.0))
+    replicate.add(replicate_job("succeeded", created_at=stamp(2), predict_time=100.0, model="acme/sdxl"))
+    replicate.add(replicate_job("failed", created_at=stamp(3), predict_time=10.0))
+    running = replicate.add(replicate_job("processing", created_at=stamp(4)))
+    replicate.add(replicate_job("starting", created_at=stamp(5)), kind="training")
+    api.call("sync_jobs")
+    replicate.update(running["id"], status="canceled", metrics={"predict_time": 20.0})
+    api.call("sync_jobs")
+
+    status, metrics = api.call("metrics")
+
+    assert status == 200
+    assert metrics["job_count"] == 5 and metrics["active_count"] == 1
+    assert metrics["jobs_by_status"] == {"pending": 0, "uploading": 0, "queued": 1, "running": 0,
+                                         "completed": 2, "failed": 1, "cancelled": 1}
+    assert metrics["total_cost_usd"] == pytest.approx(0.1525 + 0.0725 + 0.01525 + 0.0305)
+
+
+def test_concurrent_writers_never_lose_an_update(tables, replicate):
+    record_observation(JobObservation("race", "replicate", JobStatus.QUEUED, "starting"))
+    errors = []
+
+    def write(status: JobStatus, facts: dict) -> None:
+        try:
+            record_observation(JobObservation("race", "replicate", status, status.value, **facts))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    writers = [
+        threading.Thread(target=write, args=(JobStatus.RUNNING, {"started_at": stamp(1)})),
+        threading.Thread(target=write, args=(JobStatus.RUNNING, {"model": "acme/flux"})),
+        threading.Thread(target=write, args=(JobStatus.COMPLETED, {"predict_time": 10.0})),
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    job = wiring.job_store().get("race")
+    assert errors == []
+    assert job.status == JobStatus.COMPLETED and job.predict_time == 10.0
+    counters = wiring.job_store().counters().by_status
+    assert sum(counters.values()) == 1 and counters["completed"] == 1
+
+
+def test_validate_reports_the_replicate_username(api, replicate):
+    assert api.call("validate_provider") == (200, {"valid": True, "username": "acme", "error": None})
+
+
+def test_validate_reports_a_refused_token_without_failing(api, replicate):
+    replicate.token = "r8_other"
+    status, body = api.call("validate_provider")
+    assert status == 200 and body["valid"] is False and "authentication token" in body["error"]
+    assert "r8_test_token" not in body["error"]
+
+
+def test_validate_reports_an_unreachable_provider(api, replicate):
+    replicate.fail_next("GET", "/account", *[503] * 6)
+    body = api.call("validate_provider")[1]
+    assert body["valid"] is False and body["error"].startswith("could not reach the provider")
+
+
+def test_validate_without_a_token_says_so(api, monkeypatch):
+    monkeypatch.delenv("REPLICATE_API_TOKEN")
+    wiring.reset()
+    body = api.call("validate_provider")[1]
+    assert body == {"valid": False, "username": None, "error": "REPLICATE_API_TOKEN is not set"}
+
+
+def test_config_tells_clients_where_to_connect(api, monkeypatch):
+    monkeypatch.setenv("JOBSYNC_WEBHOOK_URL", "https://jobsync.example.test/api/webhooks/replicate")
+    wiring.reset()
+    assert api.call("service_config")[1] == {
+        "websocket_url": "wss://ws.example.test/prod",
+        "polling": {"enabled": False, "interval_seconds": 30},
+        "webhooks": {"configured": True},
+    }
+
+
+def test_openapi_documents_every_route_with_its_auth(api):
+    status, document = api.call("openapi")
+    assert status == 200 and document["openapi"].startswith("3.")
+    for route in ROUTES:
+        operation = document["paths"][route.path][route.method.lower()]
+        assert operation["summary"] == route.summary
+        assert bool(operation["security"]) is route.authenticated
+    list_parameters = {p["name"] for p in document["paths"]["/api/cloud/jobs"]["get"]["parameters"]}
+    assert list_parameters == {"limit", "provider", "status", "sync_active", "cursor"}
+    job_schema = document["components"]["schemas"]["JobOut"]
+    assert "cost_usd" in job_schema["properties"] and "version" not in job_schema["properties"]
+
+
+@pytest.mark.parametrize(
+    ("authorization", "expected"),
+    [(f"Bearer {API_TOKEN}", True), (f"bearer {API_TOKEN}", True), ("Bearer nope", False),
+     (API_TOKEN, False), (None, False), ("Bearer ", False)],
+)
+def test_authorizer_tells_the_handler_whether_the_token_is_valid(aws_env, authorization, expected):
+    event = load_event("authorizer")
+    event["headers"] = {"authorization": authorization} if authorization else {}
+    answer = load_handler("authorizer")(event, LambdaContext())
+    assert answer == {"isAuthorized": True, "context": {"authenticated": expected}}
+
+
+def test_unexpected_errors_are_a_500_in_the_contract_shape_without_details(api, monkeypatch):
+    def explode(**kwargs):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(wiring.job_store(), "page", explode)
+    status, body = api.call("list_jobs")
+    assert status == 500 and body["error"] == "internal_error" and "secret" not in body["message"]
