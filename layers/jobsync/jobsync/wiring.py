@@ -40,7 +40,8 @@ def reset() -> None:
     from jobsync.push import websocket
     from jobsync.store import dynamo
 
-    for cached in (job_store, state_store, connection_store, pricing, get_settings, dynamo.resource):
+    for cached in (job_store, state_store, connection_store, pricing, get_settings):
         cached.cache_clear()
+    dynamo.forget_resources()
     registry.provider_client.cache_clear()
     websocket.pusher.cache_clear()

@@ -78,6 +78,7 @@ def broadcast(changes: list[StatusChange]) -> BroadcastReport:
         gone=sum(outcome == "gone" for outcome in outcomes),
         failed=sum(outcome == "failed" for outcome in outcomes),
     )
+    count("StatusChanges", len(changes))
     count("MessagesSent", report.sent * len(messages))
     logger.info("broadcast", extra=report.__dict__)
     return report

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from jobsync import wiring
 from jobsync.config import get_settings
 from jobsync.domain.job import Job, JobObservation
-from jobsync.observability import logger
+from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderClient, ProviderError
 from jobsync.providers.registry import provider_client
 from jobsync.services.job_updates import record_observation
@@ -42,6 +42,7 @@ def discover_jobs(provider: str) -> DiscoveryReport:
     for kind in _TRAININGS_FIRST:
         new, changed = _import_list(client, kind, seen)
         discovered, updated = discovered + new, updated + changed
+    count("JobsDiscovered", discovered)
     return DiscoveryReport(provider, client.display_name, discovered, updated)
 
 

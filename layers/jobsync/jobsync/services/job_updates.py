@@ -10,7 +10,7 @@ from jobsync.domain.errors import StoreUnavailable
 from jobsync.domain.job import Job, JobObservation, apply_observation, new_job
 from jobsync.domain.progress import keep_tail
 from jobsync.domain.status import JobStatus, may_move
-from jobsync.observability import count, logger
+from jobsync.observability import logger
 from jobsync.store.jobs import ConcurrentUpdate
 
 _MAX_ATTEMPTS = 5
@@ -56,7 +56,7 @@ def record_observation(observation: JobObservation, current: Job | None | object
             current = _UNREAD
             continue
         _keep_logs(observation, previous)
-        _count(stored, previous)
+        _log_change(stored, previous)
         return UpdateOutcome(job=stored, created=previous is None, changed=True,
                              previous_status=previous.status if previous else None)
     raise StoreUnavailable(f"job {observation.job_id} kept changing under us; try again")
@@ -78,10 +78,8 @@ def _keep_logs(observation: JobObservation, before: Job | None) -> None:
         wiring.state_store().save_log_tail(observation.job_id, keep_tail(observation.logs), time.time())
 
 
-def _count(stored: Job, previous: Job | None) -> None:
-    if previous is None:
-        count("JobsDiscovered")
-    elif previous.status != stored.status:
-        count("StatusChanges")
+def _log_change(stored: Job, previous: Job | None) -> None:
+    # Counted as metrics by the callers, once per batch: EMF takes at most 100 values per flush.
+    if previous is not None and previous.status != stored.status:
         logger.info("job status changed", extra={"job_id": stored.job_id, "status": stored.status.value,
                                                  "previous_status": previous.status.value})

@@ -38,6 +38,8 @@ def receive_replicate_webhook(headers: Mapping[str, str], body: bytes) -> Webhoo
     outcome = record_observation(observation)
     state.record_webhook(webhook_id, observation.job_id)
     count("WebhooksApplied")
+    if outcome.created:
+        count("JobsDiscovered")
     return WebhookReceipt(duplicate=False, job=outcome.job)
 
 

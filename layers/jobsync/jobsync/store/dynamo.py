@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -17,10 +17,25 @@ from jobsync.domain.errors import StoreUnavailable
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
 
 
-@lru_cache(maxsize=1)
+_local = threading.local()
+_generation = 0
+
+
 def resource() -> Any:
-    # The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the local stack's moto server).
-    return boto3.resource("dynamodb", config=_CLIENT_CONFIG)
+    """This thread's DynamoDB resource (boto3 resources must not be shared between threads).
+
+    The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the local stack's moto server).
+    """
+    if getattr(_local, "generation", None) != _generation:
+        _local.resource = boto3.resource("dynamodb", config=_CLIENT_CONFIG)
+        _local.generation = _generation
+    return _local.resource
+
+
+def forget_resources() -> None:
+    """Make every thread build a new resource (after the environment changed)."""
+    global _generation
+    _generation += 1
 
 
 def table(name: str) -> Any:

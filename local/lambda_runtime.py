@@ -1,0 +1,70 @@
+"""Loading and invoking the functions of template.yaml in this process, as Lambda would."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+LAYER = ROOT / "layers" / "jobsync"
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def use_layer() -> None:
+    """Put the jobsync layer on sys.path, where Lambda puts /opt/python."""
+    if str(LAYER) not in sys.path:
+        sys.path.insert(0, str(LAYER))
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object the handlers and Powertools read."""
+
+    function_name: str
+    timeout_seconds: float = 30.0
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def invoked_function_arn(self) -> str:
+        return f"arn:aws:lambda:us-east-1:000000000000:function:{self.function_name}"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.timeout_seconds - (time.monotonic() - self.started)) * 1000))
+
+
+_loaded: dict[Path, Handler] = {}
+_lock = threading.Lock()
+
+
+def load_handler(code_uri: str | Path, handler: str = "app.lambda_handler") -> Handler:
+    """The handler at `code_uri` (a folder such as functions/list_jobs/), each app.py as its own module."""
+    module_name, _, attribute = handler.rpartition(".")
+    path = (ROOT / code_uri / f"{module_name}.py").resolve()
+    with _lock:
+        if path not in _loaded:
+            use_layer()
+            spec = importlib.util.spec_from_file_location(f"jobsync_function_{path.parent.name}", path)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {path}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+            _loaded[path] = getattr(module, attribute)
+        return _loaded[path]
+
+
+def invoke(code_uri: str | Path, handler: str, event: dict[str, Any], *, timeout: float = 30.0) -> Any:
+    name = Path(code_uri).name
+    return load_handler(code_uri, handler)(event, LambdaContext(function_name=name, timeout_seconds=timeout))

@@ -1,0 +1,313 @@
+"""`make run`: the whole service on one machine, no AWS account, no Docker, no internet.
+
+moto's DynamoDB server, tables from template.yaml, the jobs stream delivered
+to the broadcaster, the poller on its schedule, the Replicate simulator (when
+no REPLICATE_API_TOKEN is set) and a local API Gateway on one port — all in
+one foreground process tree that Ctrl-C stops cleanly. Jobs and settings are
+saved under the state folder and loaded again at the next start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import socket
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import boto3
+import uvicorn
+from botocore.config import Config
+
+from local import lambda_runtime
+from local.gateway import WebSocketApi, create_gateway
+from local.persistence import load_tables, save_tables
+from local.streams import StreamReader
+from local.template import (
+    authorizer,
+    create_tables,
+    http_routes,
+    load_template,
+    resolve,
+    scheduled_functions,
+    stream_consumers,
+    websocket_routes,
+)
+
+log = logging.getLogger("jobsync.local")
+ROOT = lambda_runtime.ROOT
+SIMULATOR_TOKEN = "r8_jobsync_simulator"
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    port: int
+    api_token: str
+    token_generated: bool
+    state_dir: Path
+    replicate_token: str | None
+    replicate_base_url: str | None
+    webhook_secret: str | None
+    webhook_url: str | None
+    simulator_speed: float
+    snapshot_seconds: float
+
+    @classmethod
+    def from_env(cls) -> LocalSettings:
+        env = os.environ
+        token = env.get("JOBSYNC_API_TOKEN") or ""
+        return cls(
+            port=int(env.get("JOBSYNC_PORT") or 8001),
+            api_token=token or secrets.token_urlsafe(24),
+            token_generated=not token,
+            state_dir=Path(env.get("JOBSYNC_STATE_DIR") or ROOT / ".local-state"),
+            replicate_token=env.get("REPLICATE_API_TOKEN") or None,
+            replicate_base_url=env.get("REPLICATE_API_BASE_URL") or None,
+            webhook_secret=env.get("REPLICATE_WEBHOOK_SECRET") or None,
+            webhook_url=env.get("JOBSYNC_WEBHOOK_URL") or None,
+            simulator_speed=float(env.get("JOBSYNC_SIMULATOR_SPEED") or 1.0),
+            snapshot_seconds=float(env.get("JOBSYNC_SNAPSHOT_SECONDS") or 5.0),
+        )
+
+
+class Background:
+    """Threads that repeat a task until told to stop; one failure never ends the loop."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def every(self, seconds: float, name: str, task: Callable[[], Any]) -> None:
+        def loop() -> None:
+            while not self.stop.wait(seconds):
+                try:
+                    task()
+                except Exception:  # noqa: BLE001 - logged; the next round tries again
+                    log.exception("%s failed", name)
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+class ThreadedServer:
+    """A uvicorn server on its own thread (the Replicate simulator)."""
+
+    def __init__(self, app: Any, port: int) -> None:
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, name="simulator", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _aws_environment(moto_url: str) -> None:
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+    })
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+
+
+def _start_simulator(settings: LocalSettings) -> tuple[ThreadedServer, str]:
+    from local.replicate_simulator import SimulatedReplicate, create_app
+
+    anchor_file = settings.state_dir / "simulator.json"
+    # The simulator's story is anchored in time; a restart continues it instead of replaying it.
+    anchor = json.loads(anchor_file.read_text())["anchor"] if anchor_file.exists() else time.time()
+    anchor_file.write_text(json.dumps({"anchor": anchor}))
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    simulator = SimulatedReplicate(anchor=anchor, speed=settings.simulator_speed, token=SIMULATOR_TOKEN,
+                                   webhook_secret=settings.webhook_secret, base_url=base_url)
+    server = ThreadedServer(create_app(simulator, settings.webhook_url), port)
+    server.start()
+    return server, base_url
+
+
+def _function_environment(
+    template: dict[str, Any], settings: LocalSettings, tables: dict[str, str], replicate: tuple[str, str]
+) -> dict[str, str]:
+    """The functions' environment from template.yaml, with this machine's values for its parameters."""
+    env = os.environ
+    replicate_token, replicate_url = replicate
+    parameters = {
+        "ApiTokenHashes": hashlib.sha256(settings.api_token.encode()).hexdigest(),
+        "ReplicateApiToken": replicate_token,
+        "ReplicateApiBaseUrl": replicate_url,
+        "ReplicateWebhookSecret": settings.webhook_secret or "",
+        "WebhookUrl": settings.webhook_url or "",
+        "LogLevel": env.get("JOBSYNC_LOG_LEVEL", "WARNING"),
+    }
+    optional = {
+        "PollIntervalSeconds": "SIMPLETUNER_JOB_POLL_INTERVAL",
+        "HardwareMap": "JOBSYNC_HARDWARE_MAP",
+        "DefaultHardware": "JOBSYNC_DEFAULT_HARDWARE",
+        "MaxConnectionsPerIp": "JOBSYNC_MAX_CONNECTIONS_PER_IP",
+        "SyncCapPerList": "JOBSYNC_SYNC_CAP",
+    }
+    parameters.update({name: env[variable] for name, variable in optional.items() if env.get(variable)})
+    stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"]
+    refs = {**tables, "WebSocketApi": "local", "WebSocketStage": stage}
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    resolved = {name: str(resolve(value, template, parameter_values=parameters, refs=refs))
+                for name, value in variables.items()}
+    if not env.get("SIMPLETUNER_JOB_POLL_INTERVAL"):
+        resolved.pop("SIMPLETUNER_JOB_POLL_INTERVAL")  # let JOBSYNC_CONFIG's interval speak, if any
+    resolved.update({
+        # API Gateway's hostnames are this machine's port here.
+        "JOBSYNC_WEBSOCKET_URL": f"ws://127.0.0.1:{settings.port}/{stage}",
+        "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": f"http://127.0.0.1:{settings.port}/{stage}",
+        # Locally the scheduler fires at the poll interval itself: one tick per invocation.
+        "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS": "1",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+    })
+    return resolved
+
+
+def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str) -> Callable[[], None]:
+    """Delivers the jobs stream to its consumer in batches, as Lambda's event source mapping does."""
+    consumer = stream_consumers(template)[0]
+    streams = boto3.client("dynamodbstreams", endpoint_url=moto_url, region_name=REGION,
+                           config=Config(account_id_endpoint_mode="disabled"))
+    reader = StreamReader.for_table(boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION),
+                                    streams, tables[consumer.table_id])
+    function = consumer.function
+
+    def pump() -> None:
+        records = reader.read()
+        for start in range(0, len(records), consumer.batch_size):
+            lambda_runtime.invoke(function.code_uri, function.handler,
+                                  {"Records": records[start : start + consumer.batch_size]}, timeout=function.timeout)
+
+    return pump
+
+
+def _scheduled_poller(template: dict[str, Any]) -> Callable[[], None]:
+    schedule = scheduled_functions(template)[0]
+    function = schedule.function
+
+    def poll() -> None:
+        lambda_runtime.invoke(function.code_uri, function.handler, dict(schedule.input), timeout=function.timeout)
+
+    return poll
+
+
+def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
+    base = f"http://127.0.0.1:{settings.port}"
+    lines = [
+        "",
+        "jobsync is up",
+        f"  dashboard   {base}/#token={settings.api_token}",
+        f"  API         {base}/api  (Authorization: Bearer <token>)",
+        f"  WebSocket   ws://127.0.0.1:{settings.port}/{stage}?token=<token>",
+        f"  token       {settings.api_token}" + ("  (generated; set JOBSYNC_API_TOKEN to choose one)" if settings.token_generated else ""),
+        f"  provider    {'built-in Replicate simulator' if simulated else settings.replicate_base_url or 'Replicate'}",
+        f"  state       {settings.state_dir}",
+        "Ctrl-C stops everything; jobs and settings are kept for the next start.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    lambda_runtime.use_layer()
+    # Powertools warns on every invocation that emitted no metric; locally that is only noise.
+    warnings.filterwarnings("ignore", message="No application metrics to publish")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("werkzeug", "httpx", "botocore", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings = LocalSettings.from_env()
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    snapshot = settings.state_dir / "dynamodb.json"
+
+    from moto.server import ThreadedMotoServer
+
+    moto_port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
+    moto.start()
+    moto_url = f"http://127.0.0.1:{moto_port}"
+    _aws_environment(moto_url)
+    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    template = load_template()
+    tables = create_tables(dynamodb, template, lambda logical_id: f"jobsync-local-{logical_id}")
+    restored = load_tables(dynamodb, tables, snapshot)
+    log.info("DynamoDB (moto) on %s: %d items restored", moto_url, restored)
+
+    simulator = None
+    if settings.replicate_token:
+        replicate = (settings.replicate_token, settings.replicate_base_url or "https://api.replicate.com/v1")
+    else:
+        simulator, simulator_url = _start_simulator(settings)
+        replicate = (SIMULATOR_TOKEN, simulator_url)
+        log.info("Replicate simulator on %s", simulator_url)
+
+    os.environ.update(_function_environment(template, settings, tables, replicate))
+    from jobsync.config import get_settings
+
+    interval = get_settings().polling.interval_seconds
+    stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"]
+    websocket = WebSocketApi(websocket_routes(template), stage)
+    app = create_gateway(http_routes(template), authorizer(template), websocket, ROOT / "web")
+
+    background = Background()
+    background.every(0.25, "stream", _stream_pump(template, tables, moto_url))
+    background.every(interval, "schedule", _scheduled_poller(template))
+    background.every(settings.snapshot_seconds, "snapshot", lambda: save_tables(dynamodb, tables, snapshot))
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
+                                           ws="websockets-sansio", lifespan="off"))
+    original_startup = server.startup
+
+    async def startup(*args: Any, **kwargs: Any) -> None:
+        await original_startup(*args, **kwargs)
+        print(_banner(settings, simulator is not None, stage), flush=True)
+
+    server.startup = startup  # type: ignore[method-assign]
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass  # uvicorn has shut down already and re-raises Ctrl-C for us to finish
+    finally:
+        log.info("stopping")
+        background.close()
+        saved = save_tables(dynamodb, tables, snapshot)
+        log.info("saved %d items to %s", saved, snapshot)
+        if simulator is not None:
+            simulator.close()
+        moto.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""`make run`'s stack as a user meets it: a real HTTP server, a real WebSocket, the simulator, moto."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from datetime import datetime, timezone
+
+import boto3
+import httpx
+import pytest
+import websockets
+from botocore.config import Config
+from standardwebhooks.webhooks import Webhook
+
+from tests.stack_process import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+SECRET = "whsec_" + base64.b64encode(b"end-to-end-webhook-secret-bytes!").decode()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = LocalStack(tmp_path_factory.mktemp("stack"), token="e2e-token", webhook_secret=SECRET,
+                       JOBSYNC_SIMULATOR_SPEED="10", SIMPLETUNER_JOB_POLL_INTERVAL="1", JOBSYNC_SNAPSHOT_SECONDS="1")
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def api(stack, method: str, path: str, **kwargs) -> httpx.Response:
+    return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(), timeout=30, **kwargs)
+
+
+def signed_webhook(stack, payload: dict, webhook_id: str) -> httpx.Response:
+    body = json.dumps(payload)
+    moment = datetime.now(timezone.utc)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(SECRET).sign(webhook_id, moment, body),
+    }
+    return httpx.post(f"{stack.url}/api/webhooks/replicate", content=body, headers=headers, timeout=30)
+
+
+def prediction(job_id: str, status: str) -> dict:
+    return {"id": job_id, "model": "e2e/trainer", "status": status, "created_at": "2026-11-28T10:00:00Z",
+            "started_at": "2026-11-28T10:00:05Z" if status != "starting" else None,
+            "completed_at": "2026-11-28T10:10:05Z" if status == "succeeded" else None,
+            "metrics": {"predict_time": 600.0} if status == "succeeded" else {},
+            "logs": "Step 10/100 - loss: 0.5", "error": None, "output": None}
+
+
+def test_health_dashboard_and_auth(stack):
+    assert httpx.get(f"{stack.url}/api/health").json() == {"status": "ok"}
+    page = httpx.get(f"{stack.url}/")
+    assert page.status_code == 200 and "Sync" in page.text and "text/html" in page.headers["content-type"]
+    script = httpx.get(f"{stack.url}/app.js")
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    unauthorized = httpx.get(f"{stack.url}/api/cloud/jobs")
+    assert unauthorized.status_code == 401 and unauthorized.json()["error"] == "unauthorized"
+    assert httpx.get(f"{stack.url}/api/cloud/jobs", headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert api(stack, "GET", "/api/openapi.json").json()["paths"]["/api/cloud/jobs/sync"]["post"]
+
+
+def test_sync_then_list_then_inline_progress(stack):
+    answer = api(stack, "POST", "/api/cloud/jobs/sync").json()
+    assert answer["synced"] > 200 and answer["message"] == f"Discovered {answer['synced']} new jobs from Replicate"
+    metrics = api(stack, "GET", "/api/cloud/metrics").json()
+    assert metrics["job_count"] >= answer["synced"] and metrics["total_cost_usd"] > 0
+    listed = api(stack, "GET", "/api/cloud/jobs", params={"limit": "500"}).json()["jobs"]
+    stamps = [job["created_at"] for job in listed]
+    assert len(listed) == metrics["job_count"] and stamps[:5] == sorted(stamps[:5], reverse=True)
+    running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "sync_active": "true"}).json()["jobs"]
+    assert running, "the simulator always has a job training"
+    progress = api(stack, "GET", f"/api/cloud/jobs/{running[0]['job_id']}/inline-progress").json()
+    assert progress["job_id"] == running[0]["job_id"]
+    assert progress["stage"] in {"Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"}
+    assert progress["last_log"] and len(progress["last_log"]) <= 80
+
+
+async def _receive_change(stack, job_id: str, action) -> list[dict]:
+    async with websockets.connect(f"{stack.ws_url}?token={stack.token}") as socket:
+        await asyncio.to_thread(action)
+        messages: list[dict] = []
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            message = json.loads(await asyncio.wait_for(socket.recv(), timeout=deadline - time.monotonic()))
+            if message.get("job_id") == job_id:
+                messages.append(message)
+                if message["status"] in ("completed", "failed", "cancelled"):
+                    return messages
+        return messages
+
+
+def test_a_signed_webhook_moves_a_job_and_every_socket_hears_it(stack):
+    def send_webhooks() -> None:
+        assert signed_webhook(stack, prediction("e2e-hook", "processing"), "msg_e2e_1").status_code == 200
+        assert signed_webhook(stack, prediction("e2e-hook", "succeeded"), "msg_e2e_2").status_code == 200
+
+    messages = asyncio.run(_receive_change(stack, "e2e-hook", send_webhooks))
+
+    assert [(m["type"], m["status"], m["previous_status"]) for m in messages] == [
+        ("job_status_changed", "running", None), ("job_status_changed", "completed", "running")]
+    job = api(stack, "GET", "/api/cloud/jobs/e2e-hook").json()["job"]
+    assert job["status"] == "completed" and job["cost_usd"] == pytest.approx(600 * 0.001525)
+    replay = signed_webhook(stack, prediction("e2e-hook", "processing"), "msg_e2e_1")
+    assert replay.status_code == 200 and replay.json()["duplicate"] is True
+
+
+def test_a_forged_webhook_is_refused(stack):
+    body = json.dumps(prediction("forged", "succeeded"))
+    headers = {"webhook-id": "msg_x", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,Zm9yZ2Vk"}
+    assert httpx.post(f"{stack.url}/api/webhooks/replicate", content=body, headers=headers).status_code == 401
+    assert api(stack, "GET", "/api/cloud/jobs/forged").status_code == 404
+
+
+def test_management_api_answers_410_for_a_gone_connection(stack):
+    client = boto3.client("apigatewaymanagementapi", endpoint_url=f"{stack.url}/live", region_name="us-east-1",
+                          aws_access_key_id="local", aws_secret_access_key="local",
+                          config=Config(retries={"max_attempts": 1}))
+    with pytest.raises(client.exceptions.GoneException):
+        client.post_to_connection(ConnectionId="no-such-connection", Data=b"{}")
+
+
+def test_sixth_socket_from_one_ip_is_refused_at_the_handshake(stack):
+    async def open_sockets() -> tuple[int, bool]:
+        sockets = [await websockets.connect(f"{stack.ws_url}?token={stack.token}") for _ in range(5)]
+        try:
+            with pytest.raises(websockets.InvalidStatus):
+                await websockets.connect(f"{stack.ws_url}?token={stack.token}")
+        finally:
+            for socket in sockets:
+                await socket.close()
+        await asyncio.sleep(0.5)
+        again = await websockets.connect(f"{stack.ws_url}?token={stack.token}")
+        await again.close()
+        return len(sockets), True
+
+    assert asyncio.run(open_sockets()) == (5, True)
+
+
+def test_a_socket_without_a_token_is_refused(stack):
+    async def attempt() -> None:
+        with pytest.raises(websockets.InvalidStatus):
+            await websockets.connect(stack.ws_url)
+
+    asyncio.run(attempt())
+
+
+def test_jobs_and_settings_survive_a_restart(stack):
+    api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
+    before = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
+
+    assert stack.stop() == 0
+    stack.start()
+
+    assert api(stack, "GET", "/api/cloud/metrics").json()["job_count"] >= before
+    assert api(stack, "GET", "/api/cloud/jobs/e2e-hook").json()["job"]["status"] == "completed"
+    assert api(stack, "GET", "/api/cloud/polling/status").json() == {"is_active": False, "preference": False}

@@ -1,0 +1,83 @@
+"""Runs `make run`'s stack (python -m local.stack) as a subprocess for end-to-end and browser tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalStack:
+    def __init__(self, state_dir: Path, token: str, webhook_secret: str, **env: str) -> None:
+        self.state_dir = state_dir
+        self.token = token
+        self.webhook_secret = webhook_secret
+        self.port = free_port()
+        self.extra_env = env
+        self.process: subprocess.Popen[str] | None = None
+        self.log_path = state_dir / "stack.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/live"
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self, timeout: float = 60) -> None:
+        env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "REPLICATE_", "JOBSYNC_"))}
+        env.update({
+            "JOBSYNC_PORT": str(self.port),
+            "JOBSYNC_API_TOKEN": self.token,
+            "JOBSYNC_STATE_DIR": str(self.state_dir),
+            "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
+            **self.extra_env,
+        })
+        log = self.log_path.open("a")
+        self.process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env,
+                                        stdout=log, stderr=subprocess.STDOUT, text=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the stack exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the stack did not become healthy in {timeout}s:\n{self.log()}")
+
+    def stop(self, timeout: float = 30) -> int:
+        """Ctrl-C, as a user would; returns the exit code."""
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
