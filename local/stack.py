@@ -191,6 +191,7 @@ def _function_environment(
         # Locally the scheduler fires at the poll interval itself: one tick per invocation.
         "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS": "1",
         "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
     })
     return resolved
 

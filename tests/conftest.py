@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import importlib.util
 import json
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from local import lambda_runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
@@ -19,38 +18,18 @@ API_TOKEN = "test-api-token"
 REGION = "us-east-1"
 
 
-@dataclass
-class LambdaContext:
-    function_name: str = "jobsync-test"
-    function_version: str = "$LATEST"
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:jobsync-test"
-    memory_limit_in_mb: int = 256
-    aws_request_id: str = "00000000-0000-0000-0000-000000000000"
-    log_group_name: str = "/aws/lambda/jobsync-test"
-    log_stream_name: str = "test"
-    remaining_ms: int = 60_000
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def LambdaContext(function_name: str = "jobsync-test", remaining_ms: int = 60_000) -> lambda_runtime.LambdaContext:
+    """Lambda's context for a function with `remaining_ms` left."""
+    return lambda_runtime.LambdaContext(function_name=function_name, timeout_seconds=remaining_ms / 1000)
 
 
 def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
-_handlers: dict[str, Any] = {}
-
-
 def load_handler(function: str):
-    """functions/<function>/app.py's lambda_handler, imported the way Lambda would (each app.py on its own)."""
-    if function not in _handlers:
-        path = ROOT / "functions" / function / "app.py"
-        spec = importlib.util.spec_from_file_location(f"jobsync_function_{function}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-        _handlers[function] = module.lambda_handler
-    return _handlers[function]
+    """functions/<function>/app.py's lambda_handler, loaded the way the local stack loads it."""
+    return lambda_runtime.load_handler(f"functions/{function}/")
 
 
 @pytest.fixture

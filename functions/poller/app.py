@@ -1,11 +1,20 @@
-"""Scheduled by EventBridge Scheduler: refresh every active job, several ticks per invocation."""
+"""Scheduled by EventBridge Scheduler: refresh every active job, several ticks per invocation.
+
+Traced with X-Ray: a tick makes many provider and DynamoDB calls, and a
+scheduled function's cold start costs nobody a wait.
+"""
+
+from aws_lambda_powertools import Tracer
 
 from jobsync.observability import logger, metrics
 from jobsync.services.polling import run_scheduled_ticks
 
+tracer = Tracer()
+
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context) -> dict:
     reports = run_scheduled_ticks(context.get_remaining_time_in_millis)
     return {

@@ -86,7 +86,7 @@ def test_an_active_job_missing_from_the_lists_is_fetched_on_its_own(api, replica
     assert stored(api, job["id"])["status"] == "completed"
 
 
-def poll(remaining_ms: int = 60_000):
+def poll(remaining_ms: int = 75_000):  # the poller's timeout in template.yaml
     return load_handler("poller")(load_event("poller"), LambdaContext(remaining_ms=remaining_ms))
 
 

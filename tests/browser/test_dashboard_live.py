@@ -1,0 +1,279 @@
+"""The dashboard in a real Chromium against the REAL local stack (`make run`'s `python -m local.stack`).
+
+Nothing is faked: the page is served by the stack's gateway, its API calls and its WebSocket reach
+the stack, jobs come from the built-in Replicate simulator (played 10x faster), and status changes
+are pushed by the stack. The tests share one stack and one page and run in file order, like a user's
+session: load, Sync, watch progress move, receive pushed status changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+standardwebhooks = pytest.importorskip("standardwebhooks.webhooks")
+
+from tests.stack_process import LocalStack  # noqa: E402
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+DOCS = ROOT / "docs"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TOKEN = "browser-live-token"
+SECRET = "whsec_" + base64.b64encode(b"browser-live-webhook-secret-32b!").decode()
+HOOK_JOB = "browser-hook"
+ROWS = '[data-testid="job-row"]'
+RUNNING_WITH_PROGRESS = '[data-testid="job-row"][data-status="running"] [data-testid="job-progress"][aria-valuenow]'
+
+if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
+    pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
+
+expect = playwright_sync.expect
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    stack = LocalStack(tmp_path_factory.mktemp("browser-stack"), token=TOKEN, webhook_secret=SECRET,
+                       JOBSYNC_SIMULATOR_SPEED="10", SIMPLETUNER_JOB_POLL_INTERVAL="1")
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    with playwright_sync.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, stack):
+    """One page for the whole module, opened once: the later tests prove nothing reloads it."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.js_errors = errors  # type: ignore[attr-defined]
+    page.goto(f"{stack.url}/?poll_ms=500#token={stack.token}")
+    yield page
+    context.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def api(stack: LocalStack, method: str, path: str, **kwargs) -> httpx.Response:
+    return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(), timeout=30, **kwargs)
+
+
+def eventually(page, check: Callable[[], object], timeout: float = 10.0, message: str = "") -> object:
+    """Retry `check` (falsy or AssertionError = not yet) while letting Playwright deliver its events."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            problem = message or "condition not met in time"
+        except AssertionError as exc:
+            problem = f"{message}: {exc}" if message else str(exc)
+        if time.monotonic() > deadline:
+            raise AssertionError(problem)
+        page.wait_for_timeout(100)
+
+
+def send_webhook(stack: LocalStack, payload: dict, webhook_id: str) -> httpx.Response:
+    body = json.dumps(payload)
+    moment = datetime.now(timezone.utc)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": standardwebhooks.Webhook(SECRET).sign(webhook_id, moment, body),
+    }
+    return httpx.post(f"{stack.url}/api/webhooks/replicate", content=body, headers=headers, timeout=30)
+
+
+def hook_prediction(status: str, created_at: str) -> dict:
+    finished = status in ("succeeded", "failed", "canceled")
+    now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return {"id": HOOK_JOB, "model": "browser/trainer", "status": status, "created_at": created_at,
+            "started_at": created_at, "completed_at": now if finished else None,
+            "metrics": {"predict_time": 42.0} if finished else {},
+            "logs": "step 10/100 - loss: 0.5", "error": None, "output": None}
+
+
+def row_ids(page) -> list[str]:
+    return page.locator(ROWS).evaluate_all("rows => rows.map(r => r.dataset.jobId)")
+
+
+def running_progress(page) -> dict[str, float]:
+    """job_id -> aria-valuenow of every running row whose bar has a value."""
+    return page.evaluate(
+        """sel => Object.fromEntries([...document.querySelectorAll(sel)].map(bar =>
+               [bar.closest('[data-testid="job-row"]').dataset.jobId, Number(bar.getAttribute('aria-valuenow'))]))""",
+        RUNNING_WITH_PROGRESS,
+    )
+
+
+# --------------------------------------------------------------------------- tests
+
+
+def test_page_loads_with_the_token_from_the_fragment_and_goes_live(page, stack):
+    expect(page.get_by_test_id("connection-state")).to_have_text("Live")  # the stack's real WebSocket
+    expect(page.get_by_test_id("token-form")).to_be_hidden()
+    assert "token" not in page.url, "the token is taken out of the address bar"
+    assert page.evaluate("localStorage.getItem('jobsync.apiToken')") == stack.token
+    expect(page.locator("#jobs-status")).to_contain_text("No jobs yet")  # a fresh stack knows no job
+    assert page.js_errors == []
+
+
+def test_sync_shows_the_spinner_then_the_servers_count_and_the_rows(page, stack):
+    held: list = []
+    page.route("**/api/cloud/jobs/sync", lambda route: held.append(route))  # hold it; released below
+    button, spinner = page.get_by_test_id("sync-button"), page.get_by_test_id("sync-spinner")
+    expect(spinner).to_be_hidden()
+
+    started = time.monotonic()
+    with page.expect_response(lambda r: r.url.endswith("/api/cloud/jobs/sync") and r.request.method == "POST",
+                              timeout=30_000) as answer:
+        button.click()
+        eventually(page, lambda: held, message="the sync request left the page")
+        # In flight (held before it reaches the server): spinner shown, button busy.
+        expect(spinner).to_be_visible()
+        expect(button).to_be_disabled()
+        expect(button).to_have_attribute("aria-busy", "true")
+        page.wait_for_timeout(200)
+        expect(spinner).to_be_visible()
+        held[0].continue_()  # on to the real server
+    page.unroute("**/api/cloud/jobs/sync")
+    response = answer.value
+    assert response.status == 200, response.text()
+    synced = response.json()["synced"]
+    print(f"\nsync answered in {time.monotonic() - started:.1f}s: {response.json()}")
+    assert isinstance(synced, int) and synced > 0
+
+    expect(page.get_by_test_id("toast")).to_have_text(f"Discovered {synced} {'job' if synced == 1 else 'jobs'} from Replicate")
+    expect(spinner).to_be_hidden()
+    expect(button).to_be_enabled()
+
+    # The rows: the server's newest page, newest first.
+    rows = page.locator(ROWS)
+    expect(rows.first).to_be_visible()
+
+    def rows_match_the_server() -> bool:
+        shown = row_ids(page)
+        listed = [job["job_id"] for job in api(stack, "GET", "/api/cloud/jobs", params={"limit": "50"}).json()["jobs"]]
+        assert shown == listed, f"rows {shown[:3]}... vs API {listed[:3]}..."
+        return True
+
+    eventually(page, rows_match_the_server, message="the rows are the API's newest jobs in its order")
+    stamps = rows.locator("time").evaluate_all("ts => ts.map(t => t.getAttribute('datetime'))")
+    assert len(stamps) == rows.count() and stamps == sorted(stamps, reverse=True), "newest first"
+
+    def total_matches() -> bool:
+        count = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
+        shown = page.get_by_test_id("metrics-total").text_content().replace(",", "")
+        assert shown == str(count), f"metrics-total {shown!r}, API job_count {count}"
+        return True
+
+    eventually(page, total_matches, message="metrics-total shows the job count")
+    total = int(page.get_by_test_id("metrics-total").text_content().replace(",", ""))
+    assert total >= synced
+    assert rows.count() == min(50, total)
+    expect(page.get_by_role("button", name="Load more")).to_be_visible(visible=total > 50)
+    assert page.js_errors == []
+
+
+def test_a_running_jobs_progress_bar_moves(page):
+    expect(page.locator(RUNNING_WITH_PROGRESS).first).to_be_attached(timeout=15_000)
+    before = running_progress(page)
+    assert before, "a running job shows a progress value"
+
+    # Any running job whose bar grows will do: the first one may finish meanwhile (speed 10).
+    page.wait_for_function(
+        """([sel, before]) => [...document.querySelectorAll(sel)].some(bar => {
+               const id = bar.closest('[data-testid="job-row"]').dataset.jobId;
+               return id in before && Number(bar.getAttribute('aria-valuenow')) > before[id];
+           })""",
+        arg=[RUNNING_WITH_PROGRESS, before],
+        timeout=20_000,
+        polling=100,
+    )
+    after = running_progress(page)
+    moved = {job_id: (before[job_id], value) for job_id, value in after.items()
+             if job_id in before and value > before[job_id]}
+    assert moved, f"progress before {before}, after {after}"
+    job_id, (old, new) = next(iter(moved.items()))
+    print(f"\nprogress of {job_id}: {old} -> {new}")
+    row = page.locator(f'{ROWS}[data-job-id="{job_id}"]')
+    bar = row.get_by_test_id("job-progress")
+    assert 0 <= old < new <= 100
+    assert bar.evaluate("el => el.value") == pytest.approx(new, abs=0.1)
+    assert row.get_by_test_id("job-stage").text_content() in {
+        "Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"}
+    expect(row.get_by_test_id("job-last-log")).not_to_be_empty()
+
+    # A picture of live jobs: the toast gone, a running job with its bar on screen.
+    expect(page.get_by_test_id("toast")).to_be_empty(timeout=10_000)
+    row.scroll_into_view_if_needed()
+    ARTIFACTS.mkdir(exist_ok=True)
+    DOCS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    expect(page.locator(RUNNING_WITH_PROGRESS).first).to_be_in_viewport()
+    page.screenshot(path=str(DOCS / "dashboard.png"))  # 1280x900, as the README shows it
+    assert page.js_errors == []
+
+
+def test_a_status_change_pushed_by_the_server_appears_without_a_reload(page, stack):
+    page.evaluate("window.__marker = 1")
+    navigations = page.evaluate("performance.getEntriesByType('navigation').length")
+    created_at = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")  # newest: in the first page of rows
+    row = page.locator(f'{ROWS}[data-job-id="{HOOK_JOB}"]')
+    expect(row).to_have_count(0)
+
+    answer = send_webhook(stack, hook_prediction("processing", created_at), "msg_browser_1")
+    assert answer.status_code == 200, answer.text
+    expect(row).to_have_attribute("data-status", "running")
+    expect(row.get_by_test_id("job-status")).to_have_text("running")
+    assert row_ids(page)[0] == HOOK_JOB, "the newest job is the first row"
+
+    answer = send_webhook(stack, hook_prediction("succeeded", created_at), "msg_browser_2")
+    assert answer.status_code == 200, answer.text
+    expect(row).to_have_attribute("data-status", "completed")
+    expect(row.get_by_test_id("job-status")).to_have_text("completed")
+    expect(row.get_by_test_id("job-progress")).to_have_count(0)
+
+    assert page.evaluate("window.__marker") == 1, "the page was not reloaded"
+    assert page.evaluate("performance.getEntriesByType('navigation').length") == navigations
+    expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    assert page.js_errors == []
