@@ -1,0 +1,39 @@
+"""With JOBSYNC_WEBHOOK_URL set, polling turns itself off and the simulator's signed webhooks keep jobs current."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.stack_process import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    stack = LocalStack(tmp_path_factory.mktemp("webhook-stack"), token="hook-token", webhook_secret="",
+                       JOBSYNC_SIMULATOR_SPEED="20")
+    # The secret is left to the service to fetch from the simulator, as from Replicate.
+    stack.extra_env["JOBSYNC_WEBHOOK_URL"] = f"{stack.url}/api/webhooks/replicate"
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def test_webhooks_replace_polling(stack):
+    headers = stack.headers()
+    assert httpx.get(f"{stack.url}/api/cloud/polling/status", headers=headers).json() == {
+        "is_active": False, "preference": None}
+    assert httpx.get(f"{stack.url}/api/cloud/config", headers=headers).json()["webhooks"] == {"configured": True}
+    # No sync, no polling: every job here arrived by a signed webhook from the simulator.
+    deadline, jobs = time.monotonic() + 30, []
+    while time.monotonic() < deadline:
+        jobs = httpx.get(f"{stack.url}/api/cloud/jobs", headers=headers).json()["jobs"]
+        if any(job["status"] == "completed" for job in jobs) and any(job["status"] == "running" for job in jobs):
+            break
+        time.sleep(0.5)
+    statuses = {job["status"] for job in jobs}
+    assert {"running", "completed"} <= statuses, statuses
