@@ -41,7 +41,7 @@ run: $(VENV)/.installed
 	$(PY) -m local.stack
 
 test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest -q tests/unit

@@ -181,7 +181,8 @@ def test_sync_shows_the_spinner_then_the_servers_count_and_the_rows(page, stack)
     print(f"\nsync answered in {time.monotonic() - started:.1f}s: {response.json()}")
     assert isinstance(synced, int) and synced > 0
 
-    expect(page.get_by_test_id("toast")).to_have_text(f"Discovered {synced} {'job' if synced == 1 else 'jobs'} from Replicate")
+    noun = "job" if synced == 1 else "jobs"
+    expect(page.get_by_test_id("toast")).to_have_text(f"Discovered {synced} {noun} from Replicate")
     expect(spinner).to_be_hidden()
     expect(button).to_be_enabled()
 

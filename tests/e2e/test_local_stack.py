@@ -153,6 +153,7 @@ def test_a_socket_without_a_token_is_refused(stack):
 
 
 def test_jobs_and_settings_survive_a_restart(stack):
+    assert signed_webhook(stack, prediction("kept", "succeeded"), "msg_kept").status_code == 200
     api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
     before = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
 
@@ -160,5 +161,5 @@ def test_jobs_and_settings_survive_a_restart(stack):
     stack.start()
 
     assert api(stack, "GET", "/api/cloud/metrics").json()["job_count"] >= before
-    assert api(stack, "GET", "/api/cloud/jobs/e2e-hook").json()["job"]["status"] == "completed"
+    assert api(stack, "GET", "/api/cloud/jobs/kept").json()["job"]["status"] == "completed"
     assert api(stack, "GET", "/api/cloud/polling/status").json() == {"is_active": False, "preference": False}
