@@ -28,45 +28,43 @@ class UpdateOutcome:
         return self.created or (self.changed and self.previous_status != self.job.status)
 
 
-_UNREAD = object()
+class _Unread:
+    """Marks `current` as not read yet (None already means: no such job)."""
 
 
-def record_observation(observation: JobObservation, current: Job | None | object = _UNREAD) -> UpdateOutcome:
+_UNREAD = _Unread()
+
+
+def record_observation(observation: JobObservation, current: Job | None | _Unread = _UNREAD) -> UpdateOutcome:
     """Apply what the provider said to the stored job (creating it when unknown).
 
     `current` saves a read when the caller already holds the stored job. A
     concurrent writer makes the save fail; the job is then read again and the
     observation re-applied, so no update is ever lost.
     """
-    store, pricing = wiring.job_store(), wiring.pricing()
+    store = wiring.job_store()
     if observation.status is None:
         logger.warning("unknown provider status leaves the job as it is",
                        extra={"job_id": observation.job_id, "provider_status": observation.provider_status})
     for _ in range(_MAX_ATTEMPTS):
-        job = store.get(observation.job_id) if current is _UNREAD else current
-        assert job is None or isinstance(job, Job)
-        outcome = _apply(observation, job)
-        if outcome is None:
-            _keep_logs(observation, job)
-            return UpdateOutcome(job=job, created=False, changed=False, previous_status=job.status)  # type: ignore[union-attr]
-        candidate, previous = outcome
+        job = store.get(observation.job_id) if isinstance(current, _Unread) else current
+        if job is None:
+            candidate = new_job(observation, wiring.pricing())
+        else:
+            candidate = apply_observation(job, observation, wiring.pricing())
+            if candidate is None:
+                _keep_logs(observation, job)
+                return UpdateOutcome(job=job, created=False, changed=False, previous_status=job.status)
         try:
-            stored = store.save(candidate, previous)
+            stored = store.save(candidate, job)
         except ConcurrentUpdate:
             current = _UNREAD
             continue
-        _keep_logs(observation, previous)
-        _log_change(stored, previous)
-        return UpdateOutcome(job=stored, created=previous is None, changed=True,
-                             previous_status=previous.status if previous else None)
+        _keep_logs(observation, job)
+        _log_change(stored, job)
+        return UpdateOutcome(job=stored, created=job is None, changed=True,
+                             previous_status=job.status if job else None)
     raise StoreUnavailable(f"job {observation.job_id} kept changing under us; try again")
-
-
-def _apply(observation: JobObservation, job: Job | None) -> tuple[Job, Job | None] | None:
-    if job is None:
-        return new_job(observation, wiring.pricing()), None
-    changed = apply_observation(job, observation, wiring.pricing())
-    return None if changed is None else (changed, job)
 
 
 def _keep_logs(observation: JobObservation, before: Job | None) -> None:
