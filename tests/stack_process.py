@@ -46,7 +46,7 @@ class LocalStack:
         env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "REPLICATE_", "JOBSYNC_"))}
         env.update({
             "JOBSYNC_PORT": str(self.port),
-            "JOBSYNC_API_TOKEN": self.token,
+            "JOBSYNC_API_TOKEN": self.token,  # empty: the stack generates one and prints it
             "JOBSYNC_STATE_DIR": str(self.state_dir),
             "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
             **self.extra_env,

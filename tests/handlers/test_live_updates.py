@@ -117,6 +117,23 @@ def test_every_status_change_reaches_every_client_and_gone_ones_are_removed(api,
     assert connect("b2") == 200  # the gone connection's slot was freed with it
 
 
+def test_a_change_found_by_the_poller_is_broadcast_too(api, replicate, stream, posted, monkeypatch):
+    sent, _ = posted
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    connect("a")
+    job = replicate.add(replicate_job("processing", job_id="polled"))
+    api.call("sync_jobs")
+    broadcast(stream)
+    sent.clear()
+    replicate.update(job["id"], status="failed", error="CUDA out of memory")
+
+    load_handler("poller")(load_event("poller"), LambdaContext(remaining_ms=75_000))
+
+    assert broadcast(stream)["changes"] == 1
+    assert [(m["status"], m["previous_status"], m["job"]["error_message"]) for m in sent["a"]] == [
+        ("failed", "running", "CUDA out of memory")]
+
+
 def test_writes_that_do_not_change_the_status_are_not_broadcast(api, replicate, stream, posted, monkeypatch):
     sent, _ = posted
     monkeypatch.setenv("JOBSYNC_LOG_REFRESH_SECONDS", "0")
