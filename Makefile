@@ -8,7 +8,7 @@ SAM := $(SAM_VENV)/bin/sam
 CHROMIUM := /usr/bin/chromium
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install run test unit handlers e2e browser validate lint build deploy bench clean
+.PHONY: help install run test lint unit handlers e2e browser validate build deploy clean
 
 help:
 	@echo "make run       the whole service on 127.0.0.1:$${JOBSYNC_PORT:-8001} (no AWS, no internet)"
@@ -40,7 +40,7 @@ install: $(VENV)/.installed $(SAM_VENV)/.installed
 run: $(VENV)/.installed
 	$(PY) -m local.stack
 
-test: $(VENV)/.installed $(SAM_VENV)/.installed $(CHROMIUM)
+test: lint $(SAM_VENV)/.installed $(CHROMIUM)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
 unit: $(VENV)/.installed
@@ -55,6 +55,9 @@ e2e: $(VENV)/.installed
 browser: $(VENV)/.installed $(CHROMIUM)
 	$(PY) -m pytest -q -m browser
 
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check layers functions local tests
+
 validate: $(SAM_VENV)/.installed
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
@@ -63,9 +66,6 @@ build: $(SAM_VENV)/.installed
 
 deploy: build
 	$(SAM) deploy --guided
-
-bench: $(VENV)/.installed
-	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache artifacts

@@ -109,11 +109,16 @@ def _http_event(route: HttpRoute, request: Request, body: bytes) -> dict[str, An
     }
 
 
+def _route_arn(route_key: str) -> str:
+    method, _, path = route_key.partition(" ")
+    return f"arn:aws:execute-api:us-east-1:{ACCOUNT_ID}:{API_ID}/$default/{method}{path}"
+
+
 def _authorizer_event(event: dict[str, Any]) -> dict[str, Any]:
     return {
         "version": "2.0",
         "type": "REQUEST",
-        "routeArn": f"arn:aws:execute-api:us-east-1:{ACCOUNT_ID}:{API_ID}/$default/{event['routeKey'].replace(' ', '')}",
+        "routeArn": _route_arn(event["routeKey"]),
         "identitySource": [],
         "routeKey": event["routeKey"],
         "rawPath": event["rawPath"],
@@ -248,11 +253,13 @@ class WebSocketApi:
             self.clients.pop(connection_id, None)
             await client.socket.close()
             return Response(status_code=204)
-        return JSONResponse({
-            "connectedAt": datetime.fromtimestamp(client.connected_at, timezone.utc).isoformat(),
-            "lastActiveAt": datetime.fromtimestamp(client.last_active_at, timezone.utc).isoformat(),
-            "identity": {"sourceIp": client.source_ip, "userAgent": client.user_agent},
-        })
+        return JSONResponse(
+            {
+                "connectedAt": datetime.fromtimestamp(client.connected_at, timezone.utc).isoformat(),
+                "lastActiveAt": datetime.fromtimestamp(client.last_active_at, timezone.utc).isoformat(),
+                "identity": {"sourceIp": client.source_ip, "userAgent": client.user_agent},
+            }
+        )
 
 
 # ---- the app ------------------------------------------------------------------------

@@ -128,13 +128,15 @@ class ThreadedServer:
 
 
 def _aws_environment(moto_url: str) -> None:
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": "local",
-        "AWS_SECRET_ACCESS_KEY": "local",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-    })
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+        }
+    )
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
 
@@ -148,8 +150,13 @@ def _start_simulator(settings: LocalSettings) -> tuple[ThreadedServer, str]:
     anchor_file.write_text(json.dumps({"anchor": anchor}))
     port = free_port()
     base_url = f"http://127.0.0.1:{port}/v1"
-    simulator = SimulatedReplicate(anchor=anchor, speed=settings.simulator_speed, token=SIMULATOR_TOKEN,
-                                   webhook_secret=settings.webhook_secret, base_url=base_url)
+    simulator = SimulatedReplicate(
+        anchor=anchor,
+        speed=settings.simulator_speed,
+        token=SIMULATOR_TOKEN,
+        webhook_secret=settings.webhook_secret,
+        base_url=base_url,
+    )
     server = ThreadedServer(create_app(simulator, settings.webhook_url), port)
     server.start()
     return server, base_url
@@ -180,36 +187,45 @@ def _function_environment(
     stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"]
     refs = {**tables, "WebSocketApi": "local", "WebSocketStage": stage}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
-    resolved = {name: str(resolve(value, template, parameter_values=parameters, refs=refs))
-                for name, value in variables.items()}
+    resolved = {
+        name: str(resolve(value, template, parameter_values=parameters, refs=refs)) for name, value in variables.items()
+    }
     if not env.get("SIMPLETUNER_JOB_POLL_INTERVAL"):
         resolved.pop("SIMPLETUNER_JOB_POLL_INTERVAL")  # let JOBSYNC_CONFIG's interval speak, if any
-    resolved.update({
-        # API Gateway's hostnames are this machine's port here.
-        "JOBSYNC_WEBSOCKET_URL": f"ws://127.0.0.1:{settings.port}/{stage}",
-        "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": f"http://127.0.0.1:{settings.port}/{stage}",
-        # Locally the scheduler fires at the poll interval itself: one tick per invocation.
-        "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS": "1",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
-    })
+    resolved.update(
+        {
+            # API Gateway's hostnames are this machine's port here.
+            "JOBSYNC_WEBSOCKET_URL": f"ws://127.0.0.1:{settings.port}/{stage}",
+            "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": f"http://127.0.0.1:{settings.port}/{stage}",
+            # Locally the scheduler fires at the poll interval itself: one tick per invocation.
+            "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS": "1",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+        }
+    )
     return resolved
 
 
 def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str) -> Callable[[], None]:
     """Delivers the jobs stream to its consumer in batches, as Lambda's event source mapping does."""
     consumer = stream_consumers(template)[0]
-    streams = boto3.client("dynamodbstreams", endpoint_url=moto_url, region_name=REGION,
-                           config=Config(account_id_endpoint_mode="disabled"))
-    reader = StreamReader.for_table(boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION),
-                                    streams, tables[consumer.table_id])
+    streams = boto3.client(
+        "dynamodbstreams", endpoint_url=moto_url, region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
+    )
+    reader = StreamReader.for_table(
+        boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION), streams, tables[consumer.table_id]
+    )
     function = consumer.function
 
     def pump() -> None:
         records = reader.read()
         for start in range(0, len(records), consumer.batch_size):
-            lambda_runtime.invoke(function.code_uri, function.handler,
-                                  {"Records": records[start : start + consumer.batch_size]}, timeout=function.timeout)
+            lambda_runtime.invoke(
+                function.code_uri,
+                function.handler,
+                {"Records": records[start : start + consumer.batch_size]},
+                timeout=function.timeout,
+            )
 
     return pump
 
@@ -232,7 +248,8 @@ def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
         f"  dashboard   {base}/#token={settings.api_token}",
         f"  API         {base}/api  (Authorization: Bearer <token>)",
         f"  WebSocket   ws://127.0.0.1:{settings.port}/{stage}?token=<token>",
-        f"  token       {settings.api_token}" + ("  (generated; set JOBSYNC_API_TOKEN to choose one)" if settings.token_generated else ""),
+        f"  token       {settings.api_token}"
+        + ("  (generated; set JOBSYNC_API_TOKEN to choose one)" if settings.token_generated else ""),
         f"  provider    {'built-in Replicate simulator' if simulated else settings.replicate_base_url or 'Replicate'}",
         f"  state       {settings.state_dir}",
         "Ctrl-C stops everything; jobs and settings are kept for the next start.",
@@ -286,8 +303,11 @@ def main() -> int:
     background.every(interval, "schedule", _scheduled_poller(template))
     background.every(settings.snapshot_seconds, "snapshot", lambda: save_tables(dynamodb, tables, snapshot))
 
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                                           ws="websockets-sansio", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, host="127.0.0.1", port=settings.port, log_level="warning", ws="websockets-sansio", lifespan="off"
+        )
+    )
     original_startup = server.startup
 
     async def startup(*args: Any, **kwargs: Any) -> None:

@@ -19,7 +19,9 @@ class StreamReader:
         self._start = "TRIM_HORIZON"
 
     @classmethod
-    def for_table(cls, dynamodb_client: Any, streams_client: Any, table_name: str, from_start: bool = False) -> "StreamReader":
+    def for_table(
+        cls, dynamodb_client: Any, streams_client: Any, table_name: str, from_start: bool = False
+    ) -> "StreamReader":
         arn = dynamodb_client.describe_table(TableName=table_name)["Table"]["LatestStreamArn"]
         return cls(streams_client, arn, from_start)
 

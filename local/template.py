@@ -170,7 +170,7 @@ def referenced_ids(value: Any) -> list[str]:
                 walk(item)
         elif isinstance(node, dict):
             if len(node) == 1:
-                (key, inner), = node.items()
+                ((key, inner),) = node.items()
                 if key == "Ref" and isinstance(inner, str):
                     found.append(inner)
                     return
@@ -294,9 +294,7 @@ def create_tables(dynamodb_client: Any, template: Mapping[str, Any], name_for: C
             dynamodb_client.create_table(TableName=name, **spec.create_kwargs)
         except dynamodb_client.exceptions.ResourceInUseException:
             pass
-        dynamodb_client.get_waiter("table_exists").wait(
-            TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
-        )
+        dynamodb_client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
         if spec.ttl_attribute:
             current = dynamodb_client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
             if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
@@ -495,7 +493,7 @@ def resolve(
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, arg), = node.items()
+            ((key, arg),) = node.items()
             if key == "Ref":
                 return ref(arg)
             if key == "Condition":

@@ -54,8 +54,16 @@ def aws_env(monkeypatch, tmp_path):
         "POWERTOOLS_METRICS_NAMESPACE": "jobsync-test",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
-    for name in ("REPLICATE_WEBHOOK_SECRET", "JOBSYNC_WEBHOOK_URL", "SIMPLETUNER_JOB_POLL_INTERVAL", "JOBSYNC_CONFIG",
-                 "JOBSYNC_POLLING_ENABLED", "JOBSYNC_HARDWARE_MAP", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB"):
+    for name in (
+        "REPLICATE_WEBHOOK_SECRET",
+        "JOBSYNC_WEBHOOK_URL",
+        "SIMPLETUNER_JOB_POLL_INTERVAL",
+        "JOBSYNC_CONFIG",
+        "JOBSYNC_POLLING_ENABLED",
+        "JOBSYNC_HARDWARE_MAP",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DYNAMODB",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in values.items():
         monkeypatch.setenv(name, value)

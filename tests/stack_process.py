@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import httpx
@@ -43,17 +45,22 @@ class LocalStack:
         return {"Authorization": f"Bearer {self.token}"}
 
     def start(self, timeout: float = 60) -> None:
-        env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "REPLICATE_", "JOBSYNC_"))}
-        env.update({
-            "JOBSYNC_PORT": str(self.port),
-            "JOBSYNC_API_TOKEN": self.token,  # empty: the stack generates one and prints it
-            "JOBSYNC_STATE_DIR": str(self.state_dir),
-            "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
-            **self.extra_env,
-        })
+        env = {
+            key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "REPLICATE_", "JOBSYNC_"))
+        }
+        env.update(
+            {
+                "JOBSYNC_PORT": str(self.port),
+                "JOBSYNC_API_TOKEN": self.token,  # empty: the stack generates one and prints it
+                "JOBSYNC_STATE_DIR": str(self.state_dir),
+                "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
+                **self.extra_env,
+            }
+        )
         log = self.log_path.open("a")
-        self.process = subprocess.Popen([sys.executable, "-m", "local.stack"], cwd=ROOT, env=env,
-                                        stdout=log, stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -81,3 +88,18 @@ class LocalStack:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def send_signed_webhook(base_url: str, secret: str, payload: dict, webhook_id: str) -> httpx.Response:
+    """POST a Replicate webhook signed by the official `standardwebhooks` package, as Replicate signs it."""
+    from standardwebhooks.webhooks import Webhook
+
+    body = json.dumps(payload)
+    moment = datetime.now(timezone.utc)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Webhook(secret).sign(webhook_id, moment, body),
+    }
+    return httpx.post(f"{base_url}/api/webhooks/replicate", content=body, headers=headers, timeout=30)

@@ -9,6 +9,10 @@ from jobsync.services.listing import list_jobs
 def lambda_handler(request: Request) -> dict:
     query = request.query
     jobs, next_cursor = list_jobs(
-        limit=query.limit, provider=query.provider, status=query.status, cursor=query.cursor, sync_active=query.sync_active
+        limit=query.limit,
+        provider=query.provider,
+        status=query.status,
+        cursor=query.cursor,
+        sync_active=query.sync_active,
     )
     return {"jobs": [job.to_api() for job in jobs], "next_cursor": next_cursor}

@@ -14,4 +14,7 @@ def lambda_handler(event: dict, context) -> dict:
     if action == "ping":
         # Returned bodies reach the client because the route has a route response.
         return {"statusCode": 200, "body": json.dumps({"type": "pong"})}
-    return {"statusCode": 400, "body": json.dumps({"type": "error", "message": "clients only listen; send {\"action\": \"ping\"}"})}
+    return {
+        "statusCode": 400,
+        "body": json.dumps({"type": "error", "message": 'clients only listen; send {"action": "ping"}'}),
+    }

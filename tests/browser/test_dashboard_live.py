@@ -8,11 +8,9 @@ session: load, Sync, watch progress move, receive pushed status changes.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
-
-import base64
-import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -20,34 +18,20 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright import sync_api as playwright_sync
 
-playwright_sync = pytest.importorskip("playwright.sync_api")
-standardwebhooks = pytest.importorskip("standardwebhooks.webhooks")
-
-from tests.stack_process import LocalStack  # noqa: E402
+from tests.stack_process import LocalStack, send_signed_webhook
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 DOCS = ROOT / "docs"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "browser-live-token"
 SECRET = "whsec_" + base64.b64encode(b"browser-live-webhook-secret-32b!").decode()
 HOOK_JOB = "browser-hook"
 ROWS = '[data-testid="job-row"]'
 RUNNING_WITH_PROGRESS = '[data-testid="job-row"][data-status="running"] [data-testid="job-progress"][aria-valuenow]'
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 
 expect = playwright_sync.expect
 
@@ -57,23 +41,18 @@ expect = playwright_sync.expect
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[LocalStack]:
-    stack = LocalStack(tmp_path_factory.mktemp("browser-stack"), token=TOKEN, webhook_secret=SECRET,
-                       JOBSYNC_SIMULATOR_SPEED="10", SIMPLETUNER_JOB_POLL_INTERVAL="1")
+    stack = LocalStack(
+        tmp_path_factory.mktemp("browser-stack"),
+        token=TOKEN,
+        webhook_secret=SECRET,
+        JOBSYNC_SIMULATOR_SPEED="10",
+        SIMPLETUNER_JOB_POLL_INTERVAL="1",
+    )
     stack.start()
     try:
         yield stack
     finally:
         stack.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture(scope="module")
@@ -114,24 +93,24 @@ def eventually(page, check: Callable[[], object], timeout: float = 10.0, message
 
 
 def send_webhook(stack: LocalStack, payload: dict, webhook_id: str) -> httpx.Response:
-    body = json.dumps(payload)
-    moment = datetime.now(timezone.utc)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": standardwebhooks.Webhook(SECRET).sign(webhook_id, moment, body),
-    }
-    return httpx.post(f"{stack.url}/api/webhooks/replicate", content=body, headers=headers, timeout=30)
+    return send_signed_webhook(stack.url, SECRET, payload, webhook_id)
 
 
 def hook_prediction(status: str, created_at: str) -> dict:
     finished = status in ("succeeded", "failed", "canceled")
     now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
-    return {"id": HOOK_JOB, "model": "browser/trainer", "status": status, "created_at": created_at,
-            "started_at": created_at, "completed_at": now if finished else None,
-            "metrics": {"predict_time": 42.0} if finished else {},
-            "logs": "step 10/100 - loss: 0.5", "error": None, "output": None}
+    return {
+        "id": HOOK_JOB,
+        "model": "browser/trainer",
+        "status": status,
+        "created_at": created_at,
+        "started_at": created_at,
+        "completed_at": now if finished else None,
+        "metrics": {"predict_time": 42.0} if finished else {},
+        "logs": "step 10/100 - loss: 0.5",
+        "error": None,
+        "output": None,
+    }
 
 
 def row_ids(page) -> list[str]:
@@ -166,8 +145,9 @@ def test_sync_shows_the_spinner_then_the_servers_count_and_the_rows(page, stack)
     expect(spinner).to_be_hidden()
 
     started = time.monotonic()
-    with page.expect_response(lambda r: r.url.endswith("/api/cloud/jobs/sync") and r.request.method == "POST",
-                              timeout=30_000) as answer:
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/cloud/jobs/sync") and r.request.method == "POST", timeout=30_000
+    ) as answer:
         button.click()
         eventually(page, lambda: held, message="the sync request left the page")
         # In flight (held before it reaches the server): spinner shown, button busy.
@@ -233,8 +213,11 @@ def test_a_running_jobs_progress_bar_moves(page):
         polling=100,
     )
     after = running_progress(page)
-    moved = {job_id: (before[job_id], value) for job_id, value in after.items()
-             if job_id in before and value > before[job_id]}
+    moved = {
+        job_id: (before[job_id], value)
+        for job_id, value in after.items()
+        if job_id in before and value > before[job_id]
+    }
     assert moved, f"progress before {before}, after {after}"
     job_id, (old, new) = next(iter(moved.items()))
     print(f"\nprogress of {job_id}: {old} -> {new}")
@@ -243,7 +226,12 @@ def test_a_running_jobs_progress_bar_moves(page):
     assert 0 <= old < new <= 100
     assert bar.evaluate("el => el.value") == pytest.approx(new, abs=0.1)
     assert row.get_by_test_id("job-stage").text_content() in {
-        "Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"}
+        "Preprocessing",
+        "Warmup",
+        "Training",
+        "Validation",
+        "Saving checkpoint",
+    }
     expect(row.get_by_test_id("job-last-log")).not_to_be_empty()
 
     # A picture of live jobs: the toast gone, a running job with its bar on screen.

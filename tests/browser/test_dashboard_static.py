@@ -19,28 +19,15 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
+from playwright import sync_api as playwright_sync
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 WEB_DIR = ROOT / "web"
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TOKEN = "abc"
 RUNNING_ID = "r7bq3xkzv5rmc0cj8vrtrunning01"
-
-if not Path(CHROMIUM).exists():  # pragma: no cover - depends on the machine
-    pytest.skip("Debian chromium is not installed at /usr/bin/chromium", allow_module_level=True)
 
 
 # --------------------------------------------------------------------------- fake API
@@ -72,20 +59,35 @@ def _job(job_id: str, status: str, created_at: str, **extra) -> dict:
 def _initial_jobs() -> list[dict]:
     # Deliberately not in date order: the fake sorts like the real API does.
     return [
-        _job("cmp00000000000000000000001", "completed", "2025-03-01T08:00:00Z",
-             duration_seconds=3725, cost_usd=5.680625, output_url="https://example.invalid/weights.tar"),
-        _job(RUNNING_ID, "running", "2025-03-03T10:15:00.123456Z",
-             model="stability/sdxl-dreambooth-with-a-rather-long-model-name-to-wrap", duration_seconds=None),
-        _job("fal00000000000000000000001", "failed", "2025-03-02T16:30:00Z", duration_seconds=42.4,
-             cost_usd=0.0647, error_message="CUDA out of memory. Tried to allocate 2.50 GiB "
-             "(GPU 0; 79.15 GiB total capacity; 76.30 GiB already allocated)"),
+        _job(
+            "cmp00000000000000000000001",
+            "completed",
+            "2025-03-01T08:00:00Z",
+            duration_seconds=3725,
+            cost_usd=5.680625,
+            output_url="https://example.invalid/weights.tar",
+        ),
+        _job(
+            RUNNING_ID,
+            "running",
+            "2025-03-03T10:15:00.123456Z",
+            model="stability/sdxl-dreambooth-with-a-rather-long-model-name-to-wrap",
+            duration_seconds=None,
+        ),
+        _job(
+            "fal00000000000000000000001",
+            "failed",
+            "2025-03-02T16:30:00Z",
+            duration_seconds=42.4,
+            cost_usd=0.0647,
+            error_message="CUDA out of memory. Tried to allocate 2.50 GiB "
+            "(GPU 0; 79.15 GiB total capacity; 76.30 GiB already allocated)",
+        ),
         _job("que00000000000000000000001", "queued", "2025-03-03T09:00:00Z"),
         _job("pen00000000000000000000001", "pending", "2025-03-03T11:00:00Z", model=None),
         _job("upl00000000000000000000001", "uploading", "2025-03-03T10:45:00Z"),
-        _job("can00000000000000000000001", "cancelled", "2025-02-27T12:00:00Z", duration_seconds=125,
-             cost_usd=0.1906),
-        _job("cmp00000000000000000000002", "completed", "2025-02-20T07:59:00Z", duration_seconds=600,
-             cost_usd=0.915),
+        _job("can00000000000000000000001", "cancelled", "2025-02-27T12:00:00Z", duration_seconds=125, cost_usd=0.1906),
+        _job("cmp00000000000000000000002", "completed", "2025-02-20T07:59:00Z", duration_seconds=600, cost_usd=0.915),
     ]
 
 
@@ -143,13 +145,17 @@ class FakeApi:
         if path == "/api/cloud/metrics" and method == "GET":
             return self._fulfill(route, 200, self._metrics())
         if path == "/api/cloud/config" and method == "GET":
-            return self._fulfill(route, 200, {
-                "websocket_url": self.ws_url,
-                "polling": {"enabled": True, "interval_seconds": 30},
-                "webhooks": {"configured": False},
-            })
+            return self._fulfill(
+                route,
+                200,
+                {
+                    "websocket_url": self.ws_url,
+                    "polling": {"enabled": True, "interval_seconds": 30},
+                    "webhooks": {"configured": False},
+                },
+            )
         if path.startswith("/api/cloud/jobs/") and path.endswith("/inline-progress") and method == "GET":
-            job_id = path[len("/api/cloud/jobs/"):-len("/inline-progress")]
+            job_id = path[len("/api/cloud/jobs/") : -len("/inline-progress")]
             return self._inline_progress(route, job_id)
         return self._fulfill(route, 404, {"error": "not_found", "message": f"No route {method} {path}"})
 
@@ -162,7 +168,7 @@ class FakeApi:
             limit = min(limit, self.page_size)
         start = int(query.get("cursor", ["0"])[0])
         jobs = self._sorted()
-        page = jobs[start:start + limit]
+        page = jobs[start : start + limit]
         more = start + limit < len(jobs)
         return {"jobs": page, "next_cursor": str(start + limit) if more else None}
 
@@ -179,8 +185,15 @@ class FakeApi:
 
     def _do_sync(self) -> dict:
         for i in range(3):
-            self.jobs.append(_job(f"syn0000000000000000000000{i}", "completed", f"2025-01-0{i + 1}T00:00:00Z",
-                                  duration_seconds=60, cost_usd=0.0915))
+            self.jobs.append(
+                _job(
+                    f"syn0000000000000000000000{i}",
+                    "completed",
+                    f"2025-01-0{i + 1}T00:00:00Z",
+                    duration_seconds=60,
+                    cost_usd=0.0915,
+                )
+            )
         return {"synced": 3, "updated": 1, "message": "Discovered 3 new jobs from Replicate"}
 
     def _inline_progress(self, route, job_id: str) -> None:
@@ -191,13 +204,17 @@ class FakeApi:
         if job["status"] != "running":
             return self._fulfill(route, 200, {"job_id": job_id, "stage": None, "last_log": None, "progress": None})
         step = min(1000, 100 + 70 * calls)
-        return self._fulfill(route, 200, {
-            "job_id": job_id,
-            "stage": "Training",
-            "last_log": f"step {step}/1000 - loss: 0.0234 <b>not markup</b>",
-            "progress": step / 10,
-            "eta_seconds": (1000 - step) * 2,
-        })
+        return self._fulfill(
+            route,
+            200,
+            {
+                "job_id": job_id,
+                "stage": "Training",
+                "last_log": f"step {step}/1000 - loss: 0.0234 <b>not markup</b>",
+                "progress": step / 10,
+                "eta_seconds": (1000 - step) * 2,
+            },
+        )
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -227,16 +244,6 @@ def web_base() -> Iterator[str]:
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    with playwright_sync.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 @pytest.fixture()
 def fake() -> FakeApi:
     # Nothing listens on this port: the page must show that it is reconnecting.
@@ -248,8 +255,7 @@ def make_page(browser, fake) -> Iterator[Callable]:
     contexts = []
 
     def _make(width: int = 1280, height: int = 900):
-        context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US",
-                                      timezone_id="UTC")
+        context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US", timezone_id="UTC")
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(5000)
@@ -394,8 +400,11 @@ def test_sync_failure_shows_the_error_message(make_page, fake, web_base):
 
     def failing_sync(route, request):
         fake.requests.append(Seen(request.method, urlsplit(request.url).path, {}, request.headers.get("authorization")))
-        route.fulfill(status=502, content_type="application/json",
-                      body=json.dumps({"error": "provider_unavailable", "message": "Replicate answered 503"}))
+        route.fulfill(
+            status=502,
+            content_type="application/json",
+            body=json.dumps({"error": "provider_unavailable", "message": "Replicate answered 503"}),
+        )
 
     page.route("**/api/cloud/jobs/sync", failing_sync)  # registered last, so it wins for this path
     page.goto(f"{web_base}/#token={TOKEN}")

@@ -6,16 +6,14 @@ import asyncio
 import base64
 import json
 import time
-from datetime import datetime, timezone
 
 import boto3
 import httpx
 import pytest
 import websockets
 from botocore.config import Config
-from standardwebhooks.webhooks import Webhook
 
-from tests.stack_process import LocalStack
+from tests.stack_process import LocalStack, send_signed_webhook
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +22,14 @@ SECRET = "whsec_" + base64.b64encode(b"end-to-end-webhook-secret-bytes!").decode
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = LocalStack(tmp_path_factory.mktemp("stack"), token="e2e-token", webhook_secret=SECRET,
-                       JOBSYNC_SIMULATOR_SPEED="10", SIMPLETUNER_JOB_POLL_INTERVAL="1", JOBSYNC_SNAPSHOT_SECONDS="1")
+    stack = LocalStack(
+        tmp_path_factory.mktemp("stack"),
+        token="e2e-token",
+        webhook_secret=SECRET,
+        JOBSYNC_SIMULATOR_SPEED="10",
+        SIMPLETUNER_JOB_POLL_INTERVAL="1",
+        JOBSYNC_SNAPSHOT_SECONDS="1",
+    )
     stack.start()
     yield stack
     stack.stop()
@@ -36,23 +40,22 @@ def api(stack, method: str, path: str, **kwargs) -> httpx.Response:
 
 
 def signed_webhook(stack, payload: dict, webhook_id: str) -> httpx.Response:
-    body = json.dumps(payload)
-    moment = datetime.now(timezone.utc)
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": webhook_id,
-        "webhook-timestamp": str(int(moment.timestamp())),
-        "webhook-signature": Webhook(SECRET).sign(webhook_id, moment, body),
-    }
-    return httpx.post(f"{stack.url}/api/webhooks/replicate", content=body, headers=headers, timeout=30)
+    return send_signed_webhook(stack.url, SECRET, payload, webhook_id)
 
 
 def prediction(job_id: str, status: str) -> dict:
-    return {"id": job_id, "model": "e2e/trainer", "status": status, "created_at": "2026-11-28T10:00:00Z",
-            "started_at": "2026-11-28T10:00:05Z" if status != "starting" else None,
-            "completed_at": "2026-11-28T10:10:05Z" if status == "succeeded" else None,
-            "metrics": {"predict_time": 600.0} if status == "succeeded" else {},
-            "logs": "Step 10/100 - loss: 0.5", "error": None, "output": None}
+    return {
+        "id": job_id,
+        "model": "e2e/trainer",
+        "status": status,
+        "created_at": "2026-11-28T10:00:00Z",
+        "started_at": "2026-11-28T10:00:05Z" if status != "starting" else None,
+        "completed_at": "2026-11-28T10:10:05Z" if status == "succeeded" else None,
+        "metrics": {"predict_time": 600.0} if status == "succeeded" else {},
+        "logs": "Step 10/100 - loss: 0.5",
+        "error": None,
+        "output": None,
+    }
 
 
 def test_health_dashboard_and_auth(stack):
@@ -105,7 +108,9 @@ def test_a_signed_webhook_moves_a_job_and_every_socket_hears_it(stack):
     messages = asyncio.run(_receive_change(stack, "e2e-hook", send_webhooks))
 
     assert [(m["type"], m["status"], m["previous_status"]) for m in messages] == [
-        ("job_status_changed", "running", None), ("job_status_changed", "completed", "running")]
+        ("job_status_changed", "running", None),
+        ("job_status_changed", "completed", "running"),
+    ]
     job = api(stack, "GET", "/api/cloud/jobs/e2e-hook").json()["job"]
     assert job["status"] == "completed" and job["cost_usd"] == pytest.approx(600 * 0.001525)
     replay = signed_webhook(stack, prediction("e2e-hook", "processing"), "msg_e2e_1")
@@ -120,9 +125,14 @@ def test_a_forged_webhook_is_refused(stack):
 
 
 def test_management_api_answers_410_for_a_gone_connection(stack):
-    client = boto3.client("apigatewaymanagementapi", endpoint_url=f"{stack.url}/live", region_name="us-east-1",
-                          aws_access_key_id="local", aws_secret_access_key="local",
-                          config=Config(retries={"max_attempts": 1}))
+    client = boto3.client(
+        "apigatewaymanagementapi",
+        endpoint_url=f"{stack.url}/live",
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=Config(retries={"max_attempts": 1}),
+    )
     with pytest.raises(client.exceptions.GoneException):
         client.post_to_connection(ConnectionId="no-such-connection", Data=b"{}")
 

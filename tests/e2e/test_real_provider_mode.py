@@ -21,9 +21,19 @@ def provider():
     """A stand-in for api.replicate.com: the simulator run on its own, with its own token."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "local.replicate_simulator", "--port", str(port), "--token", "r8_e2e_custom",
-         "--log-level", "warning"],
-        cwd=ROOT, env={"PYTHONPATH": f"{ROOT}/layers/jobsync", "PATH": "/usr/bin:/bin"},
+        [
+            sys.executable,
+            "-m",
+            "local.replicate_simulator",
+            "--port",
+            str(port),
+            "--token",
+            "r8_e2e_custom",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={"PYTHONPATH": f"{ROOT}/layers/jobsync", "PATH": "/usr/bin:/bin"},
     )
     url = f"http://127.0.0.1:{port}/v1"
     deadline = time.monotonic() + 30
@@ -40,8 +50,13 @@ def provider():
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, provider):
-    stack = LocalStack(tmp_path_factory.mktemp("provider-stack"), token="", webhook_secret="",
-                       REPLICATE_API_TOKEN="r8_e2e_custom", REPLICATE_API_BASE_URL=provider)
+    stack = LocalStack(
+        tmp_path_factory.mktemp("provider-stack"),
+        token="",
+        webhook_secret="",
+        REPLICATE_API_TOKEN="r8_e2e_custom",
+        REPLICATE_API_BASE_URL=provider,
+    )
     stack.start()
     printed = re.search(r"token\s+(\S+)\s+\(generated", stack.log())
     assert printed, stack.log()

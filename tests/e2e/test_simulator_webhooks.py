@@ -14,8 +14,9 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = LocalStack(tmp_path_factory.mktemp("webhook-stack"), token="hook-token", webhook_secret="",
-                       JOBSYNC_SIMULATOR_SPEED="20")
+    stack = LocalStack(
+        tmp_path_factory.mktemp("webhook-stack"), token="hook-token", webhook_secret="", JOBSYNC_SIMULATOR_SPEED="20"
+    )
     # The secret is left to the service to fetch from the simulator, as from Replicate.
     stack.extra_env["JOBSYNC_WEBHOOK_URL"] = f"{stack.url}/api/webhooks/replicate"
     stack.start()
@@ -26,7 +27,9 @@ def stack(tmp_path_factory):
 def test_webhooks_replace_polling(stack):
     headers = stack.headers()
     assert httpx.get(f"{stack.url}/api/cloud/polling/status", headers=headers).json() == {
-        "is_active": False, "preference": None}
+        "is_active": False,
+        "preference": None,
+    }
     assert httpx.get(f"{stack.url}/api/cloud/config", headers=headers).json()["webhooks"] == {"configured": True}
     # No sync, no polling: every job here arrived by a signed webhook from the simulator.
     deadline, jobs = time.monotonic() + 30, []

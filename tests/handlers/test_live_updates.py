@@ -51,7 +51,8 @@ def posted(monkeypatch, tables):
     def post_to_connection(ConnectionId: str, Data: bytes):  # noqa: N803 - boto3's names
         if ConnectionId in gone:
             raise client.exceptions.GoneException(
-                {"Error": {"Code": "GoneException", "Message": "gone"}}, "PostToConnection")
+                {"Error": {"Code": "GoneException", "Message": "gone"}}, "PostToConnection"
+            )
         sent.setdefault(ConnectionId, []).append(json.loads(Data))
 
     monkeypatch.setattr(client, "post_to_connection", post_to_connection)
@@ -90,8 +91,9 @@ def test_a_connection_whose_disconnect_never_came_stops_holding_a_slot(tables):
     for n in range(5):
         connect(f"c{n}")
     connections = boto3.resource("dynamodb", region_name=REGION).Table("connections")
-    connections.update_item(Key={"connection_id": "c0"}, UpdateExpression="SET expires_at = :past",
-                            ExpressionAttributeValues={":past": 1})
+    connections.update_item(
+        Key={"connection_id": "c0"}, UpdateExpression="SET expires_at = :past", ExpressionAttributeValues={":past": 1}
+    )
     assert connect("c5") == 200
 
 
@@ -131,7 +133,8 @@ def test_a_change_found_by_the_poller_is_broadcast_too(api, replicate, stream, p
 
     assert broadcast(stream)["changes"] == 1
     assert [(m["status"], m["previous_status"], m["job"]["error_message"]) for m in sent["a"]] == [
-        ("failed", "running", "CUDA out of memory")]
+        ("failed", "running", "CUDA out of memory")
+    ]
 
 
 def test_writes_that_do_not_change_the_status_are_not_broadcast(api, replicate, stream, posted, monkeypatch):

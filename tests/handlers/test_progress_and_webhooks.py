@@ -13,10 +13,11 @@ from standardwebhooks.webhooks import Webhook
 from jobsync import wiring
 from tests.conftest import load_event
 from tests.fakes.replicate import replicate_job
-from tests.handlers.test_sync_and_listing import stamp
 
-TQDM = "flux_train_replicate:  44%|████▍     | 440/1000 [05:00<06:21,  1.44it/s]\r" \
-       "flux_train_replicate:  45%|████▌     | 449/1000 [05:12<06:21,  1.44it/s, lr: 4.0e-04 loss: 2.472e-01]"
+TQDM = (
+    "flux_train_replicate:  44%|████▍     | 440/1000 [05:00<06:21,  1.44it/s]\r"
+    "flux_train_replicate:  45%|████▌     | 449/1000 [05:12<06:21,  1.44it/s, lr: 4.0e-04 loss: 2.472e-01]"
+)
 
 
 def test_inline_progress_of_a_running_job_from_its_logs(api, replicate):
@@ -76,8 +77,14 @@ def webhook_secret(monkeypatch):
     return SECRET
 
 
-def signed(payload: dict, *, secret: str = SECRET, webhook_id: str = "msg_1", at: float | None = None,
-           base64_body: bool = False) -> dict:
+def signed(
+    payload: dict,
+    *,
+    secret: str = SECRET,
+    webhook_id: str = "msg_1",
+    at: float | None = None,
+    base64_body: bool = False,
+) -> dict:
     """A webhook event signed by the official standardwebhooks package."""
     body = json.dumps(payload)
     moment = datetime.fromtimestamp(at or time.time(), tz=timezone.utc)

@@ -32,8 +32,15 @@ def test_metrics_count_every_job_and_sum_the_cost(api, replicate, monkeypatch):
 
     assert status == 200
     assert metrics["job_count"] == 5 and metrics["active_count"] == 1
-    assert metrics["jobs_by_status"] == {"pending": 0, "uploading": 0, "queued": 1, "running": 0,
-                                         "completed": 2, "failed": 1, "cancelled": 1}
+    assert metrics["jobs_by_status"] == {
+        "pending": 0,
+        "uploading": 0,
+        "queued": 1,
+        "running": 0,
+        "completed": 2,
+        "failed": 1,
+        "cancelled": 1,
+    }
     assert metrics["total_cost_usd"] == pytest.approx(0.1525 + 0.0725 + 0.01525 + 0.0305)
 
 
@@ -112,8 +119,14 @@ def test_openapi_documents_every_route_with_its_auth(api):
 
 @pytest.mark.parametrize(
     ("authorization", "expected"),
-    [(f"Bearer {API_TOKEN}", True), (f"bearer {API_TOKEN}", True), ("Bearer nope", False),
-     (API_TOKEN, False), (None, False), ("Bearer ", False)],
+    [
+        (f"Bearer {API_TOKEN}", True),
+        (f"bearer {API_TOKEN}", True),
+        ("Bearer nope", False),
+        (API_TOKEN, False),
+        (None, False),
+        ("Bearer ", False),
+    ],
 )
 def test_authorizer_tells_the_handler_whether_the_token_is_valid(aws_env, authorization, expected):
     event = load_event("authorizer")

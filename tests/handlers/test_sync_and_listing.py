@@ -58,8 +58,13 @@ def test_sync_counts_updates_honestly_and_keeps_the_final_logs(api, replicate):
     job = replicate.add(replicate_job("processing", created_at=stamp(1)))
     replicate.add(replicate_job("succeeded", created_at=stamp(0)))
     assert api.call("sync_jobs")[1]["synced"] == 2
-    replicate.update(job["id"], status="succeeded", completed_at=stamp(5), metrics={"predict_time": 100.0},
-                     logs="Step 1000/1000 - loss: 0.01\nSaving checkpoint to /out")
+    replicate.update(
+        job["id"],
+        status="succeeded",
+        completed_at=stamp(5),
+        metrics={"predict_time": 100.0},
+        logs="Step 1000/1000 - loss: 0.01\nSaving checkpoint to /out",
+    )
 
     status, body = api.call("sync_jobs")
 
@@ -84,8 +89,14 @@ def test_sync_respects_the_cap_per_list(api, replicate, monkeypatch):
 
 
 def test_sync_maps_every_replicate_status(api, replicate):
-    expected = {"starting": "queued", "processing": "running", "succeeded": "completed", "failed": "failed",
-                "canceled": "cancelled", "aborted": "cancelled"}
+    expected = {
+        "starting": "queued",
+        "processing": "running",
+        "succeeded": "completed",
+        "failed": "failed",
+        "canceled": "cancelled",
+        "aborted": "cancelled",
+    }
     ids = {replicate.add(replicate_job(status, created_at=stamp(n)))["id"]: status for n, status in enumerate(expected)}
     api.call("sync_jobs")
     for job_id, provider_status in ids.items():
@@ -108,7 +119,7 @@ def test_sync_provider_failure_is_a_502_with_the_contract_error_shape(api, repli
 def test_sync_retries_a_throttled_list(api, replicate):
     replicate.add(replicate_job("succeeded"))
     replicate.fail_next("GET", "/predictions", 429)
-    assert api.call("sync_jobs") [1]["synced"] == 1
+    assert api.call("sync_jobs")[1]["synced"] == 1
 
 
 def test_list_is_newest_first_and_pages_with_a_cursor(api, replicate):
@@ -139,8 +150,15 @@ def test_list_filters_by_status_and_provider(api, replicate):
 
 @pytest.mark.parametrize(
     "query",
-    [{"limit": "0"}, {"limit": "501"}, {"limit": "ten"}, {"status": "done"}, {"sync_active": "maybe"},
-     {"cursor": "not-a-cursor"}, {"provider": "modal"}],
+    [
+        {"limit": "0"},
+        {"limit": "501"},
+        {"limit": "ten"},
+        {"status": "done"},
+        {"sync_active": "maybe"},
+        {"cursor": "not-a-cursor"},
+        {"provider": "modal"},
+    ],
 )
 def test_list_rejects_bad_input_with_400(api, query):
     status, body = api.call("list_jobs", query=query)

@@ -17,8 +17,9 @@ PRICING = HardwarePricing()
 
 
 def observed(status: JobStatus | None, **facts) -> JobObservation:
-    return JobObservation(job_id="j1", provider="replicate", status=status,
-                          provider_status=status.value if status else "mystery", **facts)
+    return JobObservation(
+        job_id="j1", provider="replicate", status=status, provider_status=status.value if status else "mystery", **facts
+    )
 
 
 def test_seven_statuses_split_into_active_and_terminal():
@@ -58,7 +59,9 @@ def test_provider_timestamps_are_kept_verbatim():
 
 def test_terminal_job_only_gains_missing_facts():
     job = new_job(observed(JobStatus.COMPLETED, completed_at="2026-01-01T00:00:10Z"), PRICING)
-    later = apply_observation(job, observed(JobStatus.COMPLETED, completed_at="2026-01-01T09:99Z", predict_time=100.0), PRICING)
+    later = apply_observation(
+        job, observed(JobStatus.COMPLETED, completed_at="2026-01-01T09:99Z", predict_time=100.0), PRICING
+    )
     assert later.completed_at == "2026-01-01T00:00:10Z"
     assert later.cost_usd == pytest.approx(100 * 0.001525)
 
@@ -88,8 +91,15 @@ def test_any_order_of_updates_ends_in_the_same_place(statuses, random):
 
 @pytest.mark.parametrize(
     ("sku", "price"),
-    [("cpu", 0.0001), ("gpu-t4", 0.000225), ("gpu-a100-large", 0.0014), ("gpu-h100", 0.001525),
-     ("gpu-2x-a100-large", 0.0028), ("gpu-8x-h100", 0.0122), ("gpu-unknown", None)],
+    [
+        ("cpu", 0.0001),
+        ("gpu-t4", 0.000225),
+        ("gpu-a100-large", 0.0014),
+        ("gpu-h100", 0.001525),
+        ("gpu-2x-a100-large", 0.0028),
+        ("gpu-8x-h100", 0.0122),
+        ("gpu-unknown", None),
+    ],
 )
 def test_price_per_second(sku, price):
     assert price_per_second(sku) == (pytest.approx(price) if price else None)
@@ -105,12 +115,33 @@ def test_cost_uses_the_models_hardware_and_defaults_to_h100():
 
 
 def test_api_shape_is_the_contracts():
-    job = new_job(observed(JobStatus.COMPLETED, started_at="2026-01-01T00:00:00Z",
-                           completed_at="2026-01-01T00:01:30.5Z", predict_time=90.0), PRICING)
+    job = new_job(
+        observed(
+            JobStatus.COMPLETED,
+            started_at="2026-01-01T00:00:00Z",
+            completed_at="2026-01-01T00:01:30.5Z",
+            predict_time=90.0,
+        ),
+        PRICING,
+    )
     shape = job.to_api()
-    assert set(shape) == {"job_id", "provider", "status", "model", "config_name", "created_at", "started_at",
-                          "completed_at", "cost_usd", "hardware_type", "error_message", "output_url",
-                          "is_active", "is_terminal", "duration_seconds"}
+    assert set(shape) == {
+        "job_id",
+        "provider",
+        "status",
+        "model",
+        "config_name",
+        "created_at",
+        "started_at",
+        "completed_at",
+        "cost_usd",
+        "hardware_type",
+        "error_message",
+        "output_url",
+        "is_active",
+        "is_terminal",
+        "duration_seconds",
+    }
     assert shape["duration_seconds"] == 90.5 and shape["is_terminal"] and not shape["is_active"]
     assert Job.from_record(replace(job, version=3).to_record()).version == 3
 

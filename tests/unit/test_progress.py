@@ -14,10 +14,7 @@ from jobsync.domain.progress import (
     truncate_line,
 )
 
-FLUX_BAR = (
-    "flux_train_replicate:  83%|████████▎ | 2482/3000 "
-    "[43:27<09:04,  1.05s/it, lr: 4.0e-04 loss: 2.472e-01]"
-)
+FLUX_BAR = "flux_train_replicate:  83%|████████▎ | 2482/3000 [43:27<09:04,  1.05s/it, lr: 4.0e-04 loss: 2.472e-01]"
 
 
 # --- splitting and the stored tail -------------------------------------------------

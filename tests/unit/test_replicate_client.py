@@ -8,7 +8,9 @@ from dataclasses import fields
 import httpx
 import pytest
 import respx
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from jobsync.config import Settings, get_settings
 from jobsync.domain.status import JobStatus
@@ -166,10 +168,14 @@ def test_non_string_error_is_stringified():
     ("output", "expected"),
     [
         ("https://replicate.delivery/out.png", "https://replicate.delivery/out.png"),
-        (["not a url", 3, "https://replicate.delivery/a.png", "https://replicate.delivery/b.png"],
-         "https://replicate.delivery/a.png"),
-        ({"version": "owner/model:abc", "weights": "https://replicate.delivery/weights.tar"},
-         "https://replicate.delivery/weights.tar"),
+        (
+            ["not a url", 3, "https://replicate.delivery/a.png", "https://replicate.delivery/b.png"],
+            "https://replicate.delivery/a.png",
+        ),
+        (
+            {"version": "owner/model:abc", "weights": "https://replicate.delivery/weights.tar"},
+            "https://replicate.delivery/weights.tar",
+        ),
         ({"version": "owner/model:abc", "weights": None}, None),
         ("just some generated text", None),
         (["token", "s"], None),
@@ -244,6 +250,7 @@ def test_pagination_follows_next_across_three_pages(client, router):
         "c2": {"results": [prediction("p3")], "next": f"{BASE}/predictions?cursor=c3", "previous": BASE},
         "c3": {"results": [prediction("p4")], "next": None},
     }
+
     def answer(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=pages[request.url.params.get("cursor")])
 
@@ -315,21 +322,25 @@ def test_unknown_kind_is_refused(client):
 
 
 def test_429_honours_retry_after_then_succeeds(client, router, sleeps):
-    route = router.get("/account").mock(side_effect=[
-        httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "Request was throttled."}),
-        httpx.Response(429, headers={"Retry-After": "0.5"}),
-        httpx.Response(200, json={"username": "alice"}),
-    ])
+    route = router.get("/account").mock(
+        side_effect=[
+            httpx.Response(429, headers={"Retry-After": "2"}, json={"detail": "Request was throttled."}),
+            httpx.Response(429, headers={"Retry-After": "0.5"}),
+            httpx.Response(200, json={"username": "alice"}),
+        ]
+    )
     assert client.account().username == "alice"
     assert route.call_count == 3
     assert sleeps == [2.0, 0.5]
 
 
 def test_429_parses_wait_from_detail(client, router, sleeps):
-    route = router.get("/account").mock(side_effect=[
-        problem(429, "Request was throttled. Your rate limit resets in ~3s."),
-        httpx.Response(200, json={"username": "alice"}),
-    ])
+    route = router.get("/account").mock(
+        side_effect=[
+            problem(429, "Request was throttled. Your rate limit resets in ~3s."),
+            httpx.Response(200, json={"username": "alice"}),
+        ]
+    )
     assert client.account().username == "alice"
     assert route.call_count == 2
     assert sleeps == [3.0]
@@ -361,19 +372,26 @@ def test_429_exhausted_raises_rate_limited(client, router, sleeps):
 
 
 def test_500_then_success(client, router, sleeps):
-    route = router.get("/predictions/p1").mock(side_effect=[
-        httpx.Response(500, text="oops"),
-        httpx.Response(200, json=prediction()),
-    ])
+    route = router.get("/predictions/p1").mock(
+        side_effect=[
+            httpx.Response(500, text="oops"),
+            httpx.Response(200, json=prediction()),
+        ]
+    )
     assert client.get_job("p1").job_id == "p1"
     assert route.call_count == 2
     assert len(sleeps) == 1 and 0.05 <= sleeps[0] <= 0.1
 
 
 def test_5xx_exhausted_raises_provider_error_with_backoff(client, router, sleeps):
-    route = router.get("/predictions/p1").mock(side_effect=[
-        httpx.Response(502), httpx.Response(503), httpx.Response(504), httpx.Response(500, text="<html>down</html>"),
-    ])
+    route = router.get("/predictions/p1").mock(
+        side_effect=[
+            httpx.Response(502),
+            httpx.Response(503),
+            httpx.Response(504),
+            httpx.Response(500, text="<html>down</html>"),
+        ]
+    )
     with pytest.raises(ProviderError) as caught:
         client.get_job("p1")
     assert not isinstance(caught.value, ProviderRateLimited)
@@ -395,11 +413,13 @@ def test_no_retries_when_configured_off(router, sleeps):
 
 
 def test_timeout_is_retried_then_succeeds(client, router, sleeps):
-    route = router.get("/account").mock(side_effect=[
-        httpx.ReadTimeout("read timed out"),
-        httpx.ConnectError("connection refused"),
-        httpx.Response(200, json={"username": "alice"}),
-    ])
+    route = router.get("/account").mock(
+        side_effect=[
+            httpx.ReadTimeout("read timed out"),
+            httpx.ConnectError("connection refused"),
+            httpx.Response(200, json={"username": "alice"}),
+        ]
+    )
     assert client.account().username == "alice"
     assert route.call_count == 3
     assert len(sleeps) == 2
@@ -545,9 +565,12 @@ def test_webhook_secret_is_fetched_once_and_cached(client, router):
 
 
 def test_webhook_secret_failure_is_not_cached(client, router):
-    route = router.get("/webhooks/default/secret").mock(side_effect=[
-        problem(401, "nope"), httpx.Response(200, json={"key": "whsec_abc"}),
-    ])
+    route = router.get("/webhooks/default/secret").mock(
+        side_effect=[
+            problem(401, "nope"),
+            httpx.Response(200, json={"key": "whsec_abc"}),
+        ]
+    )
     with pytest.raises(ProviderAuthError):
         client.webhook_secret()
     assert client.webhook_secret() == "whsec_abc"

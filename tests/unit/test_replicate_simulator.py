@@ -9,9 +9,8 @@ import asyncio
 import json
 import re
 import time
-from datetime import datetime
-
 import warnings
+from datetime import datetime
 
 import httpx
 import pytest
@@ -384,7 +383,8 @@ def test_due_webhooks_follow_status_changes(sim: SimulatedReplicate) -> None:
     assert {(ids[key], "completed") for key in ("flux-finishing", "sdxl-oom", "flux-canceled")} <= by_kind
     assert (ids["flux-long"], "completed") not in by_kind
     logs_times = [event.at for event in events if event.job_id == ids["flux-long"] and event.event == "logs"]
-    assert len(logs_times) == 60 and all(b - a == pytest.approx(5.0) for a, b in zip(logs_times, logs_times[1:]))
+    gaps = [later - earlier for earlier, later in zip(logs_times, logs_times[1:], strict=False)]
+    assert len(logs_times) == 60 and all(gap == pytest.approx(5.0) for gap in gaps)
     # Windows that tile the time give every event exactly once.
     windows = [(ANCHOR + start, ANCHOR + min(start + 7, 300)) for start in range(0, 300, 7)]
     tiled = [event for since, until in windows for event in sim.due_webhooks(since, until)]

@@ -114,12 +114,26 @@ def test_function_folders_are_routes_or_the_known_others(template: dict) -> None
 
 def test_every_function_gets_the_settings_the_code_reads(template: dict) -> None:
     expected = {
-        "JOBS_TABLE_NAME", "CONNECTIONS_TABLE_NAME", "STATE_TABLE_NAME", "JOBSYNC_API_TOKEN_HASHES",
-        "REPLICATE_API_TOKEN", "REPLICATE_API_BASE_URL", "REPLICATE_WEBHOOK_SECRET", "JOBSYNC_WEBHOOK_URL",
-        "SIMPLETUNER_JOB_POLL_INTERVAL", "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS", "JOBSYNC_POLLING_ENABLED",
-        "JOBSYNC_HARDWARE_MAP", "JOBSYNC_DEFAULT_HARDWARE", "JOBSYNC_MAX_CONNECTIONS_PER_IP", "JOBSYNC_SYNC_CAP",
-        "JOBSYNC_WEBSOCKET_URL", "JOBSYNC_WEBSOCKET_MANAGEMENT_URL",
-        "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "POWERTOOLS_LOG_LEVEL",
+        "JOBS_TABLE_NAME",
+        "CONNECTIONS_TABLE_NAME",
+        "STATE_TABLE_NAME",
+        "JOBSYNC_API_TOKEN_HASHES",
+        "REPLICATE_API_TOKEN",
+        "REPLICATE_API_BASE_URL",
+        "REPLICATE_WEBHOOK_SECRET",
+        "JOBSYNC_WEBHOOK_URL",
+        "SIMPLETUNER_JOB_POLL_INTERVAL",
+        "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS",
+        "JOBSYNC_POLLING_ENABLED",
+        "JOBSYNC_HARDWARE_MAP",
+        "JOBSYNC_DEFAULT_HARDWARE",
+        "JOBSYNC_MAX_CONNECTIONS_PER_IP",
+        "JOBSYNC_SYNC_CAP",
+        "JOBSYNC_WEBSOCKET_URL",
+        "JOBSYNC_WEBSOCKET_MANAGEMENT_URL",
+        "POWERTOOLS_SERVICE_NAME",
+        "POWERTOOLS_METRICS_NAMESPACE",
+        "POWERTOOLS_LOG_LEVEL",
     }
     for spec in cfn.functions(template).values():
         assert expected <= set(spec.environment), spec.logical_id
@@ -127,8 +141,13 @@ def test_every_function_gets_the_settings_the_code_reads(template: dict) -> None
 
 def test_environment_resolves_with_parameters(template: dict) -> None:
     spec = cfn.function_spec(template, "PollerFunction")
-    refs = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state",
-            "WebSocketApi": "abc", "WebSocketStage": "live"}
+    refs = {
+        "JobsTable": "jobs",
+        "ConnectionsTable": "connections",
+        "StateTable": "state",
+        "WebSocketApi": "abc",
+        "WebSocketStage": "live",
+    }
     params = {"ApiTokenHashes": "0" * 64, "ReplicateApiToken": "test-token"}
     env = cfn.resolve(spec.environment, template, parameter_values=params, refs=refs)
     assert env["JOBS_TABLE_NAME"] == "jobs"

@@ -22,6 +22,7 @@ class Strict(ApiModel):
 
 # ---- requests -------------------------------------------------------------
 
+
 class ListJobsQuery(Strict):
     limit: int = Field(default=50, ge=1, le=500)
     provider: str | None = Field(default=None, min_length=1, max_length=64)
@@ -39,6 +40,7 @@ class PollingSettingBody(Strict):
 
 
 # ---- answers --------------------------------------------------------------
+
 
 class JobOut(ApiModel):
     job_id: str

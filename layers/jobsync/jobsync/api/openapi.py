@@ -62,8 +62,11 @@ def openapi_document() -> dict[str, Any]:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route, components)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "jobsync", "version": "1.0.0",
-                 "description": "Status, cost and live progress of training jobs at cloud providers."},
+        "info": {
+            "title": "jobsync",
+            "version": "1.0.0",
+            "description": "Status, cost and live progress of training jobs at cloud providers.",
+        },
         "paths": paths,
         "components": {
             "schemas": components,

@@ -33,42 +33,79 @@ class Route:
 
 HEALTH = Route("GET", "/api/health", "health", "Liveness check", models.HealthOut, authenticated=False)
 LIST_JOBS = Route(
-    "GET", "/api/cloud/jobs", "list_jobs", "List jobs newest first, optionally refreshing active ones",
-    models.JobListOut, query=models.ListJobsQuery, errors=(400, 502),
+    "GET",
+    "/api/cloud/jobs",
+    "list_jobs",
+    "List jobs newest first, optionally refreshing active ones",
+    models.JobListOut,
+    query=models.ListJobsQuery,
+    errors=(400, 502),
 )
 GET_JOB = Route(
-    "GET", "/api/cloud/jobs/{job_id}", "get_job", "One job", models.JobDetailOut,
-    path_params=models.JobPath, errors=(404,),
+    "GET",
+    "/api/cloud/jobs/{job_id}",
+    "get_job",
+    "One job",
+    models.JobDetailOut,
+    path_params=models.JobPath,
+    errors=(404,),
 )
 INLINE_PROGRESS = Route(
-    "GET", "/api/cloud/jobs/{job_id}/inline-progress", "inline_progress",
-    "Stage, last log line and progress of a running job", models.InlineProgressOut,
-    path_params=models.JobPath, errors=(404,),
+    "GET",
+    "/api/cloud/jobs/{job_id}/inline-progress",
+    "inline_progress",
+    "Stage, last log line and progress of a running job",
+    models.InlineProgressOut,
+    path_params=models.JobPath,
+    errors=(404,),
 )
 SYNC_JOBS = Route(
-    "POST", "/api/cloud/jobs/sync", "sync_jobs", "Discover the provider's jobs and update known ones",
-    models.SyncOut, errors=(502,),
+    "POST",
+    "/api/cloud/jobs/sync",
+    "sync_jobs",
+    "Discover the provider's jobs and update known ones",
+    models.SyncOut,
+    errors=(502,),
 )
 VALIDATE_PROVIDER = Route(
-    "GET", "/api/cloud/replicate/validate", "validate_provider", "Check the Replicate credentials",
+    "GET",
+    "/api/cloud/replicate/validate",
+    "validate_provider",
+    "Check the Replicate credentials",
     models.ValidateOut,
 )
 METRICS = Route("GET", "/api/cloud/metrics", "metrics", "Job counts and total cost", models.MetricsOut)
 SERVICE_CONFIG = Route(
-    "GET", "/api/cloud/config", "service_config", "WebSocket URL, polling and webhook configuration",
+    "GET",
+    "/api/cloud/config",
+    "service_config",
+    "WebSocket URL, polling and webhook configuration",
     models.ConfigOut,
 )
 POLLING_STATUS = Route(
-    "GET", "/api/cloud/polling/status", "polling_status", "Whether background polling is on",
+    "GET",
+    "/api/cloud/polling/status",
+    "polling_status",
+    "Whether background polling is on",
     models.PollingStatusOut,
 )
 POLLING_SETTING = Route(
-    "PUT", "/api/cloud/polling/setting", "polling_setting", "Force polling on or off, or back to automatic",
-    models.PollingStatusOut, body=models.PollingSettingBody, errors=(400,),
+    "PUT",
+    "/api/cloud/polling/setting",
+    "polling_setting",
+    "Force polling on or off, or back to automatic",
+    models.PollingStatusOut,
+    body=models.PollingSettingBody,
+    errors=(400,),
 )
 REPLICATE_WEBHOOK = Route(
-    "POST", "/api/webhooks/replicate", "replicate_webhook", "Replicate's signed webhook",
-    models.WebhookOut, authenticated=False, errors=(400, 401),
+    "POST",
+    "/api/webhooks/replicate",
+    "replicate_webhook",
+    "Replicate's signed webhook",
+    models.WebhookOut,
+    authenticated=False,
+    errors=(400, 401),
 )
 OPENAPI = Route("GET", "/api/openapi.json", "openapi", "This API's OpenAPI document", None)
 

@@ -137,10 +137,8 @@ def _clock_seconds(clock: str | None) -> float | None:
 
 def _last(pattern: re.Pattern[str], line: str) -> re.Match[str] | None:
     # Within one line the text further right was written later.
-    found = None
-    for found in pattern.finditer(line):
-        pass
-    return found
+    matches = list(pattern.finditer(line))
+    return matches[-1] if matches else None
 
 
 def line_progress(line: str) -> tuple[float | None, float | None] | None:

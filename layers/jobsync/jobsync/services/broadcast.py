@@ -29,14 +29,16 @@ class StatusChange:
     previous_status: str | None
 
     def message(self) -> bytes:
-        return json.dumps({
-            "type": MESSAGE_TYPE,
-            "job_id": self.job.job_id,
-            "status": self.job.status.value,
-            "previous_status": self.previous_status,
-            "provider": self.job.provider,
-            "job": self.job.to_api(),
-        }).encode()
+        return json.dumps(
+            {
+                "type": MESSAGE_TYPE,
+                "job_id": self.job.job_id,
+                "status": self.job.status.value,
+                "previous_status": self.previous_status,
+                "provider": self.job.provider,
+                "job": self.job.to_api(),
+            }
+        ).encode()
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,10 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
     """
     store = wiring.job_store()
     if observation.status is None:
-        logger.warning("unknown provider status leaves the job as it is",
-                       extra={"job_id": observation.job_id, "provider_status": observation.provider_status})
+        logger.warning(
+            "unknown provider status leaves the job as it is",
+            extra={"job_id": observation.job_id, "provider_status": observation.provider_status},
+        )
     for _ in range(_MAX_ATTEMPTS):
         job = store.get(observation.job_id) if isinstance(current, _Unread) else current
         if job is None:
@@ -62,8 +64,7 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
             continue
         _keep_logs(observation, job)
         _log_change(stored, job)
-        return UpdateOutcome(job=stored, created=job is None, changed=True,
-                             previous_status=job.status if job else None)
+        return UpdateOutcome(job=stored, created=job is None, changed=True, previous_status=job.status if job else None)
     raise StoreUnavailable(f"job {observation.job_id} kept changing under us; try again")
 
 
@@ -79,5 +80,7 @@ def _keep_logs(observation: JobObservation, before: Job | None) -> None:
 def _log_change(stored: Job, previous: Job | None) -> None:
     # Counted as metrics by the callers, once per batch: EMF takes at most 100 values per flush.
     if previous is not None and previous.status != stored.status:
-        logger.info("job status changed", extra={"job_id": stored.job_id, "status": stored.status.value,
-                                                 "previous_status": previous.status.value})
+        logger.info(
+            "job status changed",
+            extra={"job_id": stored.job_id, "status": stored.status.value, "previous_status": previous.status.value},
+        )

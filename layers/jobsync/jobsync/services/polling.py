@@ -60,9 +60,17 @@ def poll_tick() -> TickReport:
         except Exception:  # noqa: BLE001 - one provider failing never stops the others
             logger.exception("poll of a provider failed", extra={"provider": provider})
     for report in reports:
-        logger.info("poll tick", extra={"provider": report.provider, "active": report.active,
-                                        "updated": report.updated, "list_requests": report.list_requests,
-                                        "single_fetches": report.single_fetches, "errors": len(report.errors)})
+        logger.info(
+            "poll tick",
+            extra={
+                "provider": report.provider,
+                "active": report.active,
+                "updated": report.updated,
+                "list_requests": report.list_requests,
+                "single_fetches": report.single_fetches,
+                "errors": len(report.errors),
+            },
+        )
     return TickReport(polled=True, refreshes=tuple(reports))
 
 

@@ -65,15 +65,14 @@ class ConnectionStore:
     def _prune_slot(self, source_ip: str) -> bool:
         """Drop slot members with no live connection row; True when any was dropped."""
         try:
-            slot = dynamo.table(self._state_table_name).get_item(
-                Key={"pk": _slot_key(source_ip)}, ConsistentRead=True
-            ).get("Item") or {}
+            slot = (
+                dynamo.table(self._state_table_name)
+                .get_item(Key={"pk": _slot_key(source_ip)}, ConsistentRead=True)
+                .get("Item")
+                or {}
+            )
             now = int(time.time())
-            stale = {
-                member
-                for member in slot.get("connection_ids", set())
-                if not self._alive(member, now)
-            }
+            stale = {member for member in slot.get("connection_ids", set()) if not self._alive(member, now)}
             if stale:
                 dynamo.table(self._state_table_name).update_item(
                     Key={"pk": _slot_key(source_ip)},
@@ -85,7 +84,11 @@ class ConnectionStore:
         return bool(stale)
 
     def _alive(self, connection_id: str, now: int) -> bool:
-        item = dynamo.table(self._table_name).get_item(Key={"connection_id": connection_id}, ConsistentRead=True).get("Item")
+        item = (
+            dynamo.table(self._table_name)
+            .get_item(Key={"connection_id": connection_id}, ConsistentRead=True)
+            .get("Item")
+        )
         # DynamoDB's TTL deletes late, so an expired row counts as gone already.
         return bool(item) and int(item.get("expires_at", now + 1)) > now
 
@@ -103,9 +106,11 @@ class ConnectionStore:
     def close(self, connection_id: str) -> bool:
         """Forget a connection and free its slot; False when it was already gone (so a slot is freed once)."""
         try:
-            item = dynamo.table(self._table_name).get_item(
-                Key={"connection_id": connection_id}, ConsistentRead=True
-            ).get("Item")
+            item = (
+                dynamo.table(self._table_name)
+                .get_item(Key={"connection_id": connection_id}, ConsistentRead=True)
+                .get("Item")
+            )
         except (BotoCoreError, ClientError) as exc:
             raise dynamo.unavailable(exc) from exc
         if not item:

@@ -253,7 +253,5 @@ class JobStore:
             item = dynamo.table(self._state_table_name).get_item(Key={"pk": METRICS_KEY}).get("Item") or {}
         except (BotoCoreError, ClientError) as exc:
             raise dynamo.unavailable(exc) from exc
-        by_status = {
-            status.value: int(item.get(f"jobs_{status.value}", 0)) for status in JobStatus
-        }
+        by_status = {status.value: int(item.get(f"jobs_{status.value}", 0)) for status in JobStatus}
         return JobCounters(by_status=by_status, total_cost_usd=float(item.get("total_cost_usd", 0)))

@@ -59,7 +59,14 @@ class StateStore:
 
     def record_webhook(self, webhook_id: str, job_id: str | None) -> None:
         now = int(time.time())
-        self._put({"pk": f"webhook#{webhook_id}", "job_id": job_id, "received_at": now, "expires_at": now + _RECEIPT_DAYS * _DAY})
+        self._put(
+            {
+                "pk": f"webhook#{webhook_id}",
+                "job_id": job_id,
+                "received_at": now,
+                "expires_at": now + _RECEIPT_DAYS * _DAY,
+            }
+        )
 
     # ---- log tails (the provider deletes logs an hour after a job ends) ----
 
@@ -95,7 +102,10 @@ class StateStore:
                 Key={"pk": f"logs#{job_id}"},
                 UpdateExpression="SET claimed_at = :now",
                 ConditionExpression="attribute_not_exists(claimed_at) OR claimed_at <= :stale",
-                ExpressionAttributeValues={":now": dynamo.to_dynamo(now), ":stale": dynamo.to_dynamo(now - min_interval)},
+                ExpressionAttributeValues={
+                    ":now": dynamo.to_dynamo(now),
+                    ":stale": dynamo.to_dynamo(now - min_interval),
+                },
             )
         except ClientError as exc:
             if dynamo.error_code(exc) == "ConditionalCheckFailedException":
