@@ -170,9 +170,8 @@ def _function_environment(
     replicate_token, replicate_url = replicate
     parameters = {
         "ApiTokenHashes": hashlib.sha256(settings.api_token.encode()).hexdigest(),
-        "ReplicateApiToken": replicate_token,
+        "ReplicateApiTokenSecretArn": "arn:aws:secretsmanager:us-east-1:000000000000:secret:unused-locally",
         "ReplicateApiBaseUrl": replicate_url,
-        "ReplicateWebhookSecret": settings.webhook_secret or "",
         "WebhookUrl": settings.webhook_url or "",
         "LogLevel": env.get("JOBSYNC_LOG_LEVEL", "WARNING"),
     }
@@ -190,6 +189,7 @@ def _function_environment(
     resolved = {
         name: str(resolve(value, template, parameter_values=parameters, refs=refs)) for name, value in variables.items()
     }
+    resolved.pop("REPLICATE_API_TOKEN_SECRET_ARN")
     if not env.get("SIMPLETUNER_JOB_POLL_INTERVAL"):
         resolved.pop("SIMPLETUNER_JOB_POLL_INTERVAL")  # let JOBSYNC_CONFIG's interval speak, if any
     resolved.update(

@@ -94,6 +94,25 @@ def test_validate_without_a_token_says_so(api, monkeypatch):
     assert body == {"valid": False, "username": None, "error": "REPLICATE_API_TOKEN is not set"}
 
 
+def test_in_aws_the_token_comes_from_secrets_manager(api, replicate, monkeypatch):
+    import boto3
+
+    arn = boto3.client("secretsmanager").create_secret(Name="replicate", SecretString="r8_test_token")["ARN"]
+    monkeypatch.delenv("REPLICATE_API_TOKEN")
+    monkeypatch.setenv("REPLICATE_API_TOKEN_SECRET_ARN", arn)
+    wiring.reset()
+    assert api.call("validate_provider")[1] == {"valid": True, "username": "acme", "error": None}
+
+
+def test_an_unreadable_secret_is_reported_not_crashed(api, monkeypatch):
+    monkeypatch.delenv("REPLICATE_API_TOKEN")
+    monkeypatch.setenv("REPLICATE_API_TOKEN_SECRET_ARN", "arn:aws:secretsmanager:us-east-1:123456789012:secret:gone")
+    wiring.reset()
+    body = api.call("validate_provider")[1]
+    assert body["valid"] is False and "ResourceNotFoundException" in body["error"]
+    assert api.call("sync_jobs")[0] == 502
+
+
 def test_config_tells_clients_where_to_connect(api, monkeypatch):
     monkeypatch.setenv("JOBSYNC_WEBHOOK_URL", "https://jobsync.example.test/api/webhooks/replicate")
     wiring.reset()

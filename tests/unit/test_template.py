@@ -118,9 +118,8 @@ def test_every_function_gets_the_settings_the_code_reads(template: dict) -> None
         "CONNECTIONS_TABLE_NAME",
         "STATE_TABLE_NAME",
         "JOBSYNC_API_TOKEN_HASHES",
-        "REPLICATE_API_TOKEN",
+        "REPLICATE_API_TOKEN_SECRET_ARN",
         "REPLICATE_API_BASE_URL",
-        "REPLICATE_WEBHOOK_SECRET",
         "JOBSYNC_WEBHOOK_URL",
         "SIMPLETUNER_JOB_POLL_INTERVAL",
         "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS",
@@ -148,7 +147,10 @@ def test_environment_resolves_with_parameters(template: dict) -> None:
         "WebSocketApi": "abc",
         "WebSocketStage": "live",
     }
-    params = {"ApiTokenHashes": "0" * 64, "ReplicateApiToken": "test-token"}
+    params = {
+        "ApiTokenHashes": "0" * 64,
+        "ReplicateApiTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:replicate-AbCdEf",
+    }
     env = cfn.resolve(spec.environment, template, parameter_values=params, refs=refs)
     assert env["JOBS_TABLE_NAME"] == "jobs"
     assert env["SIMPLETUNER_JOB_POLL_INTERVAL"] == "30"
@@ -347,3 +349,11 @@ def test_sam_validate_lint() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_secret_reaches_a_functions_environment(template: dict) -> None:
+    for spec in cfn.functions(template).values():
+        assert "REPLICATE_API_TOKEN" not in spec.environment
+        assert "REPLICATE_WEBHOOK_SECRET" not in spec.environment
+    no_echo = {name for name, p in template["Parameters"].items() if p.get("NoEcho")}
+    assert no_echo == {"ApiTokenHashes"}  # digests, not tokens

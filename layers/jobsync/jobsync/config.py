@@ -44,6 +44,8 @@ class Settings(BaseModel):
     api_token_hashes: tuple[str, ...] = ()
 
     replicate_api_token: SecretStr | None = None
+    # In AWS the token stays in Secrets Manager; the functions only know where.
+    replicate_api_token_secret_arn: str | None = None
     replicate_api_base_url: str = "https://api.replicate.com/v1"
     replicate_webhook_secret: SecretStr | None = None
     provider_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
@@ -132,6 +134,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "state_table": env.get("STATE_TABLE_NAME"),
         "api_token_hashes": _split(env.get("JOBSYNC_API_TOKEN_HASHES")),
         "replicate_api_token": env.get("REPLICATE_API_TOKEN") or None,
+        "replicate_api_token_secret_arn": env.get("REPLICATE_API_TOKEN_SECRET_ARN") or None,
         "replicate_api_base_url": env.get("REPLICATE_API_BASE_URL"),
         "replicate_webhook_secret": env.get("REPLICATE_WEBHOOK_SECRET") or None,
         "webhook_url": env.get("JOBSYNC_WEBHOOK_URL") or None,

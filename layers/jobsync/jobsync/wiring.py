@@ -36,6 +36,7 @@ def pricing() -> HardwarePricing:
 
 def reset() -> None:
     """Forget everything built from the environment (tests and the local stack change it)."""
+    from jobsync import secrets
     from jobsync.providers import registry
     from jobsync.push import websocket
     from jobsync.store import dynamo
@@ -44,4 +45,5 @@ def reset() -> None:
         cached.cache_clear()
     dynamo.forget_resources()
     registry.provider_client.cache_clear()
+    secrets.secret_string.cache_clear()
     websocket.pusher.cache_clear()

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from jobsync.providers.base import ProviderClient, ProviderError
+from pydantic import SecretStr
+
+from jobsync.config import Settings
+from jobsync.providers.base import ProviderAuthError, ProviderClient, ProviderError
 
 PROVIDERS: tuple[str, ...] = ("replicate",)
 
@@ -27,8 +30,21 @@ def _client_for(name: str) -> ProviderClient:
         # Imported here: only functions that talk to a provider pay for httpx.
         from jobsync.providers.replicate import ReplicateClient
 
-        return ReplicateClient(get_settings())
+        return ReplicateClient(_with_token_from_secrets_manager(get_settings()))
     raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
+
+
+def _with_token_from_secrets_manager(settings: Settings) -> Settings:
+    arn = settings.replicate_api_token_secret_arn
+    if settings.replicate_api_token is not None or not arn:
+        return settings
+    from jobsync.secrets import SecretUnavailable, secret_string
+
+    try:
+        token = secret_string(arn)
+    except SecretUnavailable as exc:
+        raise ProviderAuthError(str(exc)) from exc
+    return settings.model_copy(update={"replicate_api_token": SecretStr(token)})
 
 
 def provider_client(name: str = "replicate") -> ProviderClient:
