@@ -15,7 +15,7 @@ from jobsync.domain.job import Job, JobObservation
 from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderClient, ProviderError
 from jobsync.providers.registry import provider_client
-from jobsync.services.job_updates import record_observation
+from jobsync.services.job_updates import create_jobs, record_observation
 
 _TRAININGS_FIRST = ("training", "prediction")
 
@@ -58,26 +58,24 @@ def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int
         everything_known_and_ended = bool(observations) and all(
             observation.job_id in stored and stored[observation.job_id].is_terminal for observation in observations
         )
-        for observation in observations:
-            if observation.job_id in seen:
-                continue
-            seen.add(observation.job_id)
-            created, changed = _import_one(client, observation, stored.get(observation.job_id))
-            discovered, updated = discovered + created, updated + changed
+        # A job listed twice (in one page, or in both lists) is taken once.
+        fresh = list({o.job_id: o for o in observations if o.job_id not in seen}.values())
+        seen.update(observation.job_id for observation in fresh)
+        discovered += create_jobs([observation for observation in fresh if observation.job_id not in stored])
+        for observation in fresh:
+            if observation.job_id in stored:
+                updated += _update_one(client, observation, stored[observation.job_id])
         if everything_known_and_ended or not page.next_page:
             break
         page_handle = page.next_page
     return discovered, updated
 
 
-def _import_one(client: ProviderClient, observation: JobObservation, stored: Job | None) -> tuple[int, int]:
-    just_ended = (
-        stored is not None and stored.is_active and observation.status is not None and observation.status.is_terminal
-    )
+def _update_one(client: ProviderClient, observation: JobObservation, stored: Job) -> int:
+    just_ended = stored.is_active and observation.status is not None and observation.status.is_terminal
     if just_ended:
         observation = _with_final_logs(client, observation)
-    outcome = record_observation(observation, current=stored)
-    return int(outcome.created), int(outcome.changed and not outcome.created)
+    return int(record_observation(observation, current=stored).changed)
 
 
 def _with_final_logs(client: ProviderClient, listed: JobObservation) -> JobObservation:

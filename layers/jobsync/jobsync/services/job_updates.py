@@ -68,6 +68,23 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
     raise StoreUnavailable(f"job {observation.job_id} kept changing under us; try again")
 
 
+def create_jobs(observations: list[JobObservation]) -> int:
+    """Store jobs the store does not know yet, up to 99 a transaction (a first sync imports thousands).
+
+    Should one of them appear meanwhile (a webhook won the race), the batch is
+    stored job by job through `record_observation` instead. Returns how many were created.
+    """
+    if not observations:
+        return 0
+    try:
+        wiring.job_store().create_many([new_job(observation, wiring.pricing()) for observation in observations])
+    except ConcurrentUpdate:
+        return sum(record_observation(observation).created for observation in observations)
+    for observation in observations:
+        _keep_logs(observation, None)
+    return len(observations)
+
+
 def _keep_logs(observation: JobObservation, before: Job | None) -> None:
     """Keep the log tail, unless the observation is older than what we know (then its logs are too)."""
     if not observation.logs:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -27,6 +28,21 @@ from jobsync.store import dynamo
 ALL_JOBS = "job"
 METRICS_KEY = "metrics#jobs"
 _BATCH_GET_LIMIT = 100
+# DynamoDB takes 100 actions a transaction: 99 jobs and their counter update.
+_TRANSACTION_JOBS = 99
+
+
+def _counter_deltas(job: Job, previous: Job | None) -> Counter[str]:
+    """How the metric counters move when `previous` becomes `job`."""
+    deltas: Counter[str] = Counter()
+    old_status = previous.status if previous else None
+    if job.status != old_status:
+        deltas[f"jobs_{job.status.value}"] += 1
+        if old_status is not None:
+            deltas[f"jobs_{old_status.value}"] -= 1
+    previous_cost = previous.cost_usd if previous and previous.cost_usd else 0
+    deltas["total_cost_usd"] += Decimal(str(job.cost_usd or 0)) - Decimal(str(previous_cost))
+    return deltas
 
 
 class ConcurrentUpdate(Exception):
@@ -190,30 +206,43 @@ class JobStore:
     def save(self, job: Job, previous: Job | None) -> Job:
         """Store `job` if the stored copy is still `previous`; returns the stored job (new version)."""
         stored = replace(job, version=(previous.version if previous else 0) + 1)
-        put: dict[str, Any] = {"TableName": self._jobs_table_name, "Item": _item(stored)}
-        if previous is None:
-            put["ConditionExpression"] = "attribute_not_exists(job_id)"
-        else:
-            put["ConditionExpression"] = "version = :read_version"
-            put["ExpressionAttributeValues"] = {":read_version": previous.version}
-        actions = [{"Put": put}]
-        counter_update = self._counter_update(stored, previous)
+        actions = [{"Put": self._put(stored, previous)}]
+        counter_update = self._counter_update(_counter_deltas(stored, previous))
         if counter_update:
             actions.append({"Update": counter_update})
         self._transact(actions)
         return stored
 
-    def _counter_update(self, job: Job, previous: Job | None) -> dict[str, Any] | None:
-        deltas: dict[str, Any] = {}
-        old_status = previous.status if previous else None
-        if job.status != old_status:
-            deltas[f"jobs_{job.status.value}"] = 1
-            if old_status is not None:
-                deltas[f"jobs_{old_status.value}"] = -1
-        previous_cost = previous.cost_usd if previous and previous.cost_usd else 0
-        cost_delta = Decimal(str(job.cost_usd or 0)) - Decimal(str(previous_cost))
-        if cost_delta:
-            deltas["total_cost_usd"] = cost_delta
+    def create_many(self, jobs: list[Job]) -> list[Job]:
+        """Store new jobs, up to 99 in one transaction with their counters.
+
+        All or nothing: when any of them exists already, ConcurrentUpdate is
+        raised and none is stored (the caller then takes them one by one).
+        """
+        stored = [replace(job, version=1) for job in jobs]
+        for start in range(0, len(stored), _TRANSACTION_JOBS):
+            chunk = stored[start : start + _TRANSACTION_JOBS]
+            deltas: Counter[str] = Counter()
+            for job in chunk:
+                deltas.update(_counter_deltas(job, None))
+            actions: list[dict[str, Any]] = [{"Put": self._put(job, None)} for job in chunk]
+            counter_update = self._counter_update(deltas)
+            if counter_update:
+                actions.append({"Update": counter_update})
+            self._transact(actions)
+        return stored
+
+    def _put(self, job: Job, previous: Job | None) -> dict[str, Any]:
+        put: dict[str, Any] = {"TableName": self._jobs_table_name, "Item": _item(job)}
+        if previous is None:
+            put["ConditionExpression"] = "attribute_not_exists(job_id)"
+        else:
+            put["ConditionExpression"] = "version = :read_version"
+            put["ExpressionAttributeValues"] = {":read_version": previous.version}
+        return put
+
+    def _counter_update(self, deltas: Mapping[str, Any]) -> dict[str, Any] | None:
+        deltas = {name: delta for name, delta in deltas.items() if delta}
         if not deltas:
             return None
         names = {f"#c{number}": name for number, name in enumerate(deltas)}
