@@ -57,6 +57,10 @@ const dom = {
   metricsActive: $('[data-testid="metrics-active"]'),
   metricsCost: $('[data-testid="metrics-cost"]'),
   statusCounts: $('#status-counts'),
+  polling: $('#polling'),
+  pollingSelect: $('#polling-select'),
+  pollingState: $('#polling-state'),
+  pollingText: $('.polling__text'),
 };
 
 // ---------------------------------------------------------------- state
@@ -74,6 +78,7 @@ const state = {
   progress: new Map(), // job_id -> last inline-progress answer
   pollers: new Map(), // job_id -> { timer, controller, stopped }
   highlight: new Set(), // job ids to flash after the next render
+  polling: { value: null, seq: 0, saving: false }, // value: the select's last confirmed option
 };
 
 // ---------------------------------------------------------------- helpers
@@ -199,21 +204,23 @@ class ApiError extends Error {
   }
 }
 
-async function api(path, { method = 'GET', query = null, signal } = {}) {
+// `body`, when given (anything but undefined), is sent as JSON; `null` inside it stays null.
+async function api(path, { method = 'GET', query = null, body: payload, signal } = {}) {
   const url = new URL(API_BASE + path);
   if (query) {
     for (const [key, value] of Object.entries(query)) {
       if (value != null) url.searchParams.set(key, String(value));
     }
   }
+  const headers = { Accept: 'application/json', Authorization: `Bearer ${state.token || ''}` };
+  const init = { method, headers, cache: 'no-store', signal };
+  if (payload !== undefined) {
+    headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(payload);
+  }
   let response;
   try {
-    response = await fetch(url, {
-      method,
-      headers: { Accept: 'application/json', Authorization: `Bearer ${state.token || ''}` },
-      cache: 'no-store',
-      signal,
-    });
+    response = await fetch(url, init);
   } catch (err) {
     if (err && err.name === 'AbortError') throw err;
     throw new ApiError(0, 'network', 'Could not reach the jobsync API.');
@@ -245,6 +252,8 @@ function onUnauthorized() {
   stopAllPollers();
   stopLive();
   setConnection('offline', 'Live updates paused until a valid token is saved');
+  dom.pollingSelect.disabled = true;
+  setPollingText('unknown', 'Polling state needs a valid API token');
   showTokenPanel('The API rejected the token (401 Unauthorized). Enter a valid token to continue.');
   if (!state.listLoaded) setListStatus('Enter a valid API token to load jobs.');
 }
@@ -541,6 +550,85 @@ function renderMetrics(data) {
   dom.statusCounts.replaceChildren(...items);
 }
 
+// ---------------------------------------------------------------- background polling
+
+// The select's options and the `enabled` value each one stands for (null = automatic).
+const POLLING_OPTIONS = { auto: null, on: true, off: false };
+
+function pollingOption(preference) {
+  if (preference === true) return 'on';
+  if (preference === false) return 'off';
+  return 'auto';
+}
+
+function setPollingText(kind, text) {
+  dom.pollingState.dataset.state = kind;
+  dom.pollingText.textContent = text;
+}
+
+function renderPolling(data) {
+  const preference = data.preference === true || data.preference === false ? data.preference : null;
+  const option = pollingOption(preference);
+  state.polling.value = option;
+  dom.pollingSelect.value = option;
+  dom.pollingSelect.disabled = false;
+  dom.pollingState.removeAttribute('title');
+  if (typeof data.is_active !== 'boolean') {
+    setPollingText('unknown', 'Polling state unknown');
+    return;
+  }
+  const how = preference === null ? 'automatic' : 'forced';
+  setPollingText(data.is_active ? 'on' : 'off', `Polling is ${data.is_active ? 'on' : 'off'} (${how})`);
+}
+
+async function loadPolling() {
+  if (!state.token || state.authFailed || state.polling.saving) return;
+  const seq = ++state.polling.seq;
+  try {
+    const data = await api('/api/cloud/polling/status');
+    if (seq !== state.polling.seq) return;
+    renderPolling(data);
+  } catch (err) {
+    if (seq !== state.polling.seq || err.status === 401) return;
+    // Not worth a toast on load; the control says so and the next refresh tries again.
+    if (state.polling.value == null || dom.pollingSelect.disabled) {
+      dom.pollingSelect.disabled = true;
+      setPollingText('unknown', 'Polling state unavailable');
+      dom.pollingState.title = err.message;
+    }
+  }
+}
+
+function setPollingBusy(busy) {
+  state.polling.saving = busy;
+  dom.pollingSelect.disabled = busy || state.authFailed;
+  dom.polling.setAttribute('aria-busy', busy ? 'true' : 'false');
+}
+
+async function onPollingChange() {
+  const select = dom.pollingSelect;
+  const option = select.value;
+  const previous = state.polling.value;
+  if (state.polling.saving || !(option in POLLING_OPTIONS) || option === previous) return;
+  // Disabling a focused control drops its focus; give it back afterwards for keyboard users.
+  const hadFocus = document.activeElement === select;
+  const seq = ++state.polling.seq; // an earlier status read must not overwrite this answer
+  setPollingBusy(true);
+  try {
+    const data = await api('/api/cloud/polling/setting', {
+      method: 'PUT',
+      body: { enabled: POLLING_OPTIONS[option] },
+    });
+    if (seq === state.polling.seq) renderPolling(data);
+  } catch (err) {
+    if (previous != null) select.value = previous;
+    if (err.status !== 401) showToast(`Could not change background polling: ${err.message}`, 'error');
+  } finally {
+    setPollingBusy(false);
+    if (hadFocus && (document.activeElement === document.body || document.activeElement == null)) select.focus();
+  }
+}
+
 // ---------------------------------------------------------------- sync + toast
 
 let toastTimer = null;
@@ -738,6 +826,7 @@ function startAll() {
   state.authFailed = false;
   loadJobs();
   loadMetrics();
+  loadPolling();
   startLive();
 }
 
@@ -775,12 +864,14 @@ function boot() {
   dom.tokenToggle.addEventListener('click', onTokenToggle);
   dom.syncButton.addEventListener('click', runSync);
   dom.loadMore.addEventListener('click', loadMoreJobs);
+  dom.pollingSelect.addEventListener('change', onPollingChange);
 
   // Fallback for missed live events: refresh active jobs from the provider now and then.
   window.setInterval(() => {
     if (!state.token || state.authFailed) return;
     loadJobs({ syncActive: true });
     loadMetrics();
+    loadPolling(); // the automatic state follows the server's configuration
   }, REFRESH_MS);
 
   if (state.token) {
@@ -788,6 +879,7 @@ function boot() {
   } else {
     setConnection('offline', 'Enter the API token to receive live updates');
     setListStatus('Enter the API token to load jobs.');
+    setPollingText('unknown', 'Polling state needs the API token');
     showTokenPanel('Enter the bearer token of the jobsync API to load jobs.', { focus: true });
   }
 }

@@ -97,6 +97,7 @@ class Seen:
     path: str
     query: dict[str, list[str]]
     authorization: str | None
+    content_type: str | None = None
 
 
 class FakeApi:
@@ -111,6 +112,11 @@ class FakeApi:
         self.progress_calls: dict[str, int] = {}
         self.hold_sync = False
         self.held_sync: list = []
+        self.polling_preference: bool | None = None  # server-side; None = automatic
+        self.polling_puts: list[tuple[str | None, str | None]] = []  # (raw body, content-type)
+        self.fail_polling_setting = False
+        self.hold_polling = False
+        self.held_polling: list = []
 
     # -- helpers for the tests
     def count(self, path: str, method: str = "GET") -> int:
@@ -121,6 +127,11 @@ class FakeApi:
             self._fulfill(route, 200, self._do_sync())
         self.held_sync.clear()
 
+    def release_polling(self) -> None:
+        for route, body in self.held_polling:
+            self._polling_setting(route, body)
+        self.held_polling.clear()
+
     # -- interception
     @staticmethod
     def _fulfill(route, status: int, body: dict) -> None:
@@ -130,7 +141,7 @@ class FakeApi:
         parts = urlsplit(request.url)
         query = parse_qs(parts.query)
         auth = request.headers.get("authorization")
-        self.requests.append(Seen(request.method, parts.path, query, auth))
+        self.requests.append(Seen(request.method, parts.path, query, auth, request.headers.get("content-type")))
         if auth != f"Bearer {self.token}":
             return self._fulfill(route, 401, {"error": "unauthorized", "message": "Missing or invalid bearer token"})
 
@@ -154,6 +165,15 @@ class FakeApi:
                     "webhooks": {"configured": False},
                 },
             )
+        if path == "/api/cloud/polling/status" and method == "GET":
+            return self._fulfill(route, 200, self._polling_status())
+        if path == "/api/cloud/polling/setting" and method == "PUT":
+            body = request.post_data
+            self.polling_puts.append((body, request.headers.get("content-type")))
+            if self.hold_polling:
+                self.held_polling.append((route, body))  # answered by release_polling()
+                return None
+            return self._polling_setting(route, body)
         if path.startswith("/api/cloud/jobs/") and path.endswith("/inline-progress") and method == "GET":
             job_id = path[len("/api/cloud/jobs/") : -len("/inline-progress")]
             return self._inline_progress(route, job_id)
@@ -195,6 +215,23 @@ class FakeApi:
                 )
             )
         return {"synced": 3, "updated": 1, "message": "Discovered 3 new jobs from Replicate"}
+
+    def _polling_status(self) -> dict:
+        pref = self.polling_preference
+        return {"is_active": pref if pref is not None else True, "preference": pref}
+
+    def _polling_setting(self, route, raw: str | None) -> None:
+        if self.fail_polling_setting:
+            return self._fulfill(route, 500, {"error": "internal", "message": "Settings table unavailable"})
+        try:
+            body = json.loads(raw or "")
+        except ValueError:
+            body = None
+        enabled = body.get("enabled", "missing") if isinstance(body, dict) else "missing"
+        if not (enabled is None or isinstance(enabled, bool)):
+            return self._fulfill(route, 400, {"error": "bad_request", "message": "enabled must be true, false or null"})
+        self.polling_preference = enabled
+        return self._fulfill(route, 200, self._polling_status())
 
     def _inline_progress(self, route, job_id: str) -> None:
         job = next((j for j in self.jobs if j["job_id"] == job_id), None)
@@ -476,6 +513,63 @@ def test_without_a_token_the_form_is_shown_and_no_request_is_made(make_page, fak
     assert fake.requests == []
 
 
+def test_background_polling_control(make_page, fake, web_base):
+    fake.polling_preference = True
+    page = make_page()
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    select = page.get_by_label("Background polling")
+    state = page.get_by_test_id("polling-state")
+    assert select.get_attribute("data-testid") == "polling-select"
+
+    # The server's preference is shown once read.
+    expect(select).to_be_enabled()
+    expect(select).to_have_value("on")
+    expect(state).to_have_text("Polling is on (forced)")
+    assert fake.count("/api/cloud/polling/status") == 1
+
+    # Off: exactly {"enabled": false}, as JSON; the select is disabled while in flight.
+    fake.hold_polling = True
+    select.select_option(label="Off")
+    wait_until(page, lambda: fake.held_polling, message="the PUT reached the API")
+    expect(select).to_be_disabled()
+    expect(page.locator("#polling")).to_have_attribute("aria-busy", "true")
+    fake.hold_polling = False
+    fake.release_polling()
+    expect(select).to_be_enabled()
+    expect(state).to_have_text("Polling is off (forced)")
+    expect(state).to_have_attribute("data-state", "off")
+    assert len(fake.polling_puts) == 1
+    raw, content_type = fake.polling_puts[0]
+    assert json.loads(raw) == {"enabled": False}
+    assert content_type is not None and content_type.split(";")[0].strip() == "application/json"
+    assert fake.polling_preference is False
+
+    # Automatic: {"enabled": null}; the fake then answers is_active = True.
+    select.select_option(label="Automatic")
+    expect(state).to_have_text("Polling is on (automatic)")
+    expect(select).to_have_value("auto")
+    assert json.loads(fake.polling_puts[-1][0]) == {"enabled": None}
+    assert fake.polling_preference is None
+
+    # A failed PUT: the select goes back, the toast names the reason, the state text stays.
+    fake.fail_polling_setting = True
+    select.select_option(label="Off")
+    expect(page.get_by_test_id("toast")).to_contain_text("Settings table unavailable")
+    expect(page.get_by_test_id("toast")).to_have_attribute("data-kind", "error")
+    expect(select).to_have_value("auto")
+    expect(select).to_be_enabled()
+    expect(state).to_have_text("Polling is on (automatic)")
+    assert json.loads(fake.polling_puts[-1][0]) == {"enabled": False}
+    assert len(fake.polling_puts) == 3
+    assert fake.polling_preference is None
+
+    # Every request carried the token; only the PUTs declare a JSON body.
+    assert {r.authorization for r in fake.requests} == {f"Bearer {TOKEN}"}
+    assert {r.content_type for r in fake.requests if r.method != "PUT"} == {None}
+    assert page.js_errors == []
+
+
 def test_phone_width_has_no_horizontal_overflow(make_page, fake, web_base):
     page = make_page(width=375, height=812)
     page.goto(f"{web_base}/?poll_ms=200#token={TOKEN}")
@@ -487,6 +581,9 @@ def test_phone_width_has_no_horizontal_overflow(make_page, fake, web_base):
     expect(page.locator('[data-testid="job-row"]')).to_have_count(11)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375 + 1, f"the page is {width}px wide at a 375px viewport"
+    expect(page.get_by_test_id("polling-state")).to_have_text("Polling is on (automatic)")
+    box = page.get_by_test_id("polling-select").bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 375
     ARTIFACTS.mkdir(exist_ok=True)
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "dashboard-static-375.png"))
