@@ -194,6 +194,9 @@ def _function_environment(
         resolved.pop("SIMPLETUNER_JOB_POLL_INTERVAL")  # let JOBSYNC_CONFIG's interval speak, if any
     resolved.update(
         {
+            # In AWS the token comes from Secrets Manager; here it is handed over directly.
+            "REPLICATE_API_TOKEN": replicate_token,
+            "REPLICATE_WEBHOOK_SECRET": settings.webhook_secret or "",
             # API Gateway's hostnames are this machine's port here.
             "JOBSYNC_WEBSOCKET_URL": f"ws://127.0.0.1:{settings.port}/{stage}",
             "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": f"http://127.0.0.1:{settings.port}/{stage}",
