@@ -156,7 +156,11 @@ def test_a_failed_webhook_keeps_the_providers_error(api, webhook_secret):
     assert api.call("get_job", path={"job_id": "oom"})[1]["job"]["error_message"] == "CUDA out of memory"
 
 
-@pytest.mark.parametrize("body", ["not json", "[]", '{"status": "processing"}'])
+@pytest.mark.parametrize(
+    "body",
+    ["not json", "[]", '{"status": "processing"}', "[" * 100_000 + "]" * 100_000, '{"id": 5}'],
+    ids=["not-json", "list", "no-id", "deep-nesting", "numeric-id"],
+)
 def test_a_signed_but_malformed_body_is_400(api, webhook_secret, body):
     event = signed({})
     moment = datetime.now(timezone.utc)

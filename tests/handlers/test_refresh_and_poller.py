@@ -168,7 +168,20 @@ def test_polling_setting_null_returns_to_automatic(api):
     assert api.call("polling_setting", body={"enabled": None})[1] == {"is_active": True, "preference": None}
 
 
-@pytest.mark.parametrize("body", ['{"enabled": "yes please"}', "{}", "not json", '{"enabled": true, "x": 1}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"enabled": "yes please"}',
+        '{"enabled": "yes"}',
+        '{"enabled": 1}',
+        '{"enabled": "false"}',
+        "{}",
+        "not json",
+        '{"enabled": true, "x": 1}',
+        "[" * 100_000 + "]" * 100_000,
+    ],
+    ids=["word", "yes", "one", "string-false", "empty", "not-json", "extra-field", "deep-nesting"],
+)
 def test_polling_setting_rejects_bad_bodies_and_changes_nothing(api, body):
     api.call("polling_setting", body={"enabled": False})
     status, answer = api.call("polling_setting", body=body)

@@ -48,7 +48,7 @@ def test_sync_stops_at_a_page_of_jobs_already_stored_as_terminal(api, replicate)
 
     status, body = api.call("sync_jobs")
 
-    assert body["synced"] == 1 and body["message"] == "Discovered 1 new job from Replicate"
+    assert body["synced"] == 1 and body["message"] == "Discovered 1 new jobs from Replicate"  # the contract's words
     # Page one holds the new job, so page two (all stored and ended) is read, and nothing older.
     assert replicate.count("GET", "/predictions") == 2
     assert api.call("get_job", path={"job_id": new["id"]})[1]["job"]["status"] == "queued"
@@ -156,6 +156,12 @@ def test_list_filters_by_status_and_provider(api, replicate):
         {"limit": "ten"},
         {"status": "done"},
         {"sync_active": "maybe"},
+        {"sync_active": "yes"},
+        {"sync_active": "1"},
+        {"sync_active": "TRUE"},
+        {"limit": "5.0"},
+        {"limit": "-1"},
+        {"limit": " 5"},
         {"cursor": "not-a-cursor"},
         {"provider": "modal"},
     ],
@@ -207,3 +213,34 @@ def test_a_job_listed_twice_on_a_page_is_imported_once(api, replicate):
     replicate.predictions.append(dict(job))
     assert api.call("sync_jobs")[1]["synced"] == 1
     assert api.call("metrics")[1]["job_count"] == 1
+
+
+def _cursor(index: str, key: dict) -> str:
+    import base64
+    import json
+
+    raw = json.dumps({"i": index, "k": key})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"job_id": "", "all_jobs": "job", "created_sort": "#"},
+        {"job_id": "a", "all_jobs": "job", "created_sort": ""},
+        {"job_id": "a", "all_jobs": "job", "created_sort": "#b"},
+        {"job_id": "a" * 2000, "all_jobs": "job", "created_sort": "#" + "a" * 2000},
+        {"job_id": "\ud800", "all_jobs": "job", "created_sort": "#\ud800"},
+        {"job_id": "a", "all_jobs": "job", "created_sort": "yesterday#a"},
+        {"job_id": "a", "all_jobs": "job", "created_sort": "#a", "extra": "x"},
+    ],
+    ids=["empty-id", "empty-sort", "other-id", "too-long", "surrogate", "bad-time", "extra-attribute"],
+)
+def test_a_tampered_cursor_is_400_never_a_store_error(api, key):
+    status, body = api.call("list_jobs", query={"cursor": _cursor("by_created", key)})
+    assert status == 400 and body["error"] == "invalid_input"
+
+
+def test_a_well_formed_cursor_of_our_own_shape_is_accepted(api):
+    key = {"job_id": "a", "all_jobs": "job", "created_sort": "2026-11-01T10:00:00.000000Z#a"}
+    assert api.call("list_jobs", query={"cursor": _cursor("by_created", key)})[0] == 200

@@ -98,7 +98,11 @@ def test_any_order_of_updates_ends_in_the_same_place(statuses, random):
         ("gpu-h100", 0.001525),
         ("gpu-2x-a100-large", 0.0028),
         ("gpu-8x-h100", 0.0122),
+        ("gpu-h100-2x", 0.00305),
+        ("gpu-a100-large-8x", 0.0112),
+        ("gpu-2x-l40s", 0.00195),
         ("gpu-unknown", None),
+        ("gpu-h100-0x", None),
     ],
 )
 def test_price_per_second(sku, price):
@@ -151,3 +155,24 @@ def test_timestamps_of_mixed_precision_sort_as_time():
     assert parse_timestamp(nano).microsecond == 195332
     assert sortable(nano) < sortable(micro)
     assert sortable("not a time") == "" and parse_timestamp(None) is None
+
+
+def test_a_training_seen_in_the_predictions_list_stays_a_training():
+    job = new_job(replace(observed(JobStatus.RUNNING), kind="training"), PRICING)
+    assert apply_observation(job, replace(observed(JobStatus.RUNNING), kind="prediction"), PRICING) is None
+    webhook_made = new_job(observed(JobStatus.RUNNING), PRICING)
+    assert webhook_made.kind == "prediction"
+    assert (
+        apply_observation(webhook_made, replace(observed(JobStatus.RUNNING), kind="training"), PRICING).kind
+        == "training"
+    )
+
+
+def test_an_unpriced_hardware_name_is_refused_at_start():
+    from jobsync.config import ConfigError, settings_from_env
+
+    with pytest.raises(ConfigError, match="gpu-h10"):
+        settings_from_env({"JOBSYNC_HARDWARE_MAP": '{"acme/flux": "gpu-h10"}'})
+    with pytest.raises(ConfigError, match="JOBSYNC_DEFAULT_HARDWARE"):
+        settings_from_env({"JOBSYNC_DEFAULT_HARDWARE": "tpu"})
+    assert settings_from_env({"JOBSYNC_HARDWARE_MAP": '{"acme/flux": "gpu-h100-2x"}'}).hardware_by_model

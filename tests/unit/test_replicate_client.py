@@ -615,3 +615,21 @@ def test_registry_without_token_builds_and_fails_on_first_call(fresh_registry):
     replicate = provider_client()
     with pytest.raises(ProviderAuthError, match="REPLICATE_API_TOKEN is not set"):
         replicate.account()
+
+
+def test_junk_and_huge_values_are_bounded_not_stored_or_crashed():
+    from jobsync.providers.replicate import observation_from
+
+    item = {
+        "id": "big1",
+        "status": "failed",
+        "model": "m" * 10_000,
+        "error": "E" * 100_000,
+        "logs": "x" * 200_000 + "\nStep 5/10",
+        "metrics": {"predict_time": 10**400},
+    }
+    observation = observation_from(item, None)
+    assert len(observation.model) <= 2048 and len(observation.error_message) <= 8192
+    assert observation.logs.endswith("Step 5/10") and len(observation.logs) <= 65_536
+    assert observation.predict_time is None
+    assert observation_from({**item, "metrics": {"predict_time": 1e308}}, None).predict_time is None

@@ -20,6 +20,14 @@ class ConfigError(RuntimeError):
     """The environment does not describe a usable configuration."""
 
 
+def _require_priced(sku: str, where: str) -> None:
+    from jobsync.domain.cost import price_per_second
+
+    if price_per_second(sku) is None:
+        # A typo here would silently make every cost null: refuse to start instead.
+        raise ValueError(f"{where}: no price known for hardware {sku!r}")
+
+
 class PollingConfig(BaseModel):
     """What the deployment says about background polling (before the user's preference)."""
 
@@ -75,6 +83,19 @@ class Settings(BaseModel):
             if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
                 raise ValueError("JOBSYNC_API_TOKEN_HASHES must hold lowercase sha256 hex digests")
         return hashes
+
+    @field_validator("default_hardware")
+    @classmethod
+    def _known_sku(cls, sku: str) -> str:
+        _require_priced(sku, "JOBSYNC_DEFAULT_HARDWARE")
+        return sku
+
+    @field_validator("hardware_by_model")
+    @classmethod
+    def _known_skus(cls, mapping: dict[str, str]) -> dict[str, str]:
+        for model, sku in mapping.items():
+            _require_priced(sku, f"JOBSYNC_HARDWARE_MAP[{model!r}]")
+        return mapping
 
     @field_validator("replicate_api_base_url")
     @classmethod

@@ -82,7 +82,7 @@ def _json_body(raw: bytes) -> Any:
         return {}
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidInput("body is not valid JSON") from exc
 
 

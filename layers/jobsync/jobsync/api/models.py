@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from jobsync.domain.status import JobStatus
 
@@ -23,11 +23,28 @@ class Strict(ApiModel):
 # ---- requests -------------------------------------------------------------
 
 
+def _whole_number(value: object) -> object:
+    # A query string says "50"; "5.0", "1e2" or " 5" is not a count.
+    if isinstance(value, str) and not value.isdigit():
+        raise ValueError("must be a whole number")
+    return value
+
+
+def _true_or_false(value: object) -> object:
+    if value not in ("true", "false", True, False):
+        raise ValueError("must be true or false")
+    return value in ("true", True)
+
+
+QueryCount = Annotated[int, BeforeValidator(_whole_number)]
+QueryFlag = Annotated[bool, BeforeValidator(_true_or_false)]
+
+
 class ListJobsQuery(Strict):
-    limit: int = Field(default=50, ge=1, le=500)
+    limit: QueryCount = Field(default=50, ge=1, le=500)
     provider: str | None = Field(default=None, min_length=1, max_length=64)
     status: JobStatus | None = None
-    sync_active: bool = False
+    sync_active: QueryFlag = False
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
@@ -36,7 +53,7 @@ class JobPath(Strict):
 
 
 class PollingSettingBody(Strict):
-    enabled: bool | None = Field(description="true/false forces polling on/off; null returns to automatic")
+    enabled: StrictBool | None = Field(description="true/false forces polling on/off; null returns to automatic")
 
 
 # ---- answers --------------------------------------------------------------

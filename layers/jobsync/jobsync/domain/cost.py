@@ -15,18 +15,24 @@ PRICE_PER_SECOND_USD: dict[str, float] = {
     "gpu-a100-large": 0.001400,
     "gpu-h100": 0.001525,
 }
-_MULTI_GPU = re.compile(r"^gpu-(\d+)x-(.+)$")
+# Replicate names multi-GPU hardware both ways: `gpu-2x-l40s` and `gpu-h100-2x`.
+_MULTI_GPU_PREFIX = re.compile(r"^gpu-(\d+)x-(.+)$")
+_MULTI_GPU_SUFFIX = re.compile(r"^gpu-(.+)-(\d+)x$")
 
 
 def price_per_second(sku: str) -> float | None:
-    """Per-second price of a SKU; `gpu-Nx-<name>` costs N times `gpu-<name>`."""
+    """Per-second price of a SKU; an N-GPU SKU costs N times its single-GPU SKU; None when unknown."""
     if sku in PRICE_PER_SECOND_USD:
         return PRICE_PER_SECOND_USD[sku]
-    multi = _MULTI_GPU.match(sku)
-    if multi:
-        single = PRICE_PER_SECOND_USD.get(f"gpu-{multi.group(2)}")
-        return None if single is None else single * int(multi.group(1))
-    return None
+    prefix, suffix = _MULTI_GPU_PREFIX.match(sku), _MULTI_GPU_SUFFIX.match(sku)
+    if prefix:
+        count, name = int(prefix.group(1)), prefix.group(2)
+    elif suffix:
+        count, name = int(suffix.group(2)), suffix.group(1)
+    else:
+        return None
+    single = PRICE_PER_SECOND_USD.get(f"gpu-{name}")
+    return None if single is None or count < 1 else single * count
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from jobsync.domain.cost import HardwarePricing
 from jobsync.domain.status import JobStatus, may_move
 from jobsync.domain.timestamps import seconds_between
 
+PREDICTION, TRAINING = "prediction", "training"
+
 
 @dataclass(frozen=True)
 class JobObservation:
@@ -98,9 +100,8 @@ class Job:
         return cls(**values)
 
 
-# Facts an observation may fill in or correct; the status is handled on its own.
+# Facts an observation may fill in or correct; the status and the kind are handled on their own.
 _OBSERVED_FACTS = (
-    "kind",
     "model",
     "config_name",
     "created_at",
@@ -119,7 +120,7 @@ def _priced(job: Job, pricing: HardwarePricing) -> Job:
 
 def new_job(observation: JobObservation, pricing: HardwarePricing) -> Job:
     facts = {name: getattr(observation, name) for name in _OBSERVED_FACTS}
-    facts["kind"] = observation.kind or "prediction"
+    facts["kind"] = observation.kind or PREDICTION
     status = observation.status or JobStatus.PENDING
     return _priced(Job(job_id=observation.job_id, provider=observation.provider, status=status, **facts), pricing)
 
@@ -142,5 +143,8 @@ def apply_observation(job: Job, observation: JobObservation, pricing: HardwarePr
         if value is None or (fill_only and getattr(job, name) is not None):
             continue
         updates[name] = value
+    # A training is a prediction underneath and shows in both lists: the narrower kind sticks.
+    if observation.kind == TRAINING:
+        updates["kind"] = TRAINING
     changed = _priced(replace(job, **updates), pricing)
     return None if changed == job else changed

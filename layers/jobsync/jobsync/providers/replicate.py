@@ -62,8 +62,9 @@ Sleep = Callable[[float], Any]
 # --------------------------------------------------------------------------- mapping
 
 
-def _text(value: str) -> str:
-    """`value` made storable as UTF-8: lone surrogates become '?'."""
+def _text(value: str, limit: int = 2048) -> str:
+    """`value` made storable as UTF-8 (lone surrogates become '?') and bounded (a job item must stay small)."""
+    value = value[:limit]
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -73,6 +74,14 @@ def _text(value: str) -> str:
 
 def _string(value: Any) -> str | None:
     return _text(value) if isinstance(value, str) else None
+
+
+def _log_text(value: Any) -> str | None:
+    # Logs grow for hours; only their end is ever read (the stored tail, the progress line).
+    return _text(value[-_LOG_LIMIT:], _LOG_LIMIT) if isinstance(value, str) else None
+
+
+_LOG_LIMIT = 65_536
 
 
 def _is_url(value: Any) -> bool:
@@ -89,15 +98,21 @@ def _output_url(output: Any) -> str | None:
     return None
 
 
+_ERROR_LIMIT = 8192
+
+
 def _error_message(error: Any) -> str | None:
     if error is None or error == "":
         return None
     if isinstance(error, str):
-        return _text(error)
+        return _text(error, _ERROR_LIMIT)
     try:
-        return _text(json.dumps(error, ensure_ascii=False, sort_keys=True, default=str))
-    except (TypeError, ValueError):
-        return _text(str(error))
+        return _text(json.dumps(error, ensure_ascii=False, sort_keys=True, default=str), _ERROR_LIMIT)
+    except (TypeError, ValueError, RecursionError):
+        return _text(str(error), _ERROR_LIMIT)
+
+
+_MAX_PREDICT_SECONDS = 366 * 86_400
 
 
 def _predict_time(metrics: Any) -> float | None:
@@ -106,8 +121,12 @@ def _predict_time(metrics: Any) -> float | None:
     value = metrics.get("predict_time")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    value = float(value)
-    return value if math.isfinite(value) and value >= 0 else None
+    try:
+        value = float(value)
+    except OverflowError:
+        return None
+    # A year of GPU time is already absurd; beyond it the number is junk, not a cost to store.
+    return value if math.isfinite(value) and 0 <= value <= _MAX_PREDICT_SECONDS else None
 
 
 def _kind_of(item: dict[str, Any]) -> str | None:
@@ -148,7 +167,7 @@ def observation_from(item: Any, kind: str | None) -> JobObservation:
         error_message=_error_message(item.get("error")),
         output_url=_output_url(item.get("output")),
         predict_time=_predict_time(item.get("metrics")),
-        logs=_string(item.get("logs")),
+        logs=_log_text(item.get("logs")),
     )
 
 
@@ -260,7 +279,7 @@ class ReplicateClient:
         for index, item in enumerate(results):
             try:
                 jobs.append(observation_from(item, kind))
-            except ValueError as exc:
+            except (ValueError, TypeError, OverflowError, RecursionError) as exc:
                 logger.warning(
                     "skipping an unreadable job in a Replicate list",
                     extra={"provider": PROVIDER, "collection": collection, "index": index, "reason": str(exc)},
@@ -441,7 +460,7 @@ class ReplicateClient:
     def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ProviderError(
                 f"Replicate answered {response.request.url.path} with a body that is not JSON",
                 status=response.status_code,

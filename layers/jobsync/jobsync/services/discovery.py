@@ -29,8 +29,7 @@ class DiscoveryReport:
 
     @property
     def message(self) -> str:
-        noun = "job" if self.discovered == 1 else "jobs"
-        return f"Discovered {self.discovered} new {noun} from {self.display_name}"
+        return f"Discovered {self.discovered} new jobs from {self.display_name}"
 
 
 def discover_jobs(provider: str) -> DiscoveryReport:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from jobsync import wiring
 from jobsync.config import get_settings
 from jobsync.domain.errors import InvalidInput, Unauthorized
-from jobsync.domain.job import Job
+from jobsync.domain.job import Job, JobObservation
 from jobsync.domain.webhook_signature import InvalidSignature, InvalidWebhookSecret, verify_webhook
 from jobsync.observability import count, logger
 from jobsync.providers.registry import provider_client
@@ -62,12 +62,12 @@ def _secret() -> str:
     return provider_client("replicate").webhook_secret()
 
 
-def _observation(body: bytes):
+def _observation(body: bytes) -> JobObservation:
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidInput("webhook body is not JSON") from exc
     try:
         return observation_from(payload, None)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         raise InvalidInput(f"webhook body is not a Replicate prediction: {exc}") from exc

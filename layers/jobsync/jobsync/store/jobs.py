@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -101,22 +102,32 @@ def encode_cursor(index: _Index, item: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_SORT_KEY = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z)?#(.+)$", re.DOTALL)
+
+
 def decode_cursor(cursor: str, index: _Index) -> dict[str, str]:
+    """The start key inside a cursor, checked so that DynamoDB never sees a key it would refuse."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key = decoded["k"]
-        valid = (
-            decoded["i"] == index.name
-            and isinstance(key, dict)
-            and set(key) == index.key_attributes
-            and all(isinstance(value, str) for value in key.values())
-        )
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        valid = decoded["i"] == index.name and _is_start_key(key, index)
+    except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
         valid = False
     if not valid:
         raise InvalidInput("cursor is not one this list handed out for these filters")
     return key
+
+
+def _is_start_key(key: object, index: _Index) -> bool:
+    if not isinstance(key, dict) or set(key) != index.key_attributes:
+        return False
+    if not all(
+        isinstance(value, str) and 0 < len(value.encode("utf-8")) <= 1024 for value in key.values()
+    ):
+        return False
+    sort_key = _SORT_KEY.match(key["created_sort"])
+    return bool(sort_key) and sort_key.group(2) == key["job_id"]
 
 
 class JobStore:
