@@ -184,28 +184,35 @@ def test_get_unknown_job_is_404(api):
     assert status == 404 and body["error"] == "job_not_found"
 
 
-def test_a_job_created_meanwhile_by_a_webhook_is_neither_lost_nor_counted_twice(api, replicate, monkeypatch):
+@pytest.mark.parametrize(("total", "raced"), [(5, 2), (150, 99)], ids=["first-batch", "second-batch"])
+def test_a_job_created_meanwhile_by_a_webhook_is_neither_lost_nor_counted_twice(
+    api, replicate, monkeypatch, total, raced
+):
     from jobsync import wiring
     from jobsync.domain.job import JobObservation
     from jobsync.domain.status import JobStatus
     from jobsync.services.job_updates import record_observation
 
-    jobs = [replicate.add(replicate_job("succeeded", created_at=stamp(n))) for n in range(5)]
+    jobs = [replicate.add(replicate_job("succeeded", created_at=stamp(n))) for n in reversed(range(total))]
     store = wiring.job_store()
     real_get_many = store.get_many
+    arrived = []
 
     def get_many_then_a_webhook_arrives(ids):
         found = real_get_many(ids)
-        record_observation(JobObservation(jobs[2]["id"], "replicate", JobStatus.RUNNING, "processing"))
+        if not arrived:
+            arrived.append(
+                record_observation(JobObservation(jobs[raced]["id"], "replicate", JobStatus.RUNNING, "processing"))
+            )
         return found
 
     monkeypatch.setattr(store, "get_many", get_many_then_a_webhook_arrives)
     status, body = api.call("sync_jobs")
 
-    assert status == 200 and body["synced"] == 4  # the fifth was created by the webhook
-    assert api.call("get_job", path={"job_id": jobs[2]["id"]})[1]["job"]["status"] == "completed"
+    assert status == 200 and body["synced"] == total - 1  # the webhook created the other one
+    assert api.call("get_job", path={"job_id": jobs[raced]["id"]})[1]["job"]["status"] == "completed"
     metrics = api.call("metrics")[1]
-    assert metrics["job_count"] == 5 and metrics["jobs_by_status"]["completed"] == 5
+    assert metrics["job_count"] == total and metrics["jobs_by_status"]["completed"] == total
 
 
 def test_a_job_listed_twice_on_a_page_is_imported_once(api, replicate):

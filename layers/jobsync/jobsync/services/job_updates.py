@@ -11,7 +11,7 @@ from jobsync.domain.job import Job, JobObservation, apply_observation, new_job
 from jobsync.domain.progress import keep_tail
 from jobsync.domain.status import JobStatus, may_move
 from jobsync.observability import logger
-from jobsync.store.jobs import ConcurrentUpdate
+from jobsync.store.jobs import TRANSACTION_JOBS, ConcurrentUpdate
 
 _MAX_ATTEMPTS = 5
 
@@ -69,20 +69,23 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
 
 
 def create_jobs(observations: list[JobObservation]) -> int:
-    """Store jobs the store does not know yet, up to 99 a transaction (a first sync imports thousands).
+    """Store jobs the store does not know yet, 99 to a transaction (a first sync imports thousands).
 
-    Should one of them appear meanwhile (a webhook won the race), the batch is
-    stored job by job through `record_observation` instead. Returns how many were created.
+    Should one of a batch appear meanwhile (a webhook won the race), that batch
+    is stored job by job through `record_observation` instead. Returns how many were created.
     """
-    if not observations:
-        return 0
-    try:
-        wiring.job_store().create_many([new_job(observation, wiring.pricing()) for observation in observations])
-    except ConcurrentUpdate:
-        return sum(record_observation(observation).created for observation in observations)
-    for observation in observations:
-        _keep_logs(observation, None)
-    return len(observations)
+    created = 0
+    for start in range(0, len(observations), TRANSACTION_JOBS):
+        batch = observations[start : start + TRANSACTION_JOBS]
+        try:
+            wiring.job_store().create_together([new_job(observation, wiring.pricing()) for observation in batch])
+        except ConcurrentUpdate:
+            created += sum(record_observation(observation).created for observation in batch)
+            continue
+        for observation in batch:
+            _keep_logs(observation, None)
+        created += len(batch)
+    return created
 
 
 def _keep_logs(observation: JobObservation, before: Job | None) -> None:

@@ -30,7 +30,7 @@ ALL_JOBS = "job"
 METRICS_KEY = "metrics#jobs"
 _BATCH_GET_LIMIT = 100
 # DynamoDB takes 100 actions a transaction: 99 jobs and their counter update.
-_TRANSACTION_JOBS = 99
+TRANSACTION_JOBS = 99
 
 
 def _counter_deltas(job: Job, previous: Job | None) -> Counter[str]:
@@ -224,23 +224,23 @@ class JobStore:
         self._transact(actions)
         return stored
 
-    def create_many(self, jobs: list[Job]) -> list[Job]:
-        """Store new jobs, up to 99 in one transaction with their counters.
+    def create_together(self, jobs: list[Job]) -> list[Job]:
+        """Store up to 99 new jobs and their counters in one transaction.
 
         All or nothing: when any of them exists already, ConcurrentUpdate is
-        raised and none is stored (the caller then takes them one by one).
+        raised and none is stored.
         """
+        if len(jobs) > TRANSACTION_JOBS:
+            raise ValueError(f"at most {TRANSACTION_JOBS} jobs in one transaction")
         stored = [replace(job, version=1) for job in jobs]
-        for start in range(0, len(stored), _TRANSACTION_JOBS):
-            chunk = stored[start : start + _TRANSACTION_JOBS]
-            deltas: Counter[str] = Counter()
-            for job in chunk:
-                deltas.update(_counter_deltas(job, None))
-            actions: list[dict[str, Any]] = [{"Put": self._put(job, None)} for job in chunk]
-            counter_update = self._counter_update(deltas)
-            if counter_update:
-                actions.append({"Update": counter_update})
-            self._transact(actions)
+        deltas: Counter[str] = Counter()
+        for job in stored:
+            deltas.update(_counter_deltas(job, None))
+        actions: list[dict[str, Any]] = [{"Put": self._put(job, None)} for job in stored]
+        counter_update = self._counter_update(deltas)
+        if counter_update:
+            actions.append({"Update": counter_update})
+        self._transact(actions)
         return stored
 
     def _put(self, job: Job, previous: Job | None) -> dict[str, Any]:
