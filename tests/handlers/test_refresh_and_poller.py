@@ -208,3 +208,39 @@ def test_env_interval_wins_over_yaml(api, monkeypatch, tmp_path):
         "polling": {"enabled": True, "interval_seconds": 60},
         "webhooks": {"configured": False},
     }
+
+
+def test_an_active_job_the_provider_forgot_is_marked_failed_once_and_costs_nothing_after(api, replicate):
+    forgotten = replicate.add(replicate_job("starting", created_at=stamp(0)), kind="training")
+    for n in range(1, 301):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)), kind="training")
+    api.call("sync_jobs")
+    replicate.trainings.remove(forgotten)  # Replicate answers 404 for it from now on
+    replicate.requests.clear()
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    job = stored(api, forgotten["id"])
+    assert job["status"] == "failed" and "no longer knows this job" in job["error_message"]
+    assert replicate.count("GET") == 3 + 1  # the whole list (it is older than every listed job), then one GET
+    replicate.requests.clear()
+    api.call("list_jobs", query={"sync_active": "true"})
+    assert replicate.count("GET") == 0  # nothing active is left to ask about
+
+
+def test_a_job_without_a_creation_time_does_not_make_the_walk_read_every_page(api, replicate):
+    from jobsync.domain.job import JobObservation
+    from jobsync.domain.status import JobStatus
+    from jobsync.services.job_updates import record_observation
+
+    for n in range(500):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    api.call("sync_jobs")
+    record_observation(JobObservation("no-time", "replicate", JobStatus.RUNNING, "processing"))
+    replicate.add(replicate_job("succeeded", job_id="no-time", created_at=stamp(100)), kind="training")
+    replicate.requests.clear()
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert stored(api, "no-time")["status"] == "completed"
+    assert replicate.count("GET", "/predictions") == 1  # the one GET for the job itself, no list pages

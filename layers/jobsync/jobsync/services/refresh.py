@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from jobsync import wiring
+from jobsync.config import get_settings
 from jobsync.domain.job import Job, JobObservation, apply_observation
+from jobsync.domain.status import JobStatus
 from jobsync.domain.timestamps import sortable
 from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderClient, ProviderError, ProviderNotFound, ProviderRateLimited
@@ -54,7 +56,9 @@ def _walk_list(client: ProviderClient, kind: str, unseen: dict[str, Job], report
     False when the provider failed part-way.
     """
     page_handle: str | None = None
-    while _oldest_unseen(unseen, kind) is not None:
+    max_pages = -(-get_settings().sync_cap_per_list // 100)  # the same depth a sync reads
+    while _oldest_unseen(unseen, kind) is not None and max_pages > 0:
+        max_pages -= 1
         try:
             page = client.list_page(kind, page_handle)
         except ProviderError as exc:
@@ -75,7 +79,8 @@ def _walk_list(client: ProviderClient, kind: str, unseen: dict[str, Job], report
 
 
 def _oldest_unseen(unseen: dict[str, Job], kind: str) -> str | None:
-    stamps = [sortable(job.created_at) for job in unseen.values() if job.kind == kind]
+    """How far back the list must be read; jobs without a creation time are fetched on their own instead."""
+    stamps = [stamp for job in unseen.values() if job.kind == kind and (stamp := sortable(job.created_at))]
     return min(stamps) if stamps else None
 
 
@@ -103,8 +108,7 @@ def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshRe
             report.single_fetches += 1
             observation = client.get_job(job.job_id, job.kind)
         except ProviderNotFound:
-            logger.warning("active job unknown to its provider", extra={"job_id": job.job_id})
-            continue
+            observation = _forgotten(job, client.display_name)
         except ProviderRateLimited as exc:
             _failed(report, f"{job.job_id}: {exc}")
             return  # asking again now only makes the throttling longer
@@ -113,6 +117,19 @@ def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshRe
             continue
         if apply_observation(job, observation, wiring.pricing()) is not None:
             _record(job, observation, report)
+
+
+def _forgotten(job: Job, provider_name: str) -> JobObservation:
+    """An active job its provider no longer knows (a training queued too long answers 404) has ended:
+    left active, it would cost a request every tick forever."""
+    logger.warning("active job unknown to its provider: marked failed", extra={"job_id": job.job_id})
+    return JobObservation(
+        job_id=job.job_id,
+        provider=job.provider,
+        status=JobStatus.FAILED,
+        provider_status="not_found",
+        error_message=f"{provider_name} no longer knows this job (404)",
+    )
 
 
 def _record(job: Job, observation: JobObservation, report: RefreshReport) -> None:
