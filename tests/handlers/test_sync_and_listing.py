@@ -251,3 +251,29 @@ def test_a_tampered_cursor_is_400_never_a_store_error(api, key):
 def test_a_well_formed_cursor_of_our_own_shape_is_accepted(api):
     key = {"job_id": "a", "all_jobs": "job", "created_sort": "2026-11-01T10:00:00.000000Z#a"}
     assert api.call("list_jobs", query={"cursor": _cursor("by_created", key)})[0] == 200
+
+
+def test_a_first_sync_that_failed_half_way_is_finished_by_the_next(api, replicate):
+    for n in range(500):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    import httpx
+
+    original = replicate._page
+    failures_left = [5]  # every attempt the client makes in the first sync
+
+    def third_page_fails(request, collection, jobs):
+        if collection == "predictions" and request.url.params.get("cursor") == "200" and failures_left[0]:
+            failures_left[0] -= 1
+            return httpx.Response(500, json={"detail": "boom"})
+        return original(request, collection, jobs)
+
+    replicate._page = third_page_fails
+    assert api.call("sync_jobs")[0] == 502  # pages 1 and 2 were stored, page 3 failed
+
+    status, body = api.call("sync_jobs")
+
+    assert status == 200 and body["synced"] == 300
+    assert api.call("metrics")[1]["job_count"] == 500
+    replicate.requests.clear()
+    assert api.call("sync_jobs")[1]["synced"] == 0
+    assert replicate.count("GET", "/predictions") == 1  # history imported: the newest page is enough now

@@ -46,7 +46,14 @@ def discover_jobs(provider: str) -> DiscoveryReport:
 
 
 def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int, int]:
-    cap = get_settings().sync_cap_per_list
+    """Import one list newest first.
+
+    Until a walk has once reached the end of the list (or the cap), every
+    sync reads all of it: a first sync that failed half-way must not take the
+    pages it did store for the end of the history.
+    """
+    state, cap = wiring.state_store(), get_settings().sync_cap_per_list
+    history_imported = state.history_imported(client.name, kind)
     discovered = updated = read = 0
     page_handle: str | None = None
     while read < cap:
@@ -64,9 +71,13 @@ def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int
         for observation in fresh:
             if observation.job_id in stored:
                 updated += _update_one(client, observation, stored[observation.job_id])
-        if everything_known_and_ended or not page.next_page:
+        if not page.next_page:
             break
+        if history_imported and everything_known_and_ended:
+            return discovered, updated
         page_handle = page.next_page
+    if not history_imported:
+        state.mark_history_imported(client.name, kind)
     return discovered, updated
 
 

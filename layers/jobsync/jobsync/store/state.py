@@ -52,6 +52,14 @@ class StateStore:
     def set_polling_preference(self, enabled: bool | None) -> None:
         self._put({"pk": POLLING_PREFERENCE_KEY, "enabled": enabled, "updated_at": int(time.time())})
 
+    # ---- sync progress --------------------------------------------------------
+
+    def history_imported(self, provider: str, kind: str) -> bool:
+        return bool((self._get(f"sync#{provider}#{kind}") or {}).get("history_imported"))
+
+    def mark_history_imported(self, provider: str, kind: str) -> None:
+        self._put({"pk": f"sync#{provider}#{kind}", "history_imported": True, "imported_at": int(time.time())})
+
     # ---- webhook receipts (de-duplication by webhook-id) -------------------
 
     def webhook_seen(self, webhook_id: str) -> bool:
