@@ -44,14 +44,38 @@ def test_metrics_count_every_job_and_sum_the_cost(api, replicate, monkeypatch):
     assert metrics["total_cost_usd"] == pytest.approx(0.1525 + 0.0725 + 0.01525 + 0.0305)
 
 
-def test_concurrent_writers_never_lose_an_update(tables, replicate):
+def test_a_writer_that_lost_a_race_rereads_and_loses_nothing(tables, replicate, monkeypatch):
+    """Two writers read the same version; the second to save must not overwrite the first's facts."""
+    record_observation(JobObservation("race", "replicate", JobStatus.QUEUED, "starting"))
+    store = wiring.job_store()
+    real_save, saves = store.save, []
+
+    def save_after_another_writer(job, previous):
+        saves.append(job)
+        if len(saves) == 1:  # between our read and our write, a webhook stores what it knows
+            record_observation(
+                JobObservation("race", "replicate", JobStatus.RUNNING, "processing", started_at=stamp(1))
+            )
+        return real_save(job, previous)
+
+    monkeypatch.setattr(store, "save", save_after_another_writer)
+    outcome = record_observation(JobObservation("race", "replicate", JobStatus.RUNNING, "processing", model="acme/x"))
+
+    job = store.get("race")
+    assert outcome.changed and len(saves) == 3  # ours, the webhook's, ours again after re-reading
+    assert (job.status, job.started_at, job.model) == (JobStatus.RUNNING, stamp(1), "acme/x")
+    counters = store.counters().by_status
+    assert sum(counters.values()) == 1 and counters["running"] == 1
+
+
+def test_concurrent_writers_in_threads_end_consistent(tables, replicate):
     record_observation(JobObservation("race", "replicate", JobStatus.QUEUED, "starting"))
     errors = []
 
     def write(status: JobStatus, facts: dict) -> None:
         try:
             record_observation(JobObservation("race", "replicate", status, status.value, **facts))
-        except Exception as exc:  # pragma: no cover - reported below
+        except Exception as exc:  # reported below
             errors.append(exc)
 
     writers = [
