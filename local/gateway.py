@@ -28,7 +28,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from local import lambda_runtime
 from local.template import FunctionSpec, HttpRoute
 
-log = logging.getLogger("jobsync.local.gateway")
+log = logging.getLogger("local.gateway")
 
 API_ID = "local"
 ACCOUNT_ID = "000000000000"
@@ -218,9 +218,15 @@ class WebSocketApi:
         self.clients[connection_id] = _Client(socket, _source_ip(socket), socket.headers.get("user-agent", ""))
         try:
             while True:
-                message = await socket.receive_text()
+                message = await socket.receive()
+                if message["type"] == "websocket.disconnect":
+                    break
+                if message.get("text") is None:
+                    # API Gateway takes text frames only: a binary one ends the connection with 1003.
+                    await socket.close(code=1003)
+                    break
                 self.clients[connection_id].last_active_at = time.time()
-                await self._message(socket, connection_id, message)
+                await self._message(socket, connection_id, message["text"])
         except WebSocketDisconnect:
             pass
         finally:
@@ -265,7 +271,8 @@ class WebSocketApi:
 # ---- the app ------------------------------------------------------------------------
 
 
-def _not_found(request: Request) -> Response:
+def _not_found(request: Request, exc: Exception | None = None) -> Response:
+    # An HTTP API answers this for any route + method it does not have, a known path included.
     return JSONResponse({"message": "Not Found"}, status_code=404)
 
 
@@ -287,5 +294,6 @@ def create_gateway(
         Mount("/", app=StaticFiles(directory=web_root)),
     ]
     app = Starlette(routes=routes)
-    app.add_exception_handler(404, lambda request, exc: _not_found(request))
+    app.add_exception_handler(404, _not_found)
+    app.add_exception_handler(405, _not_found)  # a wrong method on a known path: still no such route
     return app

@@ -50,7 +50,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from jobsync.domain.webhook_signature import sign_webhook
 
-log = logging.getLogger("jobsync.local.replicate_simulator")
+log = logging.getLogger("local.replicate_simulator")
 
 Clock = Callable[[], float]
 JobObject = dict[str, Any]

@@ -32,17 +32,19 @@ from local.gateway import WebSocketApi, create_gateway
 from local.persistence import load_tables, save_tables
 from local.streams import StreamReader
 from local.template import (
+    Schedule,
     authorizer,
     create_tables,
     http_routes,
     load_template,
+    rate_seconds,
     resolve,
     scheduled_functions,
     stream_consumers,
     websocket_routes,
 )
 
-log = logging.getLogger("jobsync.local")
+log = logging.getLogger("local.stack")
 ROOT = lambda_runtime.ROOT
 SIMULATOR_TOKEN = "r8_jobsync_simulator"
 REGION = "us-east-1"
@@ -101,6 +103,29 @@ class Background:
                     log.exception("%s failed", name)
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def at_rate(self, seconds: float, name: str, task: Callable[[], Any]) -> None:
+        """Start `task` every `seconds`, each run on its own thread whether or not the last one ended,
+        as a fixed-rate EventBridge schedule invokes a Lambda; the first run starts now."""
+
+        def run() -> None:
+            try:
+                task()
+            except Exception:  # noqa: BLE001 - logged; the next firing tries again
+                log.exception("%s failed", name)
+
+        def loop() -> None:
+            fired = time.monotonic()
+            while True:
+                # In-flight runs are not waited for at shutdown, as a stack teardown would not.
+                threading.Thread(target=run, name=name, daemon=True).start()
+                fired += seconds
+                if self.stop.wait(max(0.0, fired - time.monotonic())):
+                    return
+
+        thread = threading.Thread(target=loop, name=f"{name}-schedule", daemon=True)
         thread.start()
         self.threads.append(thread)
 
@@ -200,8 +225,6 @@ def _function_environment(
             # API Gateway's hostnames are this machine's port here.
             "JOBSYNC_WEBSOCKET_URL": f"ws://127.0.0.1:{settings.port}/{stage}",
             "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": f"http://127.0.0.1:{settings.port}/{stage}",
-            # Locally the scheduler fires at the poll interval itself: one tick per invocation.
-            "JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS": "1",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
         }
@@ -233,8 +256,7 @@ def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str
     return pump
 
 
-def _scheduled_poller(template: dict[str, Any]) -> Callable[[], None]:
-    schedule = scheduled_functions(template)[0]
+def _scheduled_poller(schedule: Schedule) -> Callable[[], None]:
     function = schedule.function
 
     def poll() -> None:
@@ -261,13 +283,29 @@ def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
     return "\n".join(lines)
 
 
+def _configure_logging() -> None:
+    """The stack's own lines (local.*) at INFO on stderr; the root logger is left alone.
+
+    The functions log through Powertools' "jobsync" logger, which has its own
+    JSON handler and level (LogLevel); a handler on the root logger would print
+    each of those lines a second time.
+    """
+    stack_logger = logging.getLogger("local")
+    if not stack_logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        stack_logger.addHandler(handler)
+    stack_logger.setLevel(logging.INFO)
+    stack_logger.propagate = False
+    for noisy in ("werkzeug", "httpx", "botocore", "boto3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
 def main() -> int:
     lambda_runtime.use_layer()
     # Powertools warns on every invocation that emitted no metric; locally that is only noise.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    for noisy in ("werkzeug", "httpx", "botocore", "boto3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _configure_logging()
     settings = LocalSettings.from_env()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     snapshot = settings.state_dir / "dynamodb.json"
@@ -296,14 +334,15 @@ def main() -> int:
     os.environ.update(_function_environment(template, settings, tables, replicate))
     from jobsync.config import get_settings
 
-    interval = get_settings().polling.interval_seconds
+    get_settings()  # a configuration error stops the stack here, not at the first request
     stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"]
     websocket = WebSocketApi(websocket_routes(template), stage)
     app = create_gateway(http_routes(template), authorizer(template), websocket, ROOT / "web")
 
     background = Background()
     background.every(0.25, "stream", _stream_pump(template, tables, moto_url))
-    background.every(interval, "schedule", _scheduled_poller(template))
+    schedule = scheduled_functions(template)[0]
+    background.at_rate(rate_seconds(str(resolve(schedule.expression, template))), "poller", _scheduled_poller(schedule))
     background.every(settings.snapshot_seconds, "snapshot", lambda: save_tables(dynamodb, tables, snapshot))
 
     server = uvicorn.Server(

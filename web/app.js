@@ -680,12 +680,37 @@ async function runSync() {
 const live = { socket: null, generation: 0, attempt: 0, timer: null, url: null, everOpened: false };
 let reloadTimer = null;
 let reloadFirstAskedAt = 0;
+let reloadPolling = false; // the pending debounced reload also reads the polling status
+let fallbackTimer = null;
 
+// Every change of the connection state goes through here, and so does the fallback
+// refresh: it runs exactly while the socket is not open and the token is usable.
 function setConnection(kind, detail) {
   const labels = { live: 'Live', reconnecting: 'Reconnecting', connecting: 'Connecting', offline: 'Offline' };
   dom.connection.dataset.state = kind;
   dom.connectionText.textContent = labels[kind] || kind;
   dom.connection.title = detail || 'Live updates over WebSocket';
+  setFallbackRefresh(kind !== 'live' && Boolean(state.token) && !state.authFailed);
+}
+
+// Fallback for when live updates are not arriving (connecting, reconnecting, offline, or
+// no websocket_url): every REFRESH_MS, ask the API to refresh the active jobs from the
+// provider. While the socket is open, pushed job_status_changed messages replace it, so
+// an open tab does not make the provider refresh every 30 s.
+function setFallbackRefresh(on) {
+  if (on && !fallbackTimer) {
+    fallbackTimer = window.setInterval(fallbackRefresh, REFRESH_MS);
+  } else if (!on && fallbackTimer) {
+    window.clearInterval(fallbackTimer);
+    fallbackTimer = null;
+  }
+}
+
+function fallbackRefresh() {
+  if (!state.token || state.authFailed) return;
+  loadJobs({ syncActive: true });
+  loadMetrics();
+  loadPolling(); // the automatic state follows the server's configuration
 }
 
 function buildSocketUrl(raw) {
@@ -761,8 +786,11 @@ async function connectLive(generation) {
     const wasReconnect = live.everOpened || live.attempt > 0;
     live.attempt = 0;
     live.everOpened = true;
-    setConnection('live', 'Connected: changes appear as they happen');
-    if (wasReconnect) scheduleReload(); // catch up on what was missed while away
+    setConnection('live', 'Connected: changes appear as they happen'); // stops the fallback refresh
+    // Catch up on what was missed while away: one plain list + metrics reload (no provider
+    // refresh), plus the polling status, which is otherwise only read by the fallback refresh.
+    // The first open right after startAll() needs none: the list was just loaded.
+    if (wasReconnect) scheduleReload({ polling: true });
   });
   socket.addEventListener('message', (event) => {
     if (generation !== live.generation) return;
@@ -798,15 +826,19 @@ function onLiveMessage(raw) {
 }
 
 // Debounced (trailing, with a ceiling so a burst of events cannot starve the reload).
-function scheduleReload() {
+function scheduleReload({ polling = false } = {}) {
   const now = Date.now();
   if (!reloadTimer) reloadFirstAskedAt = now;
+  if (polling) reloadPolling = true;
   window.clearTimeout(reloadTimer);
   const wait = Math.max(0, Math.min(RELOAD_DEBOUNCE_MS, reloadFirstAskedAt + RELOAD_MAX_WAIT_MS - now));
   reloadTimer = window.setTimeout(() => {
     reloadTimer = null;
+    const withPolling = reloadPolling;
+    reloadPolling = false;
     loadJobs();
     loadMetrics();
+    if (withPolling) loadPolling();
   }, wait);
 }
 
@@ -866,13 +898,8 @@ function boot() {
   dom.loadMore.addEventListener('click', loadMoreJobs);
   dom.pollingSelect.addEventListener('change', onPollingChange);
 
-  // Fallback for missed live events: refresh active jobs from the provider now and then.
-  window.setInterval(() => {
-    if (!state.token || state.authFailed) return;
-    loadJobs({ syncActive: true });
-    loadMetrics();
-    loadPolling(); // the automatic state follows the server's configuration
-  }, REFRESH_MS);
+  // The fallback refresh (sync_active=true every REFRESH_MS) is started and stopped by
+  // setConnection(): it runs only while the WebSocket is not open.
 
   if (state.token) {
     startAll();

@@ -618,3 +618,78 @@ def test_websocket_event_reloads_highlights_and_reconnects(make_page, fake, web_
     expect(page.get_by_test_id("connection-state")).to_have_text("Live", timeout=4000)  # ~1 s backoff
     assert len(sockets) == 2
     assert page.js_errors == []
+
+
+def _provider_refreshes(fake: FakeApi) -> int:
+    """List requests that ask the API to refresh the active jobs from the provider."""
+    return sum(1 for r in fake.requests if r.path == "/api/cloud/jobs" and r.query.get("sync_active") == ["true"])
+
+
+def _plain_lists(fake: FakeApi) -> int:
+    return sum(1 for r in fake.requests if r.path == "/api/cloud/jobs" and "sync_active" not in r.query)
+
+
+def test_fallback_refresh_runs_only_while_the_websocket_is_not_open(make_page, fake, web_base):
+    fake.ws_url = "ws://jobsync.test/ws"  # served by Playwright's WebSocket routing below
+    sockets: list = []
+    refuse = [False]
+
+    def on_socket(ws) -> None:
+        sockets.append(ws)
+        if refuse[0]:
+            ws.close()  # closed before the handler returns: the page never sees it open
+
+    page = make_page()
+    page.route_web_socket(lambda url: url.startswith("ws://jobsync.test/ws"), on_socket)
+    page.goto(f"{web_base}/?refresh_ms=300#token={TOKEN}")
+    expect = playwright_sync.expect
+    connection = page.get_by_test_id("connection-state")
+    expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
+    expect(connection).to_have_text("Live")
+
+    # Live: pushed messages replace the provider refresh; several refresh periods pass without one.
+    page.wait_for_timeout(100)  # a request sent just before the socket opened has reached the fake
+    refreshes = _provider_refreshes(fake)
+    page.wait_for_timeout(1500)  # five refresh periods
+    assert _provider_refreshes(fake) == refreshes
+    assert fake.progress_calls.get(RUNNING_ID, 0) >= 1  # inline progress is still polled
+
+    # The socket drops and reconnecting fails for now: the fallback refresh starts.
+    refuse[0] = True
+    sockets[0].close()
+    expect(connection).to_have_text("Reconnecting")
+    wait_until(page, lambda: _provider_refreshes(fake) >= refreshes + 2, message="sync_active=true refreshes start")
+
+    # The socket comes back: one plain catch-up reload, and the fallback refresh stops.
+    lists = _plain_lists(fake)  # nothing else loads a plain list meanwhile
+    refuse[0] = False
+    expect(connection).to_have_text("Live", timeout=8000)  # within the backoff
+    wait_until(page, lambda: _plain_lists(fake) > lists, message="a plain list reload catches up after reconnecting")
+    page.wait_for_timeout(200)  # let the catch-up's other requests arrive
+    refreshes = _provider_refreshes(fake)
+    page.wait_for_timeout(1500)  # five refresh periods
+    assert _provider_refreshes(fake) == refreshes
+    assert _plain_lists(fake) == lists + 1 == 2  # the first load and one catch-up, no periodic plain reload
+    # Metrics and the polling status: read once at start, by every fallback refresh, and by the catch-up.
+    assert fake.count("/api/cloud/metrics") == 1 + refreshes + 1
+    assert fake.count("/api/cloud/polling/status") == 1 + refreshes + 1
+    assert connection.text_content().strip() == "Live"
+    assert page.js_errors == []
+
+
+@pytest.mark.parametrize(
+    ("ws_url", "label"),
+    [(None, "Offline"), ("unreachable", "Reconnecting")],
+    ids=["no-websocket-url", "socket-never-opens"],
+)
+def test_fallback_refresh_runs_without_live_updates(make_page, fake, web_base, ws_url, label):
+    if ws_url is None:
+        fake.ws_url = None  # the server offers no live updates
+    page = make_page()
+    page.goto(f"{web_base}/?refresh_ms=300#token={TOKEN}")
+    expect = playwright_sync.expect
+    expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
+    expect(page.get_by_test_id("connection-state")).to_have_text(label)
+    wait_until(page, lambda: _provider_refreshes(fake) >= 3, message="sync_active=true every refresh period")
+    assert fake.count("/api/cloud/polling/status") >= 3
+    assert page.js_errors == []

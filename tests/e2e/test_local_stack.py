@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import time
 
 import boto3
@@ -101,6 +102,10 @@ async def _receive_change(stack, job_id: str, action) -> list[dict]:
 
 
 def test_a_signed_webhook_moves_a_job_and_every_socket_hears_it(stack):
+    # This job exists only in its webhooks: with polling on, the poller would rightly find
+    # that Replicate (the simulator) does not know it and end it. Webhooks replace polling.
+    api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
+
     def send_webhooks() -> None:
         assert signed_webhook(stack, prediction("e2e-hook", "processing"), "msg_e2e_1").status_code == 200
         assert signed_webhook(stack, prediction("e2e-hook", "succeeded"), "msg_e2e_2").status_code == 200
@@ -163,8 +168,8 @@ def test_a_socket_without_a_token_is_refused(stack):
 
 
 def test_jobs_and_settings_survive_a_restart(stack):
-    assert signed_webhook(stack, prediction("kept", "succeeded"), "msg_kept").status_code == 200
     api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
+    assert signed_webhook(stack, prediction("kept", "succeeded"), "msg_kept").status_code == 200
     before = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
 
     assert stack.stop() == 0
@@ -173,3 +178,72 @@ def test_jobs_and_settings_survive_a_restart(stack):
     assert api(stack, "GET", "/api/cloud/metrics").json()["job_count"] >= before
     assert api(stack, "GET", "/api/cloud/jobs/kept").json()["job"]["status"] == "completed"
     assert api(stack, "GET", "/api/cloud/polling/status").json() == {"is_active": False, "preference": False}
+
+
+def test_a_wrong_method_on_a_known_path_is_the_http_apis_json_404(stack):
+    for method, path in (("DELETE", "/api/health"), ("POST", "/api/cloud/metrics"), ("PUT", "/api/cloud/jobs/sync")):
+        answer = api(stack, method, path)
+        assert (answer.status_code, answer.json()) == (404, {"message": "Not Found"}), (method, path)
+        assert answer.headers["content-type"] == "application/json"
+
+
+async def _pong(socket) -> dict:
+    """The answer to a ping, past any broadcast that comes first."""
+    await socket.send(json.dumps({"action": "ping"}))
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), timeout=10))
+        if message.get("type") == "pong":
+            return message
+
+
+def test_a_binary_frame_closes_that_socket_with_1003_as_api_gateway_does(stack):
+    async def scenario() -> int:
+        async with websockets.connect(f"{stack.ws_url}?token={stack.token}") as socket:
+            await socket.send(b"\x00\xffnot text")
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:  # broadcasts may come before the close
+                    await asyncio.wait_for(socket.recv(), timeout=10)
+        async with websockets.connect(f"{stack.ws_url}?token={stack.token}") as socket:
+            assert await _pong(socket) == {"type": "pong"}
+        return closed.value.rcvd.code
+
+    assert asyncio.run(scenario()) == 1003
+
+
+def test_sockets_open_when_the_stack_is_killed_hold_no_place_after_it(stack):
+    url = f"{stack.ws_url}?token={stack.token}"
+
+    async def scenario() -> None:
+        await asyncio.sleep(0.5)  # sockets of earlier tests finish their $disconnect
+        sockets = [await websockets.connect(url) for _ in range(5)]
+        await asyncio.sleep(2.5)  # a snapshot (every second here) is taken with all five open
+        await asyncio.to_thread(stack.process.kill)
+        await asyncio.to_thread(stack.process.wait)
+        for socket in sockets:
+            await socket.close()
+        await asyncio.to_thread(stack.start)
+        # The same IP may open its five again at once: no slot came back for the dead sockets.
+        again = [await websockets.connect(url) for _ in range(5)]
+        try:
+            assert await _pong(again[0]) == {"type": "pong"}
+        finally:
+            for socket in again:
+                await socket.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_stack_logs_its_own_lines_and_each_function_line_once(stack):
+    refused = '"message":"webhook refused"'
+    before = stack.log().count(refused)
+    headers = {"webhook-id": "msg_log", "webhook-timestamp": str(int(time.time())), "webhook-signature": "v1,Zm9yZ2Vk"}
+    assert httpx.post(f"{stack.url}/api/webhooks/replicate", content="{}", headers=headers).status_code == 401
+
+    assert stack.stop() == 0
+    log = stack.log()
+    stack.start()
+
+    assert log.count(refused) == before + 1
+    assert "local.stack INFO DynamoDB (moto) on http://127.0.0.1:" in log
+    assert "local.stack INFO stopping" in log
+    assert re.search(r"local\.stack INFO saved \d+ items to ", log)

@@ -117,30 +117,49 @@ def test_poller_is_off_when_a_webhook_is_configured_unless_enabled(api, replicat
 
 
 class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.ticks: list[float] = []
 
     def __call__(self) -> float:
         return self.now
 
     def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds + 0.5  # each tick itself takes half a second
+        self.now += seconds
 
 
-def test_poll_interval_sets_ticks_per_invocation(api, replicate, monkeypatch):
+def run_minutes(monkeypatch, interval: int, minutes: int, start: float = 1_000_003.0) -> list[float]:
+    """Tick times over `minutes` back-to-back scheduler invocations (the template fires every minute)."""
+    from jobsync.services import polling
+
+    monkeypatch.setenv("SIMPLETUNER_JOB_POLL_INTERVAL", str(interval))
+    wiring.reset()
+    clock = FakeClock(start)
+    monkeypatch.setattr(polling, "poll_tick", lambda: clock.ticks.append(clock.now))
+    for minute in range(minutes):
+        invoked = start + 60 * minute
+        clock.now = max(clock.now, invoked)
+        polling.run_scheduled_ticks(lambda invoked=invoked: int((invoked + 75 - clock.now) * 1000), clock.sleep, clock)
+    return clock.ticks
+
+
+@pytest.mark.parametrize("interval", [15, 30, 45, 90, 600])
+def test_any_poll_interval_holds_across_invocations(api, monkeypatch, interval):
+    ticks = run_minutes(monkeypatch, interval, minutes=30)
+    gaps = {round(later - earlier, 6) for earlier, later in zip(ticks, ticks[1:], strict=False)}
+    assert gaps == {interval}
+    assert len(ticks) in (30 * 60 // interval, 30 * 60 // interval + 1)
+
+
+def test_no_tick_starts_without_time_to_finish(api, monkeypatch):
     from jobsync.services.polling import run_scheduled_ticks
 
     monkeypatch.setenv("SIMPLETUNER_JOB_POLL_INTERVAL", "15")
     wiring.reset()
-    clock = FakeClock()
-    started = clock.now
-    reports = run_scheduled_ticks(lambda: int((started + 75 - clock.now) * 1000), clock.sleep, clock)
-    assert len(reports) == 4
-    assert clock.sleeps == [15.0, 14.5, 14.5]  # ticks start 15 s apart, whatever each one took
-    short = run_scheduled_ticks(lambda: 20_000, clock.sleep, clock)
-    assert len(short) == 1  # no time left for another tick: the next invocation starts it
+    clock = FakeClock(1_000_005.0)  # a multiple of 15: ticks due at +0, +15, +30, +45
+    ends = clock.now + 35  # the Lambda times out 35 s from now: a tick at +30 could not finish
+    ticks = run_scheduled_ticks(lambda: int((ends - clock.now) * 1000), clock.sleep, clock)
+    assert len(ticks) == 2
 
 
 @pytest.mark.parametrize(

@@ -184,8 +184,8 @@ def test_poller_schedule(template: dict) -> None:
     expression = cfn.resolve(schedule.expression, template)
     assert expression == "rate(1 minute)"
     assert cfn.rate_seconds(expression) == 60
-    slower = cfn.resolve(schedule.expression, template, parameter_values={"PollScheduleMinutes": 5})
-    assert cfn.rate_seconds(slower) == 300
+    period = cfn.resolve(schedule.function.environment["JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS"], template)
+    assert int(period) == cfn.rate_seconds(expression)  # the poller covers exactly the time between two firings
     assert schedule.function.timeout > 60
 
 

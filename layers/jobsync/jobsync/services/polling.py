@@ -6,6 +6,7 @@ deployment says otherwise explicitly; the user's preference overrides both.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,28 +75,41 @@ def poll_tick() -> TickReport:
     return TickReport(polled=True, refreshes=tuple(reports))
 
 
+# A tick started later than this before the invocation's timeout might not finish.
+_TICK_BUDGET_SECONDS = 10.0
+
+
+def due_times(start: float, period: float, interval: float) -> list[float]:
+    """The tick times in [start, start + period): the multiples of `interval` since the epoch.
+
+    Invocations of a fixed-rate schedule tile time, so every multiple falls in
+    exactly one of them: an interval that does not divide the period still
+    holds, with no state to keep and nothing to write.
+    """
+    first = math.ceil(start / interval) * interval
+    count = max(0, math.ceil((start + period - first) / interval))
+    return [first + number * interval for number in range(count)]
+
+
 def run_scheduled_ticks(
     remaining_ms: Callable[[], int],
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] | None = None,
 ) -> list[TickReport]:
-    """All ticks one scheduler invocation owes.
+    """The ticks due during this scheduler invocation, each at its time.
 
-    EventBridge fires at most once a minute, so an invocation every
-    `schedule_period_seconds` runs period / interval ticks, `interval_seconds`
-    apart, as long as the Lambda has time left for another one.
+    EventBridge fires at most once a minute, so an invocation covers
+    `schedule_period_seconds` and runs every tick due in it, as long as the
+    Lambda has the time left to finish one.
     """
-    sleep, clock = sleep or time.sleep, clock or time.monotonic
+    sleep, clock = sleep or time.sleep, clock or time.time
     polling = get_settings().polling
-    ticks = max(1, polling.schedule_period_seconds // polling.interval_seconds)
-    started = clock()
-    reports = [poll_tick()]
-    for number in range(1, ticks):
-        wait = started + number * polling.interval_seconds - clock()
-        # Leave room for the tick itself; a tick skipped here is the next invocation's first.
-        if remaining_ms() / 1000 - max(wait, 0) < polling.interval_seconds:
-            break
-        if wait > 0:
+    reports = []
+    for due in due_times(clock(), polling.schedule_period_seconds, polling.interval_seconds):
+        wait = max(0.0, due - clock())
+        if remaining_ms() / 1000 - wait < _TICK_BUDGET_SECONDS:
+            break  # the next invocation's window starts about now anyway
+        if wait:
             sleep(wait)
         reports.append(poll_tick())
     return reports

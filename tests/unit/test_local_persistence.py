@@ -1,0 +1,107 @@
+"""The local stack's snapshot: jobs and settings come back, connections do not, counters match the jobs."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from jobsync.domain.job import Job
+from jobsync.domain.status import JobStatus
+from jobsync.store.connections import ConnectionStore
+from jobsync.store.jobs import METRICS_KEY, JobStore
+from local.persistence import load_tables, save_tables
+from local.template import create_tables, load_template
+
+LOGICAL = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state"}
+
+
+@pytest.fixture
+def client(tables):
+    return boto3.client("dynamodb", region_name="us-east-1")
+
+
+def scan(client, name: str) -> list[dict]:
+    return client.scan(TableName=name)["Items"]
+
+
+def fill(client) -> dict:
+    """Jobs, two open sockets from one IP, a setting; returns the exact counters item the writes left."""
+    jobs = JobStore("jobs", "state")
+    running = jobs.save(Job(job_id="a", provider="replicate", status=JobStatus.RUNNING), None)
+    jobs.save(Job(job_id="b", provider="replicate", status=JobStatus.COMPLETED, cost_usd=0.915), None)
+    jobs.save(Job(job_id="c", provider="replicate", status=JobStatus.FAILED, cost_usd=0.0123), None)
+    jobs.save(Job(job_id="d", provider="replicate", status=JobStatus.QUEUED), None)
+    jobs.save(Job(job_id="a", provider="replicate", status=JobStatus.COMPLETED, cost_usd=1.2), running)
+    connections = ConnectionStore("connections", "state")
+    assert connections.open("conn-1", "10.0.0.7", 5) and connections.open("conn-2", "10.0.0.7", 5)
+    client.put_item(TableName="state", Item={"pk": {"S": "polling#preference"}, "enabled": {"BOOL": False}})
+    counters = client.get_item(TableName="state", Key={"pk": {"S": METRICS_KEY}})["Item"]
+    assert counters["jobs_completed"] == {"N": "2"}
+    return counters
+
+
+def nonzero(item: dict) -> dict:
+    return {name: value for name, value in item.items() if value != {"N": "0"}}
+
+
+def fresh_tables(client) -> dict[str, str]:
+    return create_tables(client, load_template(), lambda logical_id: f"fresh-{logical_id}")
+
+
+def test_a_restart_keeps_jobs_and_settings_but_no_connection_and_recounts_the_counters(client, tmp_path):
+    exact = fill(client)
+    # A snapshot read while jobs changed: counters out of step with the jobs it holds.
+    client.put_item(
+        TableName="state",
+        Item={"pk": {"S": METRICS_KEY}, "jobs_running": {"N": "7"}, "total_cost_usd": {"N": "99.5"}},
+    )
+    snapshot = tmp_path / "dynamodb.json"
+
+    save_tables(client, LOGICAL, snapshot)
+    saved = json.loads(snapshot.read_text())
+    assert "ConnectionsTable" not in saved
+    assert not [item for item in saved["StateTable"] if item["pk"]["S"].startswith("ip#")]
+
+    fresh = fresh_tables(client)
+    load_tables(client, fresh, snapshot)
+
+    assert scan(client, fresh["ConnectionsTable"]) == []
+    state = {item["pk"]["S"]: item for item in scan(client, fresh["StateTable"])}
+    assert set(state) == {METRICS_KEY, "polling#preference"}
+    assert nonzero(state[METRICS_KEY]) == nonzero(exact)
+    assert len(scan(client, fresh["JobsTable"])) == 4
+    restored = JobStore(fresh["JobsTable"], fresh["StateTable"]).counters()
+    assert restored.by_status["completed"] == 2 and restored.by_status["running"] == 0
+    assert restored.total_cost_usd == pytest.approx(0.915 + 0.0123 + 1.2)
+
+
+def test_a_snapshot_written_before_this_rule_still_brings_no_socket_back(client, tmp_path):
+    """A snapshot that holds connection rows and IP slots (an older stack's, killed with sockets open)."""
+    exact = fill(client)
+    snapshot = tmp_path / "dynamodb.json"
+    snapshot.write_text(json.dumps({logical: scan(client, name) for logical, name in LOGICAL.items()}))
+
+    fresh = fresh_tables(client)
+    load_tables(client, fresh, snapshot)
+
+    assert scan(client, fresh["ConnectionsTable"]) == []
+    state = {item["pk"]["S"]: item for item in scan(client, fresh["StateTable"])}
+    assert set(state) == {METRICS_KEY, "polling#preference"}
+    assert nonzero(state[METRICS_KEY]) == nonzero(exact)
+    # The IP's slot is free again: all five sockets may open.
+    sockets = ConnectionStore(fresh["ConnectionsTable"], fresh["StateTable"])
+    assert all(sockets.open(f"new-{number}", "10.0.0.7", 5) for number in range(5))
+
+
+def test_no_jobs_means_no_counts(client, tmp_path):
+    client.put_item(TableName="state", Item={"pk": {"S": METRICS_KEY}, "jobs_running": {"N": "3"}})
+    snapshot = tmp_path / "dynamodb.json"
+    save_tables(client, LOGICAL, snapshot)
+
+    fresh = fresh_tables(client)
+    load_tables(client, fresh, snapshot)
+
+    counters = JobStore(fresh["JobsTable"], fresh["StateTable"]).counters()
+    assert sum(counters.by_status.values()) == 0 and counters.total_cost_usd == 0
