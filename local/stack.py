@@ -277,6 +277,7 @@ def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
         + ("  (generated; set JOBSYNC_API_TOKEN to choose one)" if settings.token_generated else ""),
         f"  provider    {'built-in Replicate simulator' if simulated else settings.replicate_base_url or 'Replicate'}",
         f"  state       {settings.state_dir}",
+        "Open the dashboard and press Sync to import the provider's jobs; the poller keeps them current.",
         "Ctrl-C stops everything; jobs and settings are kept for the next start.",
         "",
     ]
