@@ -229,7 +229,24 @@ def test_env_interval_wins_over_yaml(api, monkeypatch, tmp_path):
     }
 
 
-def test_an_active_job_the_provider_forgot_is_marked_failed_once_and_costs_nothing_after(api, replicate):
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def refresh_clock(monkeypatch):
+    from jobsync.services import refresh
+
+    clock = Clock()
+    monkeypatch.setattr(refresh, "time", clock)
+    return clock
+
+
+def test_an_active_job_the_provider_forgot_is_ended_after_fifteen_minutes_of_404s(api, replicate, refresh_clock):
     forgotten = replicate.add(replicate_job("starting", created_at=stamp(0)), kind="training")
     for n in range(1, 301):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)), kind="training")
@@ -237,14 +254,29 @@ def test_an_active_job_the_provider_forgot_is_marked_failed_once_and_costs_nothi
     replicate.trainings.remove(forgotten)  # Replicate answers 404 for it from now on
     replicate.requests.clear()
 
+    for minutes in (0, 5, 5):  # 404s at 0, 5 and 10 minutes
+        refresh_clock.now += minutes * 60
+        api.call("list_jobs", query={"sync_active": "true"})
+        assert stored(api, forgotten["id"])["status"] == "queued"  # one 404 is not the end of a job
+    assert replicate.count("GET") == 3 * (3 + 1)  # each time: the whole list (it is older than every job), one GET
+    refresh_clock.now += 6 * 60
     api.call("list_jobs", query={"sync_active": "true"})
 
     job = stored(api, forgotten["id"])
     assert job["status"] == "failed" and "no longer knows this job" in job["error_message"]
-    assert replicate.count("GET") == 3 + 1  # the whole list (it is older than every listed job), then one GET
     replicate.requests.clear()
     api.call("list_jobs", query={"sync_active": "true"})
     assert replicate.count("GET") == 0  # nothing active is left to ask about
+
+
+def test_404s_with_a_long_break_between_them_start_over(api, replicate, refresh_clock):
+    job = replicate.add(replicate_job("starting", created_at=stamp(0)))
+    api.call("sync_jobs")
+    replicate.predictions.remove(job)
+    api.call("list_jobs", query={"sync_active": "true"})
+    refresh_clock.now += 20 * 60  # e.g. the poller was off meanwhile
+    api.call("list_jobs", query={"sync_active": "true"})
+    assert stored(api, job["id"])["status"] == "queued"
 
 
 def test_a_job_without_a_creation_time_does_not_make_the_walk_read_every_page(api, replicate):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 
@@ -48,7 +49,7 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
             "unknown provider status leaves the job as it is",
             extra={"job_id": observation.job_id, "provider_status": observation.provider_status},
         )
-    for _ in range(_MAX_ATTEMPTS):
+    for attempt in range(_MAX_ATTEMPTS):
         job = store.get(observation.job_id) if isinstance(current, _Unread) else current
         if job is None:
             candidate = new_job(observation, wiring.pricing())
@@ -61,6 +62,8 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
             stored = store.save(candidate, job)
         except ConcurrentUpdate:
             current = _UNREAD
+            # Writers that collided would collide again at once: spread them out.
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
             continue
         _keep_logs(observation, job)
         _log_change(stored, job)

@@ -8,6 +8,8 @@ the lists no longer show it.
 
 from __future__ import annotations
 
+import random
+import time
 from dataclasses import dataclass, field
 
 from jobsync import wiring
@@ -22,6 +24,8 @@ from jobsync.services.job_updates import record_observation
 
 # Jobs the lists did not show are fetched one by one, but never more than this many a tick.
 MAX_SINGLE_FETCHES = 50
+# How long an active job must keep answering 404 before it is taken as ended.
+FORGOTTEN_AFTER_SECONDS = 15 * 60
 
 
 @dataclass
@@ -46,7 +50,8 @@ def refresh_active_jobs(provider: str) -> RefreshReport:
     walked = {kind for kind in sorted({job.kind for job in active}) if _walk_list(client, kind, unseen, report)}
     # Where a list could not be read, its jobs wait for the next tick rather than cost a request each.
     missing = [job for job in unseen.values() if job.kind in walked]
-    _fetch_one_by_one(client, missing[:MAX_SINGLE_FETCHES], report)
+    # A random share each tick: when more are missing than a tick may fetch, none waits forever.
+    _fetch_one_by_one(client, random.sample(missing, min(len(missing), MAX_SINGLE_FETCHES)), report)
     return report
 
 
@@ -72,7 +77,8 @@ def _walk_list(client: ProviderClient, kind: str, unseen: dict[str, Job], report
         oldest_unseen = _oldest_unseen(unseen, kind)
         if not page.next_page or not page.jobs or oldest_unseen is None:
             return True
-        if sortable(page.jobs[-1].created_at) < oldest_unseen:
+        listed = [stamp for observation in page.jobs if (stamp := sortable(observation.created_at))]
+        if listed and min(listed) < oldest_unseen:
             return True  # the list is past every job we wait for: they are not in it
         page_handle = page.next_page
     return True
@@ -108,6 +114,8 @@ def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshRe
             report.single_fetches += 1
             observation = client.get_job(job.job_id, job.kind)
         except ProviderNotFound:
+            if not _gone_for_good(job):
+                continue
             observation = _forgotten(job, client.display_name)
         except ProviderRateLimited as exc:
             _failed(report, f"{job.job_id}: {exc}")
@@ -117,6 +125,16 @@ def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshRe
             continue
         if apply_observation(job, observation, wiring.pricing()) is not None:
             _record(job, observation, report)
+
+
+def _gone_for_good(job: Job) -> bool:
+    """True once the provider has answered 404 for the job without a break for FORGOTTEN_AFTER_SECONDS.
+
+    One 404 is not enough to end a job for good: a misrouted request or a token
+    of another account answers 404 too.
+    """
+    since = wiring.state_store().note_not_found(job.job_id, time.time(), continuity_seconds=FORGOTTEN_AFTER_SECONDS)
+    return time.time() - since >= FORGOTTEN_AFTER_SECONDS
 
 
 def _forgotten(job: Job, provider_name: str) -> JobObservation:

@@ -60,6 +60,19 @@ class StateStore:
     def mark_history_imported(self, provider: str, kind: str) -> None:
         self._put({"pk": f"sync#{provider}#{kind}", "history_imported": True, "imported_at": int(time.time())})
 
+    # ---- jobs the provider answered 404 for ------------------------------------
+
+    def note_not_found(self, job_id: str, now: float, continuity_seconds: float) -> float:
+        """Record a 404 for `job_id`; returns since when it has been missing without a break.
+
+        A 404 more than `continuity_seconds` after the previous one starts a new run.
+        """
+        item = self._get(f"missing#{job_id}") or {}
+        last = float(item.get("last_at", 0))
+        since = float(item.get("since", now)) if now - last <= continuity_seconds else now
+        self._put({"pk": f"missing#{job_id}", "since": since, "last_at": now, "expires_at": int(now) + _DAY})
+        return since
+
     # ---- webhook receipts (de-duplication by webhook-id) -------------------
 
     def webhook_seen(self, webhook_id: str) -> bool:
