@@ -14,6 +14,7 @@ from jobsync.push.websocket import pusher
 from local.streams import StreamReader
 from tests.conftest import API_TOKEN, REGION, LambdaContext, load_event, load_handler
 from tests.fakes.replicate import replicate_job
+from tests.handlers.test_refresh_and_poller import scheduled_now
 
 
 def connect(connection_id: str, ip: str = "203.0.113.7", token: str | None = API_TOKEN) -> int:
@@ -129,7 +130,7 @@ def test_a_change_found_by_the_poller_is_broadcast_too(api, replicate, stream, p
     sent.clear()
     replicate.update(job["id"], status="failed", error="CUDA out of memory")
 
-    load_handler("poller")(load_event("poller"), LambdaContext(remaining_ms=75_000))
+    load_handler("poller")(scheduled_now(), LambdaContext(remaining_ms=75_000))
 
     assert broadcast(stream)["changes"] == 1
     assert [(m["status"], m["previous_status"], m["job"]["error_message"]) for m in sent["a"]] == [

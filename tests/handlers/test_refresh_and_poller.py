@@ -86,8 +86,15 @@ def test_an_active_job_missing_from_the_lists_is_fetched_on_its_own(api, replica
     assert stored(api, job["id"])["status"] == "completed"
 
 
+def scheduled_now() -> dict:
+    """The sample scheduled event, as EventBridge Scheduler sends it when it fires now."""
+    from datetime import datetime, timezone
+
+    return {**load_event("poller"), "scheduled_time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def poll(remaining_ms: int = 75_000):  # the poller's timeout in template.yaml
-    return load_handler("poller")(load_event("poller"), LambdaContext(remaining_ms=remaining_ms))
+    return load_handler("poller")(scheduled_now(), LambdaContext(remaining_ms=remaining_ms))
 
 
 def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, replicate, monkeypatch):
@@ -149,6 +156,39 @@ def test_any_poll_interval_holds_across_invocations(api, monkeypatch, interval):
     gaps = {round(later - earlier, 6) for earlier, later in zip(ticks, ticks[1:], strict=False)}
     assert gaps == {interval}
     assert len(ticks) in (30 * 60 // interval, 30 * 60 // interval + 1)
+
+
+def test_late_starts_do_not_shift_the_windows(api, monkeypatch):
+    """Invocations anchored at their scheduled minute tile time however late each one starts."""
+    from jobsync.services import polling
+
+    monkeypatch.setenv("SIMPLETUNER_JOB_POLL_INTERVAL", "30")
+    wiring.reset()
+    clock = FakeClock(1_800_000_000.0)
+    monkeypatch.setattr(polling, "poll_tick", lambda: clock.ticks.append(clock.now))
+    for minute, late in enumerate([0.0, 0.9, 0.2, 1.7, 0.0, 2.5, 0.4]):
+        scheduled = 1_800_000_000.0 + 60 * minute
+        clock.now = max(clock.now, scheduled + late)
+        polling.run_scheduled_ticks(lambda: 70_000, clock.sleep, clock, scheduled_at=scheduled)
+    due = [1_800_000_000.0 + 30 * number for number in range(14)]
+    assert len(clock.ticks) == 14 and all(tick - wanted <= 2.5 for tick, wanted in zip(clock.ticks, due, strict=True))
+
+
+def test_a_retried_invocation_long_after_its_time_runs_nothing(api, monkeypatch):
+    from jobsync.services import polling
+
+    clock = FakeClock(1_800_000_200.0)
+    monkeypatch.setattr(polling, "poll_tick", lambda: clock.ticks.append(clock.now))
+    polling.run_scheduled_ticks(lambda: 70_000, clock.sleep, clock, scheduled_at=1_800_000_000.0)
+    assert clock.ticks == []
+
+
+def test_the_poller_reads_its_scheduled_time():
+    from jobsync.services.polling import scheduled_time
+
+    assert scheduled_time({"scheduled_time": "2026-11-28T12:00:00Z"}) == 1_795_867_200.0
+    assert scheduled_time({"scheduled_time": "<aws.scheduler.scheduled-time>"}) is None
+    assert scheduled_time({}) is None
 
 
 def test_no_tick_starts_without_time_to_finish(api, monkeypatch):

@@ -179,8 +179,14 @@ def test_websocket_routes(template: dict) -> None:
 def test_poller_schedule(template: dict) -> None:
     (schedule,) = cfn.scheduled_functions(template)
     assert schedule.function.logical_id == "PollerFunction"
-    assert schedule.input == {"source": "jobsync.schedule", "action": "poll_active_jobs"}
-    assert json.loads((ROOT / "events" / "poller.json").read_text()) == schedule.input
+    assert schedule.input == {
+        "source": "jobsync.schedule",
+        "action": "poll_active_jobs",
+        "scheduled_time": "<aws.scheduler.scheduled-time>",  # filled in by EventBridge Scheduler
+    }
+    sample = json.loads((ROOT / "events" / "poller.json").read_text())
+    assert sample == {**schedule.input, "scheduled_time": sample["scheduled_time"]}
+    assert sample["scheduled_time"].endswith("Z")
     expression = cfn.resolve(schedule.expression, template)
     assert expression == "rate(1 minute)"
     assert cfn.rate_seconds(expression) == 60

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from jobsync import wiring
 from jobsync.config import Settings, get_settings
+from jobsync.domain.timestamps import parse_timestamp
 from jobsync.observability import logger
 from jobsync.providers.registry import PROVIDERS
 from jobsync.services.refresh import RefreshReport, refresh_active_jobs
@@ -79,6 +80,12 @@ def poll_tick() -> TickReport:
 _TICK_BUDGET_SECONDS = 10.0
 
 
+def scheduled_time(event: dict) -> float | None:
+    """When EventBridge Scheduler meant to fire (its `<aws.scheduler.scheduled-time>`), as epoch seconds."""
+    parsed = parse_timestamp(event.get("scheduled_time")) if isinstance(event.get("scheduled_time"), str) else None
+    return parsed.timestamp() if parsed else None
+
+
 def due_times(start: float, period: float, interval: float) -> list[float]:
     """The tick times in [start, start + period): the multiples of `interval` since the epoch.
 
@@ -95,17 +102,24 @@ def run_scheduled_ticks(
     remaining_ms: Callable[[], int],
     sleep: Callable[[float], None] | None = None,
     clock: Callable[[], float] | None = None,
+    scheduled_at: float | None = None,
 ) -> list[TickReport]:
     """The ticks due during this scheduler invocation, each at its time.
 
     EventBridge fires at most once a minute, so an invocation covers
-    `schedule_period_seconds` and runs every tick due in it, as long as the
-    Lambda has the time left to finish one.
+    `schedule_period_seconds` from its scheduled time (not from when it got to
+    run: windows of late starts would overlap and leave gaps) and runs every
+    tick due in it, as long as the Lambda has the time left to finish one. A
+    tick more than an interval overdue (a retried, late invocation) is skipped:
+    the invocation on time for it has run it.
     """
     sleep, clock = sleep or time.sleep, clock or time.time
     polling = get_settings().polling
+    start = clock() if scheduled_at is None else scheduled_at
     reports = []
-    for due in due_times(clock(), polling.schedule_period_seconds, polling.interval_seconds):
+    for due in due_times(start, polling.schedule_period_seconds, polling.interval_seconds):
+        if due < clock() - polling.interval_seconds:
+            continue
         wait = max(0.0, due - clock())
         if remaining_ms() / 1000 - wait < _TICK_BUDGET_SECONDS:
             break  # the next invocation's window starts about now anyway
