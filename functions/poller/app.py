@@ -6,6 +6,7 @@ scheduled function's cold start costs nobody a wait.
 
 from aws_lambda_powertools import Tracer
 
+from jobsync.deadline import invocation_deadline
 from jobsync.observability import logger, metrics
 from jobsync.services.polling import run_scheduled_ticks, scheduled_time
 
@@ -16,7 +17,8 @@ tracer = Tracer()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict, context) -> dict:
-    reports = run_scheduled_ticks(context.get_remaining_time_in_millis, scheduled_at=scheduled_time(event))
+    with invocation_deadline(context):
+        reports = run_scheduled_ticks(context.get_remaining_time_in_millis, scheduled_at=scheduled_time(event))
     return {
         "ticks": len(reports),
         "polled": sum(report.polled for report in reports),

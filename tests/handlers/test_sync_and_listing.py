@@ -277,3 +277,17 @@ def test_a_first_sync_that_failed_half_way_is_finished_by_the_next(api, replicat
     replicate.requests.clear()
     assert api.call("sync_jobs")[1]["synced"] == 0
     assert replicate.count("GET", "/predictions") == 1  # history imported: the newest page is enough now
+
+
+def test_a_sync_short_of_time_answers_in_time_and_the_next_one_goes_on(api, replicate):
+    from tests.conftest import LambdaContext
+
+    for n in range(3):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    api.context = LambdaContext(remaining_ms=6_500)  # not enough left to read and store a page
+
+    status, body = api.call("sync_jobs")
+
+    assert status == 200 and body["synced"] == 0 and replicate.count("GET") == 0
+    api.context = LambdaContext()
+    assert api.call("sync_jobs")[1]["synced"] == 3

@@ -633,3 +633,28 @@ def test_junk_and_huge_values_are_bounded_not_stored_or_crashed():
     assert observation.logs.endswith("Step 5/10") and len(observation.logs) <= 65_536
     assert observation.predict_time is None
     assert observation_from({**item, "metrics": {"predict_time": 1e308}}, None).predict_time is None
+
+
+def test_no_request_is_started_that_the_invocation_cannot_wait_for():
+    from jobsync.deadline import invocation_deadline
+
+    class Context:
+        def __init__(self, remaining_ms: int) -> None:
+            self.remaining_ms = remaining_ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.remaining_ms
+
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.extensions.get("timeout", {}).get("read"))
+        return httpx.Response(200, json={"username": "acme"})
+
+    client = ReplicateClient(make_settings(), transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    with invocation_deadline(Context(2_500)), pytest.raises(ProviderError, match="no time left"):
+        client.account()
+    assert calls == []
+    with invocation_deadline(Context(6_000)):
+        client.account()
+    assert 0 < calls[0] <= 4.0  # the request may not outlive the invocation

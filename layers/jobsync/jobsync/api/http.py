@@ -18,6 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
 from jobsync.api.routes import Route
+from jobsync.deadline import invocation_deadline
 from jobsync.domain.errors import InvalidInput, JobsyncError, Unauthorized
 from jobsync.observability import logger, metrics
 from jobsync.providers.base import ProviderAuthError, ProviderError, ProviderRateLimited
@@ -140,7 +141,8 @@ def http_handler(route: Route) -> Callable[[Callable[[Request], Any]], Callable[
         @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)
         def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             try:
-                result = handle(parse_request(route, event))
+                with invocation_deadline(context):
+                    result = handle(parse_request(route, event))
                 if isinstance(result, dict) and "statusCode" in result:
                     return result
                 if route.response is not None:

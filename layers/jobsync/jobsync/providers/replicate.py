@@ -21,6 +21,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from jobsync.config import Settings
+from jobsync.deadline import seconds_left
 from jobsync.domain.job import JobObservation
 from jobsync.domain.status import JobStatus
 from jobsync.observability import logger, milliseconds
@@ -99,6 +100,8 @@ def _output_url(output: Any) -> str | None:
 
 
 _ERROR_LIMIT = 8192
+# A request given less time than this would only time out.
+_MIN_REQUEST_SECONDS = 1.0
 
 
 def _error_message(error: Any) -> str | None:
@@ -240,6 +243,7 @@ class ReplicateClient:
         self._base = _parse_base(settings.replicate_api_base_url)
         self._max_retries = settings.provider_max_retries
         self._max_wait = settings.provider_max_retry_wait_seconds
+        self._timeout = settings.provider_timeout_seconds
         self._webhook_secret: str | None = None
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         token = settings.replicate_api_token
@@ -387,8 +391,9 @@ class ReplicateClient:
         attempt = 0
         while True:
             started = time.perf_counter()
+            timeout = self._time_for_one_request(method, url)
             try:
-                response = self._http.request(method, url)
+                response = self._http.request(method, url, timeout=timeout)
             except httpx.TransportError as exc:
                 self._log_call(method, url, None, started)
                 if retries_left <= 0:
@@ -423,9 +428,21 @@ class ReplicateClient:
                     "wait": round(wait, 3),
                 },
             )
+            left = seconds_left()
+            if left is not None and wait + _MIN_REQUEST_SECONDS > left:
+                raise ProviderError(f"Replicate {method} {url.path} kept failing and the invocation is out of time")
             self._sleep(wait)
             retries_left -= 1
             attempt += 1
+
+    def _time_for_one_request(self, method: str, url: httpx.URL) -> float:
+        """The request timeout, shortened to what the invocation has left (a late answer is no answer)."""
+        left = seconds_left()
+        if left is None:
+            return self._timeout
+        if left < _MIN_REQUEST_SECONDS:
+            raise ProviderError(f"no time left in this invocation for Replicate {method} {url.path}")
+        return min(self._timeout, left)
 
     def _log_call(self, method: str, url: httpx.URL, status: int | None, started: float) -> None:
         milliseconds("ProviderLatency", (time.perf_counter() - started) * 1000)

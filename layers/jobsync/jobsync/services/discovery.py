@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from jobsync import wiring
 from jobsync.config import get_settings
+from jobsync.deadline import seconds_left
 from jobsync.domain.job import Job, JobObservation
 from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderClient, ProviderError
@@ -18,6 +19,8 @@ from jobsync.providers.registry import provider_client
 from jobsync.services.job_updates import create_jobs, record_observation
 
 _TRAININGS_FIRST = ("training", "prediction")
+# Reading and storing one page of a hundred jobs: a page is not started with less time than this left.
+_SECONDS_PER_PAGE = 5.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int
     discovered = updated = read = 0
     page_handle: str | None = None
     while read < cap:
+        if _out_of_time():
+            logger.warning("sync stopped early to answer in time", extra={"kind": kind, "read": read})
+            return discovered, updated  # what was stored stays stored; the next sync goes on
         page = client.list_page(kind, page_handle)
         observations = page.jobs[: cap - read]
         read += len(observations)
@@ -79,6 +85,11 @@ def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int
     if not history_imported:
         state.mark_history_imported(client.name, kind)
     return discovered, updated
+
+
+def _out_of_time() -> bool:
+    left = seconds_left()
+    return left is not None and left < _SECONDS_PER_PAGE
 
 
 def _update_one(client: ProviderClient, observation: JobObservation, stored: Job) -> int:
