@@ -185,3 +185,9 @@ def test_unexpected_errors_are_a_500_in_the_contract_shape_without_details(api, 
     monkeypatch.setattr(wiring.job_store(), "page", explode)
     status, body = api.call("list_jobs")
     assert status == 500 and body["error"] == "internal_error" and "secret" not in body["message"]
+
+
+def test_what_no_route_serves_is_a_404_in_the_contract_shape(api):
+    status, body = api.call("not_found", authenticated=False)
+    assert status == 404
+    assert body == {"error": "not_found", "message": "no route for DELETE /api/cloud/jobz"}

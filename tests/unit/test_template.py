@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from jobsync.api.routes import ROUTES
+from jobsync.api.routes import DEPLOYED_ROUTES
 from local import template as cfn
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_short_tags_load_as_long_form(tmp_path: Path) -> None:
 def test_every_route_is_in_the_template_with_its_function_and_auth(template: dict) -> None:
     deployed = {route.key: route for route in cfn.http_routes(template)}
     default_authorizer = template["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"]
-    for route in ROUTES:
+    for route in DEPLOYED_ROUTES:
         assert route.key in deployed, f"{route.key} is missing from template.yaml"
         found = deployed[route.key]
         assert (found.method, found.path) == (route.method, route.path)
@@ -81,7 +81,7 @@ def test_every_route_is_in_the_template_with_its_function_and_auth(template: dic
 
 
 def test_no_http_route_beyond_the_route_table(template: dict) -> None:
-    assert sorted(route.key for route in cfn.http_routes(template)) == sorted(route.key for route in ROUTES)
+    assert sorted(route.key for route in cfn.http_routes(template)) == sorted(route.key for route in DEPLOYED_ROUTES)
 
 
 def test_http_events_use_payload_format_2(template: dict) -> None:
@@ -104,7 +104,7 @@ def test_authorizer_answers_every_request_itself(template: dict) -> None:
 
 def test_function_folders_are_routes_or_the_known_others(template: dict) -> None:
     folders = {spec.folder for spec in cfn.functions(template).values()}
-    route_folders = {route.function for route in ROUTES}
+    route_folders = {route.function for route in DEPLOYED_ROUTES}
     assert folders == route_folders | NON_ROUTE_FUNCTIONS
     for logical_id, spec in cfn.functions(template).items():
         assert logical_id == _logical_id(spec.folder)
@@ -322,7 +322,7 @@ def test_http_sample_events_match_their_routes(template: dict) -> None:
         event = json.loads((ROOT / "events" / f"{route.function.folder}.json").read_text())
         assert event["version"] == "2.0"
         assert event["routeKey"] == route.key
-        assert event["requestContext"]["http"]["method"] == route.method
+        assert route.method in (event["requestContext"]["http"]["method"], "ANY")
         assert event["isBase64Encoded"] is False
         authorizer = event["requestContext"].get("authorizer")
         if route.authenticated:
@@ -363,3 +363,15 @@ def test_no_secret_reaches_a_functions_environment(template: dict) -> None:
         assert "REPLICATE_WEBHOOK_SECRET" not in spec.environment
     no_echo = {name for name, p in template["Parameters"].items() if p.get("NoEcho")}
     assert no_echo == {"ApiTokenHashes"}  # digests, not tokens
+
+
+def test_a_failed_poller_run_is_not_retried_over_the_next_and_lands_in_the_dead_letter_queue(template: dict) -> None:
+    config = template["Resources"]["PollerFunction"]["Properties"]["EventInvokeConfig"]
+    assert config["MaximumRetryAttempts"] == 0
+    destination = config["DestinationConfig"]["OnFailure"]
+    assert destination == {"Type": "SQS", "Destination": {"Fn::GetAtt": ["PollerDeadLetterQueue", "Arn"]}}
+
+
+def test_unknown_paths_reach_the_not_found_function_without_a_token(template: dict) -> None:
+    catch_all = {route.key: route for route in cfn.http_routes(template)}["ANY /{proxy+}"]
+    assert catch_all.function.folder == "not_found" and catch_all.authenticated is False

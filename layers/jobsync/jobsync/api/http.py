@@ -29,6 +29,8 @@ _JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"
 @dataclass(frozen=True)
 class Request:
     route: Route
+    method: str
+    raw_path: str
     headers: dict[str, str]
     raw_body: bytes
     source_ip: str | None
@@ -106,11 +108,14 @@ def parse_request(route: Route, event: dict[str, Any]) -> Request:
     if route.query is not None:
         known = {name: value for name, value in query_values.items() if name in route.query.model_fields}
         query = _parse(route.query, known, "query")
+    http = (event.get("requestContext") or {}).get("http") or {}
     return Request(
         route=route,
+        method=http.get("method", route.method),
+        raw_path=event.get("rawPath") or http.get("path", route.path),
         headers=headers,
         raw_body=raw,
-        source_ip=((event.get("requestContext") or {}).get("http") or {}).get("sourceIp"),
+        source_ip=http.get("sourceIp"),
         query=query,
         body=_parse(route.body, _json_body(raw), "body") if route.body else None,
         path=_parse(route.path_params, event.get("pathParameters") or {}, "path"),

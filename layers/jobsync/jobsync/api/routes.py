@@ -123,3 +123,11 @@ ROUTES: tuple[Route, ...] = (
     REPLICATE_WEBHOOK,
     OPENAPI,
 )
+
+# Not part of the API: API Gateway sends here whatever no route above serves,
+# so that even an unknown path is answered in the contract's error shape.
+NOT_FOUND = Route(
+    "ANY", "/{proxy+}", "not_found", "Anything no other route serves", None, authenticated=False, errors=(404,)
+)
+
+DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, NOT_FOUND)

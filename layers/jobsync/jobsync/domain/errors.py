@@ -20,6 +20,11 @@ class JobNotFound(JobsyncError):
         self.job_id = job_id
 
 
+class RouteNotFound(JobsyncError):
+    code = "not_found"
+    http_status = 404
+
+
 class Unauthorized(JobsyncError):
     code = "unauthorized"
     http_status = 401
