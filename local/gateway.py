@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import logging
+import re
 import secrets
+import stat
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -21,8 +23,9 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Match, NoMatchFound, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from local import lambda_runtime
@@ -32,6 +35,9 @@ log = logging.getLogger("local.gateway")
 
 API_ID = "local"
 ACCOUNT_ID = "000000000000"
+# The methods an HTTP API route can have; `ANY` stands for all of them.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+DEFAULT_ROUTE = "$default"
 
 
 def _now() -> tuple[str, int]:
@@ -67,6 +73,10 @@ async def _invoke(function: FunctionSpec, event: dict[str, Any]) -> Any:
 # ---- HTTP API ------------------------------------------------------------------
 
 
+def _route_key(route: HttpRoute) -> str:
+    return DEFAULT_ROUTE if route.path == DEFAULT_ROUTE else route.key
+
+
 def _http_event(route: HttpRoute, request: Request, body: bytes) -> dict[str, Any]:
     time_text, epoch_ms = _now()
     text_body: str | None = None
@@ -79,13 +89,14 @@ def _http_event(route: HttpRoute, request: Request, body: bytes) -> dict[str, An
     headers = _headers(request)
     return {
         "version": "2.0",
-        "routeKey": route.key,
+        "routeKey": _route_key(route),
         "rawPath": request.url.path,
         "rawQueryString": request.url.query,
         "cookies": [f"{k}={v}" for k, v in request.cookies.items()] or None,
         "headers": headers,
         "queryStringParameters": _query(request),
-        "pathParameters": dict(request.path_params) or None,
+        # $default has no path of its own, so no path parameters; `{proxy+}` carries what it matched.
+        "pathParameters": None if route.path == DEFAULT_ROUTE else dict(request.path_params) or None,
         "requestContext": {
             "accountId": ACCOUNT_ID,
             "apiId": API_ID,
@@ -99,7 +110,7 @@ def _http_event(route: HttpRoute, request: Request, body: bytes) -> dict[str, An
                 "userAgent": headers.get("user-agent", ""),
             },
             "requestId": str(uuid.uuid4()),
-            "routeKey": route.key,
+            "routeKey": _route_key(route),
             "stage": "$default",
             "time": time_text,
             "timeEpoch": epoch_ms,
@@ -272,8 +283,62 @@ class WebSocketApi:
 
 
 def _not_found(request: Request, exc: Exception | None = None) -> Response:
-    # An HTTP API answers this for any route + method it does not have, a known path included.
-    return JSONResponse({"message": "Not Found"}, status_code=404)
+    # No route for this method and path (a known path with another method included). API Gateway's own
+    # answer would be {"message": "Not Found"}; the contract wants every error as {"error", "message"}.
+    # The template's catch-all route answers such requests when it has one; this is the fallback.
+    return JSONResponse(
+        {"error": "not_found", "message": f"no route for {request.method} {request.url.path}"}, status_code=404
+    )
+
+
+_GREEDY = re.compile(r"\{(\w+)\+\}")
+
+
+def _is_catch_all(route: HttpRoute) -> bool:
+    return route.path == DEFAULT_ROUTE or bool(_GREEDY.search(route.path))
+
+
+def _specificity(route: HttpRoute) -> tuple[Any, ...]:
+    """Sorts the routes API Gateway would prefer first: at the first segment where two paths differ a
+    literal beats `{name}`, which beats a greedy `{name+}`; a route's own method beats ANY; $default is last."""
+    if route.path == DEFAULT_ROUTE:
+        return (1,)
+    segments = route.path.strip("/").split("/")
+    ranks = tuple(2 if _GREEDY.fullmatch(part) else 1 if part.startswith("{") else 0 for part in segments)
+    return (0, ranks, route.method == "ANY")
+
+
+def _starlette_route(route: HttpRoute, authorizer: FunctionSpec | None) -> Route:
+    # `{proxy+}` matches one or more segments: Starlette's `path` convertor. $default matches every path.
+    path = "/{path:path}" if route.path == DEFAULT_ROUTE else _GREEDY.sub(r"{\1:path}", route.path)
+    methods = list(HTTP_METHODS) if route.method == "ANY" else [route.method]
+    return Route(path, _http_endpoint(route, authorizer), methods=methods)
+
+
+class _DashboardFiles(BaseRoute):
+    """The dashboard's files (deployed to S3, served here from the same folder).
+
+    It matches only a GET or HEAD for a file that exists, so that every other request still reaches
+    the API's routes, its catch-all included, as it would at API Gateway.
+    """
+
+    def __init__(self, web_root: Path) -> None:
+        self.files = StaticFiles(directory=web_root)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope["method"] not in ("GET", "HEAD"):
+            return Match.NONE, {}
+        try:
+            _, found = self.files.lookup_path(self.files.get_path(scope))
+        except (OSError, ValueError):  # a name too long, a null byte: no such file
+            return Match.NONE, {}
+        return (Match.FULL, {}) if found is not None and stat.S_ISREG(found.st_mode) else (Match.NONE, {})
+
+    def url_path_for(self, name: str, /, **path_params: Any) -> Any:
+        raise NoMatchFound(name, path_params)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.files(scope, receive, send)
 
 
 def create_gateway(
@@ -282,17 +347,19 @@ def create_gateway(
     websocket: WebSocketApi,
     web_root: Path,
 ) -> Starlette:
-    routes: list[Any] = [
-        Route(route.path, _http_endpoint(route, authorizer), methods=[route.method]) for route in http_routes
-    ]
+    # Starlette takes the first route that matches, so the most specific come first (as API Gateway
+    # chooses), and the catch-alls (`/{proxy+}`, $default) come after everything else, the dashboard's files
+    # included: those stand for the S3 site, which is not behind the API at all.
+    ordered = sorted(http_routes, key=_specificity)
     stage = f"/{websocket.stage}"
+    routes: list[Any] = [_starlette_route(route, authorizer) for route in ordered if not _is_catch_all(route)]
     routes += [
         WebSocketRoute(stage, websocket.endpoint),
         Route(f"{stage}/@connections/{{connection_id}}", websocket.manage, methods=["POST", "GET", "DELETE"]),
-        # The dashboard: deployed to S3/CloudFront, served here from the same folder.
         Route("/", lambda request: FileResponse(web_root / "index.html"), methods=["GET"]),
-        Mount("/", app=StaticFiles(directory=web_root)),
+        _DashboardFiles(web_root),
     ]
+    routes += [_starlette_route(route, authorizer) for route in ordered if _is_catch_all(route)]
     app = Starlette(routes=routes)
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _not_found)  # a wrong method on a known path: still no such route

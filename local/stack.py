@@ -5,6 +5,12 @@ to the broadcaster, the poller on its schedule, the Replicate simulator (when
 no REPLICATE_API_TOKEN is set) and a local API Gateway on one port — all in
 one foreground process tree that Ctrl-C stops cleanly. Jobs and settings are
 saved under the state folder and loaded again at the next start.
+
+The state folder (JOBSYNC_STATE_DIR, default .local-state/) holds one folder per
+provider endpoint (`simulator/`, `replicate-<hash of the API base URL>/`): the
+jobs of one provider mean nothing to another, whose poller would end them as
+unknown. The generated API token is kept at its root, whatever the provider, so
+that an open dashboard keeps working across restarts.
 """
 
 from __future__ import annotations
@@ -16,10 +22,12 @@ import os
 import secrets
 import socket
 import sys
+import tempfile
 import threading
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
@@ -48,6 +56,8 @@ log = logging.getLogger("local.stack")
 ROOT = lambda_runtime.ROOT
 SIMULATOR_TOKEN = "r8_jobsync_simulator"
 REGION = "us-east-1"
+REPLICATE_API_URL = "https://api.replicate.com/v1"
+TOKEN_FILE = "api-token"
 
 
 def free_port() -> int:
@@ -56,12 +66,54 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def provider_state_dir(root: Path, replicate_token: str | None, replicate_base_url: str | None) -> Path:
+    """The state folder of the provider endpoint this start talks to, under the state root."""
+    if not replicate_token:
+        return root / "simulator"
+    url = (replicate_base_url or REPLICATE_API_URL).rstrip("/")
+    return root / f"replicate-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def _usable_token(text: str) -> bool:
+    return bool(text) and not any(character.isspace() for character in text)
+
+
+def kept_api_token(root: Path) -> tuple[str, bool]:
+    """The generated API token saved in `root`/api-token (mode 0600), made and saved on first use.
+
+    Returns the token and whether it was made just now.
+    """
+    path = root / TOKEN_FILE
+    try:
+        kept = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        kept = ""
+    if _usable_token(kept):
+        os.chmod(path, 0o600)  # in case it was loosened since
+        return kept, False
+    if path.exists():
+        log.warning("%s holds no usable token; a new one replaces it", path)
+    token = secrets.token_urlsafe(24)
+    root.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=root, prefix=".api-token-")  # created with mode 0600
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(token + "\n")
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return token, True
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     port: int
     api_token: str
-    token_generated: bool
-    state_dir: Path
+    token_origin: str  # "environment" (JOBSYNC_API_TOKEN), "generated" (just now) or "kept" (generated earlier)
+    state_root: Path
+    state_dir: Path  # this provider endpoint's folder under state_root
     replicate_token: str | None
     replicate_base_url: str | None
     webhook_secret: str | None
@@ -69,17 +121,31 @@ class LocalSettings:
     simulator_speed: float
     snapshot_seconds: float
 
+    @property
+    def token_file(self) -> Path:
+        return self.state_root / TOKEN_FILE
+
     @classmethod
     def from_env(cls) -> LocalSettings:
+        """The settings from the environment; without JOBSYNC_API_TOKEN, the kept token (made on first use)."""
         env = os.environ
+        root = Path(env.get("JOBSYNC_STATE_DIR") or ROOT / ".local-state")
+        replicate_token = env.get("REPLICATE_API_TOKEN") or None
+        replicate_base_url = env.get("REPLICATE_API_BASE_URL") or None
         token = env.get("JOBSYNC_API_TOKEN") or ""
+        if token:
+            origin = "environment"
+        else:
+            token, made = kept_api_token(root)
+            origin = "generated" if made else "kept"
         return cls(
             port=int(env.get("JOBSYNC_PORT") or 8001),
-            api_token=token or secrets.token_urlsafe(24),
-            token_generated=not token,
-            state_dir=Path(env.get("JOBSYNC_STATE_DIR") or ROOT / ".local-state"),
-            replicate_token=env.get("REPLICATE_API_TOKEN") or None,
-            replicate_base_url=env.get("REPLICATE_API_BASE_URL") or None,
+            api_token=token,
+            token_origin=origin,
+            state_root=root,
+            state_dir=provider_state_dir(root, replicate_token, replicate_base_url),
+            replicate_token=replicate_token,
+            replicate_base_url=replicate_base_url,
             webhook_secret=env.get("REPLICATE_WEBHOOK_SECRET") or None,
             webhook_url=env.get("JOBSYNC_WEBHOOK_URL") or None,
             simulator_speed=float(env.get("JOBSYNC_SIMULATOR_SPEED") or 1.0),
@@ -106,23 +172,23 @@ class Background:
         thread.start()
         self.threads.append(thread)
 
-    def at_rate(self, seconds: float, name: str, task: Callable[[], Any]) -> None:
-        """Start `task` every `seconds`, each run on its own thread whether or not the last one ended,
-        as a fixed-rate EventBridge schedule invokes a Lambda; the first run starts now."""
+    def at_rate(self, seconds: float, name: str, task: Callable[[float], Any]) -> None:
+        """Start `task(scheduled_time)` every `seconds`, each run on its own thread whether or not the
+        last one ended, as a fixed-rate EventBridge schedule invokes a Lambda; the first run starts now."""
 
-        def run() -> None:
+        def run(scheduled: float) -> None:
             try:
-                task()
+                task(scheduled)
             except Exception:  # noqa: BLE001 - logged; the next firing tries again
                 log.exception("%s failed", name)
 
         def loop() -> None:
-            fired = time.monotonic()
+            scheduled = time.time()
             while True:
                 # In-flight runs are not waited for at shutdown, as a stack teardown would not.
-                threading.Thread(target=run, name=name, daemon=True).start()
-                fired += seconds
-                if self.stop.wait(max(0.0, fired - time.monotonic())):
+                threading.Thread(target=run, args=(scheduled,), name=name, daemon=True).start()
+                scheduled += seconds
+                if self.stop.wait(max(0.0, scheduled - time.time())):
                     return
 
         thread = threading.Thread(target=loop, name=f"{name}-schedule", daemon=True)
@@ -256,13 +322,24 @@ def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str
     return pump
 
 
-def _scheduled_poller(schedule: Schedule) -> Callable[[], None]:
+def _scheduled_poller(schedule: Schedule) -> Callable[[float], None]:
+    """The poller invoked with the template's Input, its placeholder filled as EventBridge Scheduler fills it."""
     function = schedule.function
 
-    def poll() -> None:
-        lambda_runtime.invoke(function.code_uri, function.handler, dict(schedule.input), timeout=function.timeout)
+    def poll(scheduled: float) -> None:
+        stamp = datetime.fromtimestamp(scheduled, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = json.loads(json.dumps(schedule.input).replace("<aws.scheduler.scheduled-time>", stamp))
+        lambda_runtime.invoke(function.code_uri, function.handler, event, timeout=function.timeout)
 
     return poll
+
+
+def _token_note(settings: LocalSettings) -> str:
+    if settings.token_origin == "generated":
+        return f"  (generated and kept in {settings.token_file}; set JOBSYNC_API_TOKEN to choose one)"
+    if settings.token_origin == "kept":
+        return f"  (generated earlier, kept in {settings.token_file}; set JOBSYNC_API_TOKEN to choose one)"
+    return ""
 
 
 def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
@@ -273,8 +350,7 @@ def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
         f"  dashboard   {base}/#token={settings.api_token}",
         f"  API         {base}/api  (Authorization: Bearer <token>)",
         f"  WebSocket   ws://127.0.0.1:{settings.port}/{stage}?token=<token>",
-        f"  token       {settings.api_token}"
-        + ("  (generated; set JOBSYNC_API_TOKEN to choose one)" if settings.token_generated else ""),
+        f"  token       {settings.api_token}" + _token_note(settings),
         f"  provider    {'built-in Replicate simulator' if simulated else settings.replicate_base_url or 'Replicate'}",
         f"  state       {settings.state_dir}",
         "Open the dashboard and press Sync to import the provider's jobs; the poller keeps them current.",
@@ -302,6 +378,18 @@ def _configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _note_shared_snapshot(settings: LocalSettings) -> None:
+    """Earlier versions kept one snapshot for every provider, at the root; it is left alone, not loaded."""
+    shared = settings.state_root / "dynamodb.json"
+    if shared.exists():
+        log.warning(
+            "%s predates per-provider state and is not loaded (its jobs may belong to any provider); "
+            "move it to %s to keep them for this one",
+            shared,
+            settings.state_dir,
+        )
+
+
 def main() -> int:
     lambda_runtime.use_layer()
     # Powertools warns on every invocation that emitted no metric; locally that is only noise.
@@ -310,6 +398,7 @@ def main() -> int:
     settings = LocalSettings.from_env()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     snapshot = settings.state_dir / "dynamodb.json"
+    _note_shared_snapshot(settings)
 
     from moto.server import ThreadedMotoServer
 
@@ -326,7 +415,7 @@ def main() -> int:
 
     simulator = None
     if settings.replicate_token:
-        replicate = (settings.replicate_token, settings.replicate_base_url or "https://api.replicate.com/v1")
+        replicate = (settings.replicate_token, settings.replicate_base_url or REPLICATE_API_URL)
     else:
         simulator, simulator_url = _start_simulator(settings)
         replicate = (SIMULATOR_TOKEN, simulator_url)

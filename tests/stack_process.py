@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,9 @@ def free_port() -> int:
 class LocalStack:
     def __init__(self, state_dir: Path, token: str, webhook_secret: str, **env: str) -> None:
         self.state_dir = state_dir
+        # The JOBSYNC_API_TOKEN each start is given; empty: the stack generates one (or reuses the one it
+        # kept), and `token` becomes the one its banner prints.
+        self.configured_token = token
         self.token = token
         self.webhook_secret = webhook_secret
         self.port = free_port()
@@ -51,13 +55,14 @@ class LocalStack:
         env.update(
             {
                 "JOBSYNC_PORT": str(self.port),
-                "JOBSYNC_API_TOKEN": self.token,  # empty: the stack generates one and prints it
+                "JOBSYNC_API_TOKEN": self.configured_token,
                 "JOBSYNC_STATE_DIR": str(self.state_dir),
                 "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
                 **self.extra_env,
             }
         )
         log = self.log_path.open("a")
+        started_at = log.tell()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
         )
@@ -67,6 +72,7 @@ class LocalStack:
                 raise RuntimeError(f"the stack exited with {self.process.returncode}:\n{self.log()}")
             try:
                 if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                    self.token = self.configured_token or self._printed_token(started_at)
                     return
             except httpx.HTTPError:
                 pass
@@ -88,6 +94,15 @@ class LocalStack:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def _printed_token(self, since: int) -> str:
+        """The generated token in the banner of the start whose log begins at `since`."""
+        with self.log_path.open() as stream:
+            stream.seek(since)
+            printed = re.search(r"^  token\s+(\S+)\s+\(generated", stream.read(), re.MULTILINE)
+        if printed is None:
+            raise RuntimeError(f"the stack printed no generated token:\n{self.log()}")
+        return printed.group(1)
 
 
 def send_signed_webhook(base_url: str, secret: str, payload: dict, webhook_id: str) -> httpx.Response:

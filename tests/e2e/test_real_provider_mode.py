@@ -1,9 +1,11 @@
-"""With REPLICATE_API_TOKEN set the stack talks to REPLICATE_API_BASE_URL, not its simulator;
-without JOBSYNC_API_TOKEN it makes up a token and prints it."""
+"""With REPLICATE_API_TOKEN set the stack talks to REPLICATE_API_BASE_URL, not its simulator, and keeps
+that endpoint's jobs apart from the simulator's; without JOBSYNC_API_TOKEN it makes up a token, prints it
+and keeps it for the next start."""
 
 from __future__ import annotations
 
-import re
+import hashlib
+import stat
 import subprocess
 import sys
 import time
@@ -57,12 +59,17 @@ def stack(tmp_path_factory, provider):
         REPLICATE_API_TOKEN="r8_e2e_custom",
         REPLICATE_API_BASE_URL=provider,
     )
-    stack.start()
-    printed = re.search(r"token\s+(\S+)\s+\(generated", stack.log())
-    assert printed, stack.log()
-    stack.token = printed.group(1)
+    stack.start()  # no JOBSYNC_API_TOKEN: `stack.token` is the one the stack generated and printed
     yield stack
     stack.stop()
+
+
+def replicate_folder(url: str) -> str:
+    return f"replicate-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+
+
+def api(stack: LocalStack, method: str, path: str, **kwargs) -> httpx.Response:
+    return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(), timeout=60, **kwargs)
 
 
 def test_the_generated_token_is_printed_and_accepted(stack):
@@ -78,3 +85,80 @@ def test_the_configured_provider_is_used(stack, provider):
     synced = httpx.post(f"{stack.url}/api/cloud/jobs/sync", headers=stack.headers(), timeout=60).json()["synced"]
     assert synced > 200
     assert "r8_e2e_custom" not in stack.log()
+
+
+def test_a_restart_without_a_configured_token_keeps_the_generated_one(stack):
+    token_file = stack.state_dir / "api-token"
+    generated = stack.token
+    assert token_file.read_text().strip() == generated
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert f"(generated and kept in {token_file};" in stack.log()
+
+    assert stack.stop() == 0
+    stack.start()
+
+    assert stack.token == generated
+    assert stack.log().count(f"token       {generated}  (generated earlier, kept in {token_file};") == 1
+    assert api(stack, "GET", "/api/cloud/metrics").status_code == 200
+
+
+def test_a_configured_token_wins_over_the_kept_one_and_is_not_saved(stack):
+    token_file = stack.state_dir / "api-token"
+    generated = stack.token
+    stack.stop()
+    stack.configured_token = "e2e-chosen-token"
+    try:
+        stack.start()
+        assert stack.token == "e2e-chosen-token"
+        assert api(stack, "GET", "/api/cloud/metrics").status_code == 200
+        refused = httpx.get(f"{stack.url}/api/cloud/metrics", headers={"Authorization": f"Bearer {generated}"})
+        assert refused.status_code == 401
+        assert token_file.read_text().strip() == generated
+    finally:
+        stack.stop()
+        stack.configured_token = stack.token = ""  # back to the kept token for the fixture's teardown
+        stack.start()
+    assert stack.token == generated
+
+
+def test_each_provider_endpoint_keeps_its_own_jobs(tmp_path, provider):
+    """The simulator's jobs never reach a stack that talks to another endpoint, nor its poller."""
+    simulated = LocalStack(
+        tmp_path, token="e2e-switch", webhook_secret="", JOBSYNC_SIMULATOR_SPEED="10", JOBSYNC_SNAPSHOT_SECONDS="1"
+    )
+    simulated.start()
+    try:
+        assert api(simulated, "POST", "/api/cloud/jobs/sync").json()["synced"] > 200
+        before = {job["job_id"]: job for job in api(simulated, "GET", "/api/cloud/jobs?limit=500").json()["jobs"]}
+        assert any(job["is_active"] for job in before.values())
+    finally:
+        assert simulated.stop() == 0
+    assert f"state       {tmp_path / 'simulator'}" in simulated.log()
+    assert (tmp_path / "simulator" / "dynamodb.json").exists()
+
+    other = LocalStack(
+        tmp_path,
+        token="e2e-switch",
+        webhook_secret="",
+        REPLICATE_API_TOKEN="r8_e2e_custom",
+        REPLICATE_API_BASE_URL=provider,
+        SIMPLETUNER_JOB_POLL_INTERVAL="1",
+    )
+    other.start()
+    try:
+        assert api(other, "GET", "/api/cloud/metrics").json()["job_count"] == 0
+        time.sleep(2.5)  # a few poller ticks: none of them may touch the simulator's jobs
+        assert api(other, "GET", "/api/cloud/jobs").json()["jobs"] == []
+    finally:
+        assert other.stop() == 0
+    assert f"state       {tmp_path / replicate_folder(provider)}" in other.log()
+    assert (tmp_path / replicate_folder(provider) / "dynamodb.json").exists()
+
+    simulated.start()
+    try:
+        after = {job["job_id"]: job for job in api(simulated, "GET", "/api/cloud/jobs?limit=500").json()["jobs"]}
+    finally:
+        simulated.stop()
+    assert before.keys() <= after.keys()
+    lost = [job for job in after.values() if "no longer knows" in (job["error_message"] or "")]
+    assert not lost, lost
