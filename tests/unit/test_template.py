@@ -375,3 +375,25 @@ def test_a_failed_poller_run_is_not_retried_over_the_next_and_lands_in_the_dead_
 def test_unknown_paths_reach_the_not_found_function_without_a_token(template: dict) -> None:
     catch_all = {route.key: route for route in cfn.http_routes(template)}["ANY /{proxy+}"]
     assert catch_all.function.folder == "not_found" and catch_all.authenticated is False
+
+
+def _dynamodb_actions(template: dict) -> dict[str, set[str]]:
+    actions: dict[str, set[str]] = {}
+    for logical_id, spec in template["Resources"].items():
+        if spec["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in spec["Properties"].get("Policies", []):
+            assert not any(name.startswith("DynamoDB") for name in policy), f"{logical_id} uses a broad policy template"
+            for statement in policy.get("Statement", []):
+                listed = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                actions.setdefault(logical_id, set()).update(a for a in listed if a.startswith("dynamodb:"))
+    return actions
+
+
+def test_functions_get_only_the_dynamodb_actions_they_make(template: dict) -> None:
+    actions = _dynamodb_actions(template)
+    granted = set().union(*actions.values())
+    assert "dynamodb:Scan" not in granted and not any("*" in action for action in granted)
+    assert actions["GetJobFunction"] == {"dynamodb:GetItem"}
+    assert actions["MetricsFunction"] == {"dynamodb:GetItem"}
+    assert "dynamodb:DeleteItem" not in actions["ListJobsFunction"]
