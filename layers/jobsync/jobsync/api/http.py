@@ -11,7 +11,7 @@ import base64
 import functools
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -38,7 +38,6 @@ class Request:
     body: Any = None
     path: Any = None
     authenticated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def response(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
