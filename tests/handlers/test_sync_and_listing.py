@@ -291,3 +291,22 @@ def test_a_sync_short_of_time_answers_in_time_and_the_next_one_goes_on(api, repl
     assert status == 200 and body["synced"] == 0 and replicate.count("GET") == 0
     api.context = LambdaContext()
     assert api.call("sync_jobs")[1]["synced"] == 3
+
+
+def test_a_history_larger_than_the_cap_is_imported_over_several_syncs_and_nothing_twice(api, replicate, monkeypatch):
+    from jobsync import wiring
+
+    monkeypatch.setenv("JOBSYNC_SYNC_CAP", "150")
+    wiring.reset()
+    for n in range(400):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+
+    found = [api.call("sync_jobs")[1]["synced"] for _ in range(3)]
+    new = replicate.add(replicate_job("starting", created_at=stamp(999)))
+    found.append(api.call("sync_jobs")[1]["synced"])
+
+    # The cap bounds what each sync reads (a page it cut short is read again); the next goes on from there.
+    assert all(0 < number <= 150 for number in found) and sum(found) == 401
+    assert api.call("sync_jobs")[1]["synced"] == 0
+    assert api.call("metrics")[1]["job_count"] == 401
+    assert api.call("get_job", path={"job_id": new["id"]})[1]["job"]["status"] == "queued"

@@ -122,9 +122,7 @@ def decode_cursor(cursor: str, index: _Index) -> dict[str, str]:
 def _is_start_key(key: object, index: _Index) -> bool:
     if not isinstance(key, dict) or set(key) != index.key_attributes:
         return False
-    if not all(
-        isinstance(value, str) and 0 < len(value.encode("utf-8")) <= 1024 for value in key.values()
-    ):
+    if not all(isinstance(value, str) and 0 < len(value.encode("utf-8")) <= 1024 for value in key.values()):
         return False
     sort_key = _SORT_KEY.match(key["created_sort"])
     return bool(sort_key) and sort_key.group(2) == key["job_id"]

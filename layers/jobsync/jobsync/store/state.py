@@ -17,6 +17,15 @@ _DAY = 86_400
 
 
 @dataclass(frozen=True)
+class SyncProgress:
+    """How far a provider list's history has been imported."""
+
+    history_imported: bool
+    # The provider's handle of the next page still to import, while the import is unfinished.
+    resume_page: str | None
+
+
+@dataclass(frozen=True)
 class LogTail:
     text: str
     fetched_at: float
@@ -54,11 +63,19 @@ class StateStore:
 
     # ---- sync progress --------------------------------------------------------
 
-    def history_imported(self, provider: str, kind: str) -> bool:
-        return bool((self._get(f"sync#{provider}#{kind}") or {}).get("history_imported"))
+    def sync_progress(self, provider: str, kind: str) -> SyncProgress:
+        item = self._get(f"sync#{provider}#{kind}") or {}
+        return SyncProgress(bool(item.get("history_imported")), item.get("resume_page"))
 
-    def mark_history_imported(self, provider: str, kind: str) -> None:
-        self._put({"pk": f"sync#{provider}#{kind}", "history_imported": True, "imported_at": int(time.time())})
+    def save_sync_progress(self, provider: str, kind: str, *, history_imported: bool, resume_page: str | None) -> None:
+        self._put(
+            {
+                "pk": f"sync#{provider}#{kind}",
+                "history_imported": history_imported,
+                "resume_page": resume_page,
+                "updated_at": int(time.time()),
+            }
+        )
 
     # ---- jobs the provider answered 404 for ------------------------------------
 
