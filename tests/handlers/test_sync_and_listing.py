@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from jobsync.api.routes import ROUTES
-from tests.fakes.replicate import replicate_job
+from tests.fakes.replicate import BASE_URL, replicate_job
 
 
 def stamp(n: int) -> str:
@@ -84,7 +84,7 @@ def test_sync_respects_the_cap_per_list(api, replicate, monkeypatch):
     wiring.reset()
     for n in range(400):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert api.call("sync_jobs")[1]["synced"] == 150
+    assert api.call("sync_jobs")[1]["synced"] == 200  # the cap is checked between pages of 100
     assert replicate.count("GET", "/predictions") == 2
 
 
@@ -298,15 +298,83 @@ def test_a_history_larger_than_the_cap_is_imported_over_several_syncs_and_nothin
 
     monkeypatch.setenv("JOBSYNC_SYNC_CAP", "150")
     wiring.reset()
-    for n in range(400):
+    for n in range(450):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
 
-    found = [api.call("sync_jobs")[1]["synced"] for _ in range(3)]
+    found = [api.call("sync_jobs")[1]["synced"] for _ in range(2)]
     new = replicate.add(replicate_job("starting", created_at=stamp(999)))
-    found.append(api.call("sync_jobs")[1]["synced"])
+    found += [api.call("sync_jobs")[1]["synced"] for _ in range(2)]
 
-    # The cap bounds what each sync reads (a page it cut short is read again); the next goes on from there.
-    assert all(0 < number <= 150 for number in found) and sum(found) == 401
-    assert api.call("sync_jobs")[1]["synced"] == 0
-    assert api.call("metrics")[1]["job_count"] == 401
+    # Each sync stops at the first page boundary past the cap; the next goes on where it stopped.
+    assert found == [200, 200, 51, 0]
+    assert api.call("metrics")[1]["job_count"] == 451
     assert api.call("get_job", path={"job_id": new["id"]})[1]["job"]["status"] == "queued"
+
+
+def _capped(monkeypatch, cap: int) -> None:
+    from jobsync import wiring
+
+    monkeypatch.setenv("JOBSYNC_SYNC_CAP", str(cap))
+    wiring.reset()
+
+
+def _sync_until_quiet(api, most: int = 10) -> list[int]:
+    found = []
+    for _ in range(most):
+        found.append(api.call("sync_jobs")[1]["synced"])
+        if found[-1] == 0:
+            break
+    return found
+
+
+def test_a_burst_larger_than_the_cap_on_top_of_an_imported_history_is_all_imported(api, replicate, monkeypatch):
+    _capped(monkeypatch, 150)
+    for n in range(250):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    assert sum(_sync_until_quiet(api)) == 250
+    for n in range(400):
+        replicate.add(replicate_job("succeeded", created_at=stamp(1000 + n)))
+
+    assert sum(_sync_until_quiet(api)) == 400
+    assert api.call("metrics")[1]["job_count"] == 650
+
+
+def test_a_saved_position_the_provider_refuses_starts_the_history_over_instead_of_failing(api, replicate, monkeypatch):
+    from jobsync import wiring
+
+    _capped(monkeypatch, 150)
+    for n in range(400):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    assert api.call("sync_jobs")[1]["synced"] == 200
+    # The position was saved by a stack that talked to another endpoint (or the cursor has expired).
+    wiring.state_store().save_sync_progress(
+        "replicate",
+        "prediction",
+        history_imported=False,
+        resume_page="https://old.replicate.test/v1/predictions?cursor=200",
+    )
+
+    status, body = api.call("sync_jobs")
+
+    assert status == 200 and body["synced"] == 200
+    assert api.call("metrics")[1]["job_count"] == 400
+
+
+def test_a_list_whose_next_page_leads_back_to_itself_ends_the_walk(api, replicate):
+    import httpx
+
+    def loops(request, collection, jobs):
+        cursor = request.url.params.get("cursor", "0")
+        return httpx.Response(200, json={"results": [], "next": f"{BASE_URL}/{collection}?cursor={cursor}"})
+
+    replicate._page = loops
+    status, body = api.call("sync_jobs")
+    assert status == 200 and body["synced"] == 0
+    assert replicate.count("GET") <= 4  # two lists, at most two pages each
+
+
+def test_a_cap_below_one_page_is_refused_at_start():
+    from jobsync.config import ConfigError, settings_from_env
+
+    with pytest.raises(ConfigError, match="sync_cap_per_list"):
+        settings_from_env({"JOBSYNC_SYNC_CAP": "50"})

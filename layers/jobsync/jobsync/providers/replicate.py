@@ -194,6 +194,10 @@ def _parse_base(url: str) -> httpx.URL | None:
     return base
 
 
+# Whatever the provider says, a wait is reported as at most a day.
+_LONGEST_WAIT_SECONDS = 86_400.0
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     """Seconds Replicate asks us to wait: `Retry-After` first, then `~Ns` in the detail."""
     header = response.headers.get("retry-after")
@@ -207,12 +211,13 @@ def _retry_after(response: httpx.Response) -> float | None:
             except (TypeError, ValueError, IndexError, OverflowError):
                 seconds = math.nan
         if math.isfinite(seconds):
-            return max(0.0, seconds)
+            return min(max(0.0, seconds), _LONGEST_WAIT_SECONDS)
     detail = _problem(response).get("detail")
     if isinstance(detail, str):
         match = _THROTTLE_WAIT.search(detail)
         if match:
-            return float(match.group(1))
+            seconds = float(match.group(1))
+            return min(seconds, _LONGEST_WAIT_SECONDS) if math.isfinite(seconds) else _LONGEST_WAIT_SECONDS
     return None
 
 
@@ -442,7 +447,8 @@ class ReplicateClient:
             return self._timeout
         if left < _MIN_REQUEST_SECONDS:
             raise ProviderError(f"no time left in this invocation for Replicate {method} {url.path}")
-        return min(self._timeout, left)
+        # httpx applies a timeout to connecting, sending and each read apiece: a third each fits in what is left.
+        return min(self._timeout, left / 3)
 
     def _log_call(self, method: str, url: httpx.URL, status: int | None, started: float) -> None:
         milliseconds("ProviderLatency", (time.perf_counter() - started) * 1000)

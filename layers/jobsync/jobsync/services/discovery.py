@@ -52,13 +52,15 @@ def discover_jobs(provider: str) -> DiscoveryReport:
 
 @dataclass
 class _Walk:
-    """One pass down a list: what it found, and why it stopped."""
+    """Passes down one list in one sync: what they found, and where and why the last one stopped."""
 
     seen: set[str]
-    budget: int  # jobs it may still read (the cap per list and sync)
+    budget: int  # what the pass may still take (the cap per list, per pass), checked between pages
     discovered: int = 0
     updated: int = 0
+    pages: int = 0
     stopped_by: str = ""  # "end", "known", "cap" or "time"
+    continue_from: str | None = None  # the page to read next, when stopped by "cap" or "time"
 
 
 def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int, int]:
@@ -72,17 +74,41 @@ def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int
     state, cap = wiring.state_store(), get_settings().sync_cap_per_list
     progress = state.sync_progress(client.name, kind)
     walk = _Walk(seen=seen, budget=cap)
-    if progress.history_imported or progress.resume_page:
+    resume = progress.resume_page
+    if progress.history_imported or resume:
         _walk(client, kind, walk, start=None, stop_at_known=True)
-    if not progress.history_imported and walk.stopped_by != "time":
-        start = progress.resume_page if progress.resume_page else None
-        walk.budget = cap  # the history import has a cap of its own
-
-        def remember(next_page: str | None) -> None:
-            state.save_sync_progress(client.name, kind, history_imported=next_page is None, resume_page=next_page)
-
-        _walk(client, kind, walk, start=start, stop_at_known=False, on_page=remember)
+        if walk.stopped_by in ("cap", "time"):
+            # More is new than this pass could read: the next sync fills the gap from where it stopped.
+            resume = walk.continue_from
+            state.save_sync_progress(client.name, kind, history_imported=False, resume_page=resume)
+            return walk.discovered, walk.updated
+        if progress.history_imported:
+            return walk.discovered, walk.updated
+    _import_history(client, kind, walk, resume, cap)
     return walk.discovered, walk.updated
+
+
+def _import_history(client: ProviderClient, kind: str, walk: _Walk, resume: str | None, cap: int) -> None:
+    state = wiring.state_store()
+
+    def keep(next_page: str | None) -> None:
+        state.save_sync_progress(client.name, kind, history_imported=False, resume_page=next_page)
+
+    walk.budget, pages_before = cap, walk.pages
+    try:
+        # Only new jobs count against the cap here: pages read again after a resume cost no budget.
+        _walk(client, kind, walk, start=resume, stop_at_known=False, keep_progress=keep)
+    except ProviderError:
+        if resume is None or walk.pages > pages_before:
+            raise
+        # The provider refuses the saved page (an old cursor, another endpoint): start the history over.
+        logger.warning("saved sync position refused: the history import starts over", extra={"kind": kind})
+        keep(None)
+        _walk(client, kind, walk, start=None, stop_at_known=False, keep_progress=keep)
+    if walk.stopped_by == "end":
+        state.save_sync_progress(client.name, kind, history_imported=True, resume_page=None)
+    else:
+        keep(walk.continue_from)
 
 
 def _walk(
@@ -92,35 +118,36 @@ def _walk(
     *,
     start: str | None,
     stop_at_known: bool,
-    on_page: Callable[[str | None], None] | None = None,
+    keep_progress: Callable[[str | None], None] | None = None,
 ) -> None:
-    page_handle = start
+    page_handle, visited = start, set()
     while True:
+        walk.continue_from = page_handle
         if walk.budget <= 0 or _out_of_time():
             walk.stopped_by = "cap" if walk.budget <= 0 else "time"
             return  # what was stored stays stored; the next sync goes on
+        visited.add(page_handle)
         page = client.list_page(kind, page_handle)
-        observations = page.jobs[: walk.budget]
-        walk.budget -= len(observations)
-        known_and_ended = _import_page(client, observations, walk)
-        if len(observations) < len(page.jobs):
-            if on_page is not None:
-                on_page(page_handle)  # the cap cut this page short: the next sync reads it again
-            walk.stopped_by = "cap"
-            return
-        if on_page is not None:
-            on_page(page.next_page)
-        if not page.next_page:
-            walk.stopped_by = "end"
+        walk.pages += 1
+        known_and_ended, created = _import_page(client, page.jobs, walk)
+        walk.budget -= created if keep_progress is not None else len(page.jobs)
+        # A list whose next page leads back to one already read has nothing more to give.
+        if not page.next_page or page.next_page in visited:
+            walk.stopped_by, walk.continue_from = "end", None
             return
         if stop_at_known and known_and_ended:
             walk.stopped_by = "known"
             return
         page_handle = page.next_page
+        if keep_progress is not None:
+            keep_progress(page_handle)  # an import cut short by a failure resumes here
 
 
-def _import_page(client: ProviderClient, observations: list[JobObservation], walk: _Walk) -> bool:
-    """Store a page's new jobs and update its known ones; True when all were already stored and ended."""
+def _import_page(client: ProviderClient, observations: list[JobObservation], walk: _Walk) -> tuple[bool, int]:
+    """Store a page's new jobs and update its known ones.
+
+    Returns whether all of them were already stored and ended, and how many were new.
+    """
     stored = wiring.job_store().get_many(observation.job_id for observation in observations)
     known_and_ended = bool(observations) and all(
         observation.job_id in stored and stored[observation.job_id].is_terminal for observation in observations
@@ -128,11 +155,12 @@ def _import_page(client: ProviderClient, observations: list[JobObservation], wal
     # A job listed twice (in one page, or in both lists) is taken once.
     fresh = list({o.job_id: o for o in observations if o.job_id not in walk.seen}.values())
     walk.seen.update(observation.job_id for observation in fresh)
-    walk.discovered += create_jobs([observation for observation in fresh if observation.job_id not in stored])
+    created = create_jobs([observation for observation in fresh if observation.job_id not in stored])
+    walk.discovered += created
     for observation in fresh:
         if observation.job_id in stored:
             walk.updated += _update_one(client, observation, stored[observation.job_id])
-    return known_and_ended
+    return known_and_ended, created
 
 
 def _out_of_time() -> bool:
