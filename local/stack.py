@@ -50,6 +50,7 @@ from local.template import (
     scheduled_functions,
     stream_consumers,
     websocket_routes,
+    websocket_stage,
 )
 
 log = logging.getLogger("local.stack")
@@ -153,6 +154,14 @@ class LocalSettings:
         )
 
 
+def _logged(name: str, task: Callable[..., Any], *args: Any) -> None:
+    """Run a background task; a failure is logged and the next round tries again."""
+    try:
+        task(*args)
+    except Exception:  # noqa: BLE001 - a background loop must outlive any one failure
+        log.exception("%s failed", name)
+
+
 class Background:
     """Threads that repeat a task until told to stop; one failure never ends the loop."""
 
@@ -163,10 +172,7 @@ class Background:
     def every(self, seconds: float, name: str, task: Callable[[], Any]) -> None:
         def loop() -> None:
             while not self.stop.wait(seconds):
-                try:
-                    task()
-                except Exception:  # noqa: BLE001 - logged; the next round tries again
-                    log.exception("%s failed", name)
+                _logged(name, task)
 
         thread = threading.Thread(target=loop, name=name, daemon=True)
         thread.start()
@@ -176,17 +182,11 @@ class Background:
         """Start `task(scheduled_time)` every `seconds`, each run on its own thread whether or not the
         last one ended, as a fixed-rate EventBridge schedule invokes a Lambda; the first run starts now."""
 
-        def run(scheduled: float) -> None:
-            try:
-                task(scheduled)
-            except Exception:  # noqa: BLE001 - logged; the next firing tries again
-                log.exception("%s failed", name)
-
         def loop() -> None:
             scheduled = time.time()
             while True:
                 # In-flight runs are not waited for at shutdown, as a stack teardown would not.
-                threading.Thread(target=run, args=(scheduled,), name=name, daemon=True).start()
+                threading.Thread(target=_logged, args=(name, task, scheduled), name=name, daemon=True).start()
                 scheduled += seconds
                 if self.stop.wait(max(0.0, scheduled - time.time())):
                     return
@@ -274,7 +274,7 @@ def _function_environment(
         "SyncCapPerList": "JOBSYNC_SYNC_CAP",
     }
     parameters.update({name: env[variable] for name, variable in optional.items() if env.get(variable)})
-    stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"]
+    stage = websocket_stage(template)
     refs = {**tables, "WebSocketApi": "local", "WebSocketStage": stage}
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     resolved = {
@@ -425,7 +425,7 @@ def main() -> int:
     from jobsync.config import get_settings
 
     get_settings()  # a configuration error stops the stack here, not at the first request
-    stage = template["Resources"]["WebSocketStage"]["Properties"]["StageName"]
+    stage = websocket_stage(template)
     websocket = WebSocketApi(websocket_routes(template), stage)
     app = create_gateway(http_routes(template), authorizer(template), websocket, ROOT / "web")
 

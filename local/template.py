@@ -382,6 +382,14 @@ def websocket_routes(template: Mapping[str, Any]) -> dict[str, FunctionSpec]:
 # --------------------------------------------------------- schedule and stream
 
 
+def websocket_stage(template: Mapping[str, Any]) -> str:
+    """The WebSocket API's stage name (its URL path, locally)."""
+    (stage,) = [
+        _properties(resource)["StageName"] for resource in _resources(template, "AWS::ApiGatewayV2::Stage").values()
+    ]
+    return stage
+
+
 def scheduled_functions(template: Mapping[str, Any]) -> list[Schedule]:
     schedules = []
     for function_id, props in _events(template, "Schedule", "ScheduleV2"):

@@ -57,18 +57,11 @@ def test_nothing_changed_means_no_writes(api, replicate, monkeypatch):
     assert saves == []
 
 
-def test_a_stale_list_never_moves_a_job_backwards(api, replicate):
+@pytest.mark.parametrize("listed", ["starting", "hibernating"], ids=["stale-list", "unknown-status"])
+def test_a_stale_or_unknown_status_leaves_the_job_as_it_is(api, replicate, listed):
     job = replicate.add(replicate_job("processing", created_at=stamp(1)))
     api.call("sync_jobs")
-    replicate.update(job["id"], status="starting")
-    api.call("list_jobs", query={"sync_active": "true"})
-    assert stored(api, job["id"])["status"] == "running"
-
-
-def test_unknown_provider_status_leaves_the_job_as_it_is(api, replicate):
-    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
-    api.call("sync_jobs")
-    replicate.update(job["id"], status="hibernating")
+    replicate.update(job["id"], status=listed)
     api.call("list_jobs", query={"sync_active": "true"})
     assert stored(api, job["id"])["status"] == "running"
 

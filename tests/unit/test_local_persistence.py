@@ -50,6 +50,14 @@ def fresh_tables(client) -> dict[str, str]:
     return create_tables(client, load_template(), lambda logical_id: f"fresh-{logical_id}")
 
 
+def assert_no_socket_and_exact_counters(client, fresh: dict, exact: dict) -> None:
+    """Connections never survive a restart; the counters are rebuilt from the jobs."""
+    assert scan(client, fresh["ConnectionsTable"]) == []
+    state = {item["pk"]["S"]: item for item in scan(client, fresh["StateTable"])}
+    assert set(state) == {METRICS_KEY, "polling#preference"}
+    assert nonzero(state[METRICS_KEY]) == nonzero(exact)
+
+
 def test_a_restart_keeps_jobs_and_settings_but_no_connection_and_recounts_the_counters(client, tmp_path):
     exact = fill(client)
     # A snapshot read while jobs changed: counters out of step with the jobs it holds.
@@ -67,10 +75,7 @@ def test_a_restart_keeps_jobs_and_settings_but_no_connection_and_recounts_the_co
     fresh = fresh_tables(client)
     load_tables(client, fresh, snapshot)
 
-    assert scan(client, fresh["ConnectionsTable"]) == []
-    state = {item["pk"]["S"]: item for item in scan(client, fresh["StateTable"])}
-    assert set(state) == {METRICS_KEY, "polling#preference"}
-    assert nonzero(state[METRICS_KEY]) == nonzero(exact)
+    assert_no_socket_and_exact_counters(client, fresh, exact)
     assert len(scan(client, fresh["JobsTable"])) == 4
     restored = JobStore(fresh["JobsTable"], fresh["StateTable"]).counters()
     assert restored.by_status["completed"] == 2 and restored.by_status["running"] == 0
@@ -86,10 +91,7 @@ def test_a_snapshot_written_before_this_rule_still_brings_no_socket_back(client,
     fresh = fresh_tables(client)
     load_tables(client, fresh, snapshot)
 
-    assert scan(client, fresh["ConnectionsTable"]) == []
-    state = {item["pk"]["S"]: item for item in scan(client, fresh["StateTable"])}
-    assert set(state) == {METRICS_KEY, "polling#preference"}
-    assert nonzero(state[METRICS_KEY]) == nonzero(exact)
+    assert_no_socket_and_exact_counters(client, fresh, exact)
     # The IP's slot is free again: all five sockets may open.
     sockets = ConnectionStore(fresh["ConnectionsTable"], fresh["StateTable"])
     assert all(sockets.open(f"new-{number}", "10.0.0.7", 5) for number in range(5))

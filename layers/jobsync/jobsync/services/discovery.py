@@ -19,6 +19,7 @@ from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderClient, ProviderError
 from jobsync.providers.registry import provider_client
 from jobsync.services.job_updates import create_jobs, record_observation
+from jobsync.services.refresh import with_final_logs
 
 _TRAININGS_FIRST = ("training", "prediction")
 # Reading and storing one page of a hundred jobs: a page is not started with less time than this left.
@@ -172,15 +173,4 @@ def _out_of_time() -> bool:
 
 
 def _update_one(client: ProviderClient, observation: JobObservation, stored: Job) -> int:
-    just_ended = stored.is_active and observation.status is not None and observation.status.is_terminal
-    if just_ended:
-        observation = _with_final_logs(client, observation)
-    return int(record_observation(observation, current=stored).changed)
-
-
-def _with_final_logs(client: ProviderClient, listed: JobObservation) -> JobObservation:
-    try:
-        return client.get_job(listed.job_id, listed.kind)
-    except ProviderError as exc:
-        logger.warning("could not fetch an ended job's logs", extra={"job_id": listed.job_id, "error": str(exc)})
-        return listed
+    return int(record_observation(with_final_logs(client, stored, observation), current=stored).changed)

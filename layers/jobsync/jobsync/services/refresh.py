@@ -93,18 +93,30 @@ def _oldest_unseen(unseen: dict[str, Job], kind: str) -> str | None:
 def _refresh_one(client: ProviderClient, job: Job, observation: JobObservation, report: RefreshReport) -> None:
     if apply_observation(job, observation, wiring.pricing()) is None:
         return  # nothing new: no fetch, no write
-    if observation.status is not None and observation.status.is_terminal:
-        observation = _final_state(client, job, observation, report)
-    _record(job, observation, report)
+    _record(job, with_final_logs(client, job, observation, report), report)
 
 
-def _final_state(client: ProviderClient, job: Job, listed: JobObservation, report: RefreshReport) -> JobObservation:
-    """The ended job fetched on its own: lists omit the logs we must keep."""
+def with_final_logs(
+    client: ProviderClient, job: Job, listed: JobObservation, report: RefreshReport | None = None
+) -> JobObservation:
+    """`listed`, or the job fetched on its own when `listed` says it just ended.
+
+    Lists omit the logs, and the provider deletes them an hour after the end:
+    this is the last chance to keep the tail. Should the fetch fail, the listed
+    state still counts.
+    """
+    just_ended = job.is_active and listed.status is not None and listed.status.is_terminal
+    if not just_ended:
+        return listed
     try:
-        report.single_fetches += 1
+        if report is not None:
+            report.single_fetches += 1
         return client.get_job(job.job_id, job.kind)
     except ProviderError as exc:
-        _failed(report, f"{job.job_id}: {exc}")
+        if report is not None:
+            _failed(report, f"{job.job_id}: {exc}")
+        else:
+            logger.warning("could not fetch an ended job's logs", extra={"job_id": job.job_id, "error": str(exc)})
         return listed
 
 
