@@ -12,7 +12,8 @@ from jobsync.domain.job import Job, JobObservation, apply_observation, new_job
 from jobsync.domain.progress import keep_tail
 from jobsync.domain.status import JobStatus, may_move
 from jobsync.observability import logger
-from jobsync.store.jobs import TRANSACTION_JOBS, ConcurrentUpdate
+from jobsync.store.dynamo import ConcurrentUpdate
+from jobsync.store.jobs import TRANSACTION_JOBS
 
 _MAX_ATTEMPTS = 5
 

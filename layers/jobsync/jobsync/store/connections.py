@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import BotoCoreError, ClientError
 
 from jobsync.store import dynamo
 
@@ -64,7 +63,7 @@ class ConnectionStore:
 
     def _prune_slot(self, source_ip: str) -> bool:
         """Drop slot members with no live connection row; True when any was dropped."""
-        try:
+        with dynamo.translated_errors():
             slot = (
                 dynamo.table(self._state_table_name)
                 .get_item(Key={"pk": _slot_key(source_ip)}, ConsistentRead=True)
@@ -79,8 +78,6 @@ class ConnectionStore:
                     UpdateExpression="DELETE connection_ids :stale",
                     ExpressionAttributeValues={":stale": stale},
                 )
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
         return bool(stale)
 
     def _alive(self, connection_id: str, now: int) -> bool:
@@ -93,26 +90,22 @@ class ConnectionStore:
         return bool(item) and int(item.get("expires_at", now + 1)) > now
 
     def _transact(self, actions: list[dict[str, Any]]) -> bool:
+        """Write `actions` all together; False (and nothing written) when another writer got there first."""
         try:
-            dynamo.client().transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            if "ConditionalCheckFailed" in dynamo.cancellation_reasons(exc):
-                return False
-            raise dynamo.unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise dynamo.unavailable(exc) from exc
+            with dynamo.conditional_write():
+                dynamo.client().transact_write_items(TransactItems=actions)
+        except dynamo.ConcurrentUpdate:
+            return False
         return True
 
     def close(self, connection_id: str) -> bool:
         """Forget a connection and free its slot; False when it was already gone (so a slot is freed once)."""
-        try:
+        with dynamo.translated_errors():
             item = (
                 dynamo.table(self._table_name)
                 .get_item(Key={"connection_id": connection_id}, ConsistentRead=True)
                 .get("Item")
             )
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
         if not item:
             return False
         return self._release(Connection(connection_id, item["source_ip"]))
@@ -139,10 +132,8 @@ class ConnectionStore:
         query: dict[str, Any] = {"IndexName": "by_channel", "KeyConditionExpression": Key("channel").eq(CHANNEL)}
         table = dynamo.table(self._table_name)
         while True:
-            try:
+            with dynamo.translated_errors():
                 answer = table.query(**query)
-            except (BotoCoreError, ClientError) as exc:
-                raise dynamo.unavailable(exc) from exc
             for item in answer.get("Items", []):
                 yield Connection(item["connection_id"], item["source_ip"])
             if not answer.get("LastEvaluatedKey"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
@@ -75,13 +77,42 @@ def from_stream_image(image: dict[str, Any]) -> dict[str, Any]:
     return from_dynamo({key: _deserializer.deserialize(value) for key, value in image.items()})
 
 
-def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+class ConcurrentUpdate(Exception):
+    """Another writer got there first: a write's condition failed, or its transaction collided with another.
+
+    Read again and retry, or take the other writer's result as the answer.
+    """
 
 
-def cancellation_reasons(exc: ClientError) -> list[str]:
-    return [reason.get("Code", "") for reason in exc.response.get("CancellationReasons", [])]
+@contextmanager
+def translated_errors() -> Iterator[None]:
+    """Any DynamoDB failure inside the block raised as the domain's StoreUnavailable."""
+    try:
+        yield
+    except (BotoCoreError, ClientError) as exc:
+        raise StoreUnavailable(f"the job store did not answer: {type(exc).__name__}") from exc
 
 
-def unavailable(exc: BotoCoreError | ClientError) -> StoreUnavailable:
-    return StoreUnavailable(f"the job store did not answer: {type(exc).__name__}")
+@contextmanager
+def conditional_write() -> Iterator[None]:
+    """Like `translated_errors`, except that a write that lost a race raises ConcurrentUpdate."""
+    with translated_errors():
+        try:
+            yield
+        except ClientError as exc:
+            if lost_race(exc):
+                raise ConcurrentUpdate() from exc
+            raise
+
+
+# Why DynamoDB cancels a transaction item when another writer got there first.
+_LOST_RACE_REASONS = frozenset({"ConditionalCheckFailed", "TransactionConflict"})
+
+
+def lost_race(exc: ClientError) -> bool:
+    """True when `exc` says a condition failed or the transaction collided; any other error is a failure."""
+    error = exc.response.get("Error", {}).get("Code", "")
+    if error == "ConditionalCheckFailedException":
+        return True
+    reasons = {reason.get("Code", "") for reason in exc.response.get("CancellationReasons", [])}
+    return error == "TransactionCanceledException" and bool(reasons & _LOST_RACE_REASONS)

@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.conditions import Key
-from botocore.exceptions import BotoCoreError, ClientError
 
 from jobsync.domain.errors import InvalidInput
 from jobsync.domain.job import Job
@@ -44,10 +43,6 @@ def _counter_deltas(job: Job, previous: Job | None) -> Counter[str]:
     previous_cost = previous.cost_usd if previous and previous.cost_usd else 0
     deltas["total_cost_usd"] += Decimal(str(job.cost_usd or 0)) - Decimal(str(previous_cost))
     return deltas
-
-
-class ConcurrentUpdate(Exception):
-    """Someone else changed the job since it was read: read it again and retry."""
 
 
 @dataclass(frozen=True)
@@ -138,10 +133,8 @@ class JobStore:
         return dynamo.table(self._jobs_table_name)
 
     def get(self, job_id: str) -> Job | None:
-        try:
+        with dynamo.translated_errors():
             item = self._table.get_item(Key={"job_id": job_id}, ConsistentRead=True).get("Item")
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
         return _job(item) if item else None
 
     def get_many(self, job_ids: Iterable[str]) -> dict[str, Job]:
@@ -158,10 +151,8 @@ class JobStore:
     def _batch_get(self, job_ids: list[str]) -> Iterator[dict[str, Any]]:
         request = {self._jobs_table_name: {"Keys": [{"job_id": job_id} for job_id in job_ids], "ConsistentRead": True}}
         while request:
-            try:
+            with dynamo.translated_errors():
                 answer = dynamo.resource().batch_get_item(RequestItems=request)
-            except (BotoCoreError, ClientError) as exc:
-                raise dynamo.unavailable(exc) from exc
             yield from answer.get("Responses", {}).get(self._jobs_table_name, [])
             request = answer.get("UnprocessedKeys") or {}
 
@@ -189,10 +180,8 @@ class JobStore:
     def _query(self, query: dict[str, Any], want: int | None = None) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         while True:
-            try:
+            with dynamo.translated_errors():
                 answer = self._table.query(**query)
-            except (BotoCoreError, ClientError) as exc:
-                raise dynamo.unavailable(exc) from exc
             items.extend(answer.get("Items", []))
             last = answer.get("LastEvaluatedKey")
             if not last or (want is not None and len(items) >= want):
@@ -225,7 +214,7 @@ class JobStore:
     def create_together(self, jobs: list[Job]) -> list[Job]:
         """Store up to 99 new jobs and their counters in one transaction.
 
-        All or nothing: when any of them exists already, ConcurrentUpdate is
+        All or nothing: when any of them exists already, dynamo.ConcurrentUpdate is
         raised and none is stored.
         """
         if len(jobs) > TRANSACTION_JOBS:
@@ -266,30 +255,19 @@ class JobStore:
         }
 
     def _transact(self, actions: list[dict[str, Any]]) -> None:
-        try:
+        """Write `actions` all together; ConcurrentUpdate when another writer got there first."""
+        with dynamo.conditional_write():
             if len(actions) == 1:
                 self._single_put(actions[0]["Put"])
             else:
                 dynamo.client().transact_write_items(TransactItems=actions)
-        except ClientError as exc:
-            code = dynamo.error_code(exc)
-            reasons = dynamo.cancellation_reasons(exc)
-            if code == "ConditionalCheckFailedException" or "ConditionalCheckFailed" in reasons:
-                raise ConcurrentUpdate() from exc
-            if code == "TransactionCanceledException" and "TransactionConflict" in reasons:
-                raise ConcurrentUpdate() from exc
-            raise dynamo.unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise dynamo.unavailable(exc) from exc
 
     def _single_put(self, put: dict[str, Any]) -> None:
         arguments = {key: value for key, value in put.items() if key != "TableName"}
         self._table.put_item(**arguments)
 
     def counters(self) -> JobCounters:
-        try:
+        with dynamo.translated_errors():
             item = dynamo.table(self._state_table_name).get_item(Key={"pk": METRICS_KEY}).get("Item") or {}
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
         by_status = {status.value: int(item.get(f"jobs_{status.value}", 0)) for status in JobStatus}
         return JobCounters(by_status=by_status, total_cost_usd=float(item.get("total_cost_usd", 0)))

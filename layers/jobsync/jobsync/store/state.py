@@ -6,8 +6,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from jobsync.store import dynamo
 
 POLLING_PREFERENCE_KEY = "settings#polling"
@@ -40,16 +38,12 @@ class StateStore:
         return dynamo.table(self._table_name)
 
     def _get(self, pk: str) -> dict[str, Any] | None:
-        try:
+        with dynamo.translated_errors():
             return self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
 
     def _put(self, item: dict[str, Any]) -> None:
-        try:
+        with dynamo.translated_errors():
             self._table.put_item(Item=dynamo.to_dynamo(item))
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
 
     # ---- polling preference ------------------------------------------------
 
@@ -115,7 +109,7 @@ class StateStore:
         return LogTail(text=item["text"], fetched_at=float(item.get("fetched_at", 0)))
 
     def save_log_tail(self, job_id: str, text: str, fetched_at: float) -> None:
-        try:
+        with dynamo.translated_errors():
             self._table.update_item(
                 Key={"pk": f"logs#{job_id}"},
                 UpdateExpression="SET #text = :text, fetched_at = :fetched, expires_at = :expires",
@@ -126,8 +120,6 @@ class StateStore:
                     ":expires": int(fetched_at) + _LOG_TAIL_DAYS * _DAY,
                 },
             )
-        except (BotoCoreError, ClientError) as exc:
-            raise dynamo.unavailable(exc) from exc
 
     def claim_log_refresh(self, job_id: str, now: float, min_interval: float) -> bool:
         """True for exactly one caller per job and interval: the one that may ask the provider.
@@ -136,19 +128,16 @@ class StateStore:
         same job cost one provider request per interval, not fifty.
         """
         try:
-            self._table.update_item(
-                Key={"pk": f"logs#{job_id}"},
-                UpdateExpression="SET claimed_at = :now",
-                ConditionExpression="attribute_not_exists(claimed_at) OR claimed_at <= :stale",
-                ExpressionAttributeValues={
-                    ":now": dynamo.to_dynamo(now),
-                    ":stale": dynamo.to_dynamo(now - min_interval),
-                },
-            )
-        except ClientError as exc:
-            if dynamo.error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise dynamo.unavailable(exc) from exc
-        except BotoCoreError as exc:
-            raise dynamo.unavailable(exc) from exc
+            with dynamo.conditional_write():
+                self._table.update_item(
+                    Key={"pk": f"logs#{job_id}"},
+                    UpdateExpression="SET claimed_at = :now",
+                    ConditionExpression="attribute_not_exists(claimed_at) OR claimed_at <= :stale",
+                    ExpressionAttributeValues={
+                        ":now": dynamo.to_dynamo(now),
+                        ":stale": dynamo.to_dynamo(now - min_interval),
+                    },
+                )
+        except dynamo.ConcurrentUpdate:
+            return False
         return True
