@@ -1,12 +1,13 @@
 """GET /api/cloud/jobs — newest first, filtered, paged; `sync_active=true` refreshes active jobs first."""
 
 from jobsync.api.http import Request, http_handler
+from jobsync.api.models import JobListOut, JobOut
 from jobsync.api.routes import LIST_JOBS
 from jobsync.services.listing import list_jobs
 
 
 @http_handler(LIST_JOBS)
-def lambda_handler(request: Request) -> dict:
+def lambda_handler(request: Request) -> JobListOut:
     query = request.query
     jobs, next_cursor = list_jobs(
         limit=query.limit,
@@ -15,4 +16,4 @@ def lambda_handler(request: Request) -> dict:
         cursor=query.cursor,
         sync_active=query.sync_active,
     )
-    return {"jobs": [job.to_api() for job in jobs], "next_cursor": next_cursor}
+    return JobListOut(jobs=[JobOut.from_job(job) for job in jobs], next_cursor=next_cursor)

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jobsync.api.models import JobOut
 from jobsync.domain.cost import HardwarePricing, price_per_second
 from jobsync.domain.job import Job, JobObservation, apply_observation, new_job
 from jobsync.domain.status import ACTIVE_STATUSES, TERMINAL_STATUSES, JobStatus, may_move
@@ -128,7 +129,7 @@ def test_api_shape_is_the_contracts():
         ),
         PRICING,
     )
-    shape = job.to_api()
+    shape = JobOut.from_job(job).model_dump(mode="json")
     assert set(shape) == {
         "job_id",
         "provider",

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from jobsync.domain.job import Job
 from jobsync.domain.status import JobStatus
 
 Stage = Literal["Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"]
@@ -60,6 +61,10 @@ class PollingSettingBody(Strict):
 
 
 class JobOut(ApiModel):
+    # A domain Job as the API shows it, without its bookkeeping (kind, predict_time, version). Read from the
+    # Job's attributes, so is_active, is_terminal and duration_seconds are the domain's own answers.
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
+
     job_id: str
     provider: str
     status: JobStatus
@@ -75,6 +80,10 @@ class JobOut(ApiModel):
     is_active: bool
     is_terminal: bool
     duration_seconds: float | None
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobOut:
+        return cls.model_validate(job)
 
 
 class JobListOut(ApiModel):

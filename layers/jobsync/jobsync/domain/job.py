@@ -67,26 +67,6 @@ class Job:
     def duration_seconds(self) -> float | None:
         return seconds_between(self.started_at, self.completed_at)
 
-    def to_api(self) -> dict[str, Any]:
-        """The contract's job shape: no internal bookkeeping, no secrets."""
-        return {
-            "job_id": self.job_id,
-            "provider": self.provider,
-            "status": self.status.value,
-            "model": self.model,
-            "config_name": self.config_name,
-            "created_at": self.created_at,
-            "started_at": self.started_at,
-            "completed_at": self.completed_at,
-            "cost_usd": self.cost_usd,
-            "hardware_type": self.hardware_type,
-            "error_message": self.error_message,
-            "output_url": self.output_url,
-            "is_active": self.is_active,
-            "is_terminal": self.is_terminal,
-            "duration_seconds": self.duration_seconds,
-        }
-
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["status"] = self.status.value

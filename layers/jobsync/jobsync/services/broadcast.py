@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobsync import wiring
+from jobsync.api.models import JobOut
 from jobsync.config import get_settings
 from jobsync.domain.job import Job
 from jobsync.observability import count, logger
@@ -36,7 +37,7 @@ class StatusChange:
                 "status": self.job.status.value,
                 "previous_status": self.previous_status,
                 "provider": self.job.provider,
-                "job": self.job.to_api(),
+                "job": JobOut.from_job(self.job).model_dump(mode="json"),
             }
         ).encode()
 
