@@ -1,19 +1,19 @@
-"""Replicate behind the provider interface, on a synchronous httpx client.
+"""Replicate behind the provider interface: the HTTP client, on a synchronous httpx client.
 
-Only this module knows Replicate's URLs, object shape and error format. It
-turns every failure into a `ProviderError` subclass, retries only idempotent
-requests, and never lets the API token leave for another host or show up in a
-log line, an exception or a repr.
+Only this module knows Replicate's URLs and error format (the object shape is
+`replicate_mapping`'s). It turns every failure into a `ProviderError`
+subclass, retries only idempotent requests within the invocation's deadline,
+honours `Retry-After`, and never lets the API token leave for another host or
+show up in a log line, an exception or a repr.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, unquote
@@ -23,7 +23,6 @@ import httpx
 from jobsync.config import Settings
 from jobsync.deadline import seconds_left
 from jobsync.domain.job import JobObservation
-from jobsync.domain.status import JobStatus
 from jobsync.observability import logger, milliseconds
 from jobsync.providers.base import (
     JOB_KINDS,
@@ -34,147 +33,23 @@ from jobsync.providers.base import (
     ProviderNotFound,
     ProviderRateLimited,
 )
+from jobsync.providers.replicate_mapping import PROVIDER, observation_from, storable, storable_string
 
-PROVIDER = "replicate"
 USER_AGENT = f"jobsync/0.1.0 httpx/{httpx.__version__}"
-
-STATUS_MAP: Mapping[str, JobStatus] = {
-    "starting": JobStatus.QUEUED,
-    "processing": JobStatus.RUNNING,
-    "succeeded": JobStatus.COMPLETED,
-    "failed": JobStatus.FAILED,
-    "canceled": JobStatus.CANCELLED,
-    "aborted": JobStatus.CANCELLED,
-}
 
 _COLLECTIONS = {"prediction": "predictions", "training": "trainings"}
 _RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 _BACKOFF_BASE_SECONDS = 0.1
 _BACKOFF_CAP_SECONDS = 5.0
 _MAX_MESSAGE_CHARS = 300
+# A request given less time than this would only time out.
+_MIN_REQUEST_SECONDS = 1.0
 # Replicate's ids are short lowercase alphanumerics; allow the other URL-unreserved
 # characters for simulators, but never a separator, a dot segment or an escape.
 _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 _THROTTLE_WAIT = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s\b")
 
 Sleep = Callable[[float], Any]
-
-
-# --------------------------------------------------------------------------- mapping
-
-
-def _text(value: str, limit: int = 2048) -> str:
-    """`value` made storable as UTF-8 (lone surrogates become '?') and bounded (a job item must stay small)."""
-    value = value[:limit]
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return value.encode("utf-8", "replace").decode("utf-8")
-    return value
-
-
-def _string(value: Any) -> str | None:
-    return _text(value) if isinstance(value, str) else None
-
-
-def _log_text(value: Any) -> str | None:
-    # Logs grow for hours; only their end is ever read (the stored tail, the progress line).
-    return _text(value[-_LOG_LIMIT:], _LOG_LIMIT) if isinstance(value, str) else None
-
-
-_LOG_LIMIT = 65_536
-
-
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(("https://", "http://"))
-
-
-def _output_url(output: Any) -> str | None:
-    if _is_url(output):
-        return _text(output)
-    if isinstance(output, list):
-        return next((_text(item) for item in output if _is_url(item)), None)
-    if isinstance(output, dict) and _is_url(output.get("weights")):
-        return _text(output["weights"])
-    return None
-
-
-_ERROR_LIMIT = 8192
-# A request given less time than this would only time out.
-_MIN_REQUEST_SECONDS = 1.0
-
-
-def _error_message(error: Any) -> str | None:
-    if error is None or error == "":
-        return None
-    if isinstance(error, str):
-        return _text(error, _ERROR_LIMIT)
-    try:
-        return _text(json.dumps(error, ensure_ascii=False, sort_keys=True, default=str), _ERROR_LIMIT)
-    except (TypeError, ValueError, RecursionError):
-        return _text(str(error), _ERROR_LIMIT)
-
-
-_MAX_PREDICT_SECONDS = 366 * 86_400
-
-
-def _predict_time(metrics: Any) -> float | None:
-    if not isinstance(metrics, dict):
-        return None
-    value = metrics.get("predict_time")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    try:
-        value = float(value)
-    except OverflowError:
-        return None
-    # A year of GPU time is already absurd; beyond it the number is junk, not a cost to store.
-    return value if math.isfinite(value) and 0 <= value <= _MAX_PREDICT_SECONDS else None
-
-
-def _kind_of(item: dict[str, Any]) -> str | None:
-    """A webhook body does not say its kind, but a training's own URL does."""
-    urls = item.get("urls")
-    own_url = urls.get("get") if isinstance(urls, dict) else None
-    if isinstance(own_url, str) and "/trainings/" in own_url:
-        return "training"
-    return None
-
-
-def observation_from(item: Any, kind: str | None) -> JobObservation:
-    """One Replicate prediction or training object as a JobObservation.
-
-    Raises ValueError when `item` is not an object with a string `id`. Only
-    `input.config_name` is kept from the input: the rest may hold secrets.
-    """
-    if not isinstance(item, dict):
-        raise ValueError(f"a Replicate job must be an object, not {type(item).__name__}")
-    job_id = item.get("id")
-    if not isinstance(job_id, str) or not job_id.strip():
-        raise ValueError("a Replicate job needs a non-empty string id")
-    raw_status = item.get("status")
-    provider_status = _text(raw_status) if isinstance(raw_status, str) else ""
-    job_input = item.get("input")
-    config_name = job_input.get("config_name") if isinstance(job_input, dict) else None
-    return JobObservation(
-        job_id=_text(job_id),
-        provider=PROVIDER,
-        status=STATUS_MAP.get(provider_status.strip().lower()),
-        provider_status=provider_status,
-        kind=kind or _kind_of(item),
-        model=_string(item.get("model")),
-        config_name=_string(config_name),
-        created_at=_string(item.get("created_at")),
-        started_at=_string(item.get("started_at")),
-        completed_at=_string(item.get("completed_at")),
-        error_message=_error_message(item.get("error")),
-        output_url=_output_url(item.get("output")),
-        predict_time=_predict_time(item.get("metrics")),
-        logs=_log_text(item.get("logs")),
-    )
-
-
-# --------------------------------------------------------------------------- client
 
 
 def _collection(kind: str | None, *, default: str | None = None) -> str:
@@ -309,7 +184,7 @@ class ReplicateClient:
 
     def account(self) -> Account:
         body = self._json(self._request("GET", self._url("account")))
-        return Account(username=_string(body.get("username")))
+        return Account(username=storable_string(body.get("username")))
 
     def webhook_secret(self) -> str:
         configured = self._settings.replicate_webhook_secret
@@ -500,5 +375,5 @@ class ReplicateClient:
         token = self._settings.replicate_api_token
         if token is not None and token.get_secret_value():
             text = text.replace(token.get_secret_value(), "[redacted]")
-        text = _text(text)
+        text = storable(text)
         return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
