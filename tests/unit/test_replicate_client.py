@@ -458,7 +458,18 @@ def test_missing_token_fails_lazily_without_a_request(router, sleeps):
     assert route.call_count == 0
 
 
-# --------------------------------------------------------------------------- webhook secret
+# --------------------------------------------------------------------------- webhooks
+
+
+def test_a_webhook_body_is_mapped_without_a_request(client, router):
+    route = router.route().respond(json={})
+    training = prediction("t1", status="succeeded", urls={"get": f"{BASE}/trainings/t1"})
+    observation = client.observation_from_webhook(training)
+    assert (observation.job_id, observation.kind, observation.status) == ("t1", "training", JobStatus.COMPLETED)
+    assert client.observation_from_webhook(prediction("p1")).kind is None  # a prediction's URL does not say
+    with pytest.raises(ValueError):
+        client.observation_from_webhook(["not", "a", "job"])
+    assert route.call_count == 0
 
 
 def test_webhook_secret_is_fetched_once_and_cached(client, router):

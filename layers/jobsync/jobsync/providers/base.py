@@ -1,6 +1,7 @@
 """The provider interface: what jobsync needs from any training-job provider.
 
-Handlers and services only see this module; Replicate is one implementation.
+Handlers and services only see this module (and `registry`, which hands out
+the clients); Replicate is one implementation.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ class ProviderClient(Protocol):
 
     def webhook_secret(self) -> str:
         """The secret webhooks are signed with (`whsec_...`)."""
+
+    def observation_from_webhook(self, payload: object) -> JobObservation:
+        """The job a webhook's body (already parsed JSON) describes. Raises ValueError when it describes none."""
 
 
 def iter_pages(client: ProviderClient, kind: str) -> Iterator[JobPage]:

@@ -198,6 +198,10 @@ class ReplicateClient:
             self._webhook_secret = key
         return self._webhook_secret
 
+    def observation_from_webhook(self, payload: object) -> JobObservation:
+        # A webhook body is the prediction or training object itself; its kind is read from its own URL.
+        return observation_from(payload, None)
+
     def cancel(self, job_id: str, kind: str | None = None) -> JobObservation | None:
         """Ask Replicate to cancel a job; never retried (a POST may already have landed).
 

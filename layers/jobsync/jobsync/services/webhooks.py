@@ -13,8 +13,9 @@ from jobsync.domain.job import Job, JobObservation
 from jobsync.domain.webhook_signature import InvalidSignature, InvalidWebhookSecret, verify_webhook
 from jobsync.observability import count, logger
 from jobsync.providers.registry import provider_client
-from jobsync.providers.replicate import observation_from
 from jobsync.services.job_updates import record_observation
+
+PROVIDER = "replicate"
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _secret() -> str:
     configured = get_settings().replicate_webhook_secret
     if configured is not None:
         return configured.get_secret_value()
-    return provider_client("replicate").webhook_secret()
+    return provider_client(PROVIDER).webhook_secret()
 
 
 def _observation(body: bytes) -> JobObservation:
@@ -68,6 +69,6 @@ def _observation(body: bytes) -> JobObservation:
     except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
         raise InvalidInput("webhook body is not JSON") from exc
     try:
-        return observation_from(payload, None)
+        return provider_client(PROVIDER).observation_from_webhook(payload)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"webhook body is not a Replicate prediction: {exc}") from exc
