@@ -422,6 +422,20 @@ def test_bearer_token_and_user_agent_are_sent(client, router):
     assert str(request.url) == f"{BASE}/account"
 
 
+def test_the_token_is_read_for_each_request_so_a_rotated_one_is_used(router, sleeps):
+    tokens = iter(["r8_first", "r8_second"])
+    route = router.get("/account").respond(json={"username": "alice"})
+    replicate = ReplicateClient(
+        make_settings(replicate_api_token=None),
+        token=lambda: next(tokens),
+        transport=httpx.MockTransport(router.handler),
+        sleep=sleeps.append,
+    )
+    replicate.account()
+    replicate.account()
+    assert [call.request.headers["authorization"] for call in route.calls] == ["Bearer r8_first", "Bearer r8_second"]
+
+
 def _chain(exc: BaseException) -> str:
     parts = []
     while exc is not None:

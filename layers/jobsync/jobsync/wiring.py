@@ -45,5 +45,5 @@ def reset() -> None:
         cached.cache_clear()
     dynamo.forget_resources()
     registry.provider_client.cache_clear()
-    secrets.secret_string.cache_clear()
+    secrets.forget_secrets()
     websocket.pusher.cache_clear()

@@ -1,16 +1,15 @@
 """Which provider clients exist, and one cached client per provider per process.
 
 Handlers and services ask for a client by name; only this module knows which
-class serves which name. Building a client never talks to the provider and
-never fails for a missing token: the first call does (ProviderAuthError), so a
-route like `validate` can still answer.
+class serves which name. Building a client never talks to the provider or to
+Secrets Manager and never fails for a missing or unreadable token: the first
+call does (ProviderAuthError), so a route like `validate` can still answer.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-
-from pydantic import SecretStr
 
 from jobsync.config import Settings
 from jobsync.providers.base import ProviderAuthError, ProviderClient, ProviderError
@@ -30,21 +29,27 @@ def _client_for(name: str) -> ProviderClient:
         # Imported here: only functions that talk to a provider pay for httpx.
         from jobsync.providers.replicate import ReplicateClient
 
-        return ReplicateClient(_with_token_from_secrets_manager(get_settings()))
+        settings = get_settings()
+        return ReplicateClient(settings, token=_token_from_secrets_manager(settings))
     raise UnknownProvider(f"unknown provider {name!r}; known: {', '.join(PROVIDERS)}")
 
 
-def _with_token_from_secrets_manager(settings: Settings) -> Settings:
+def _token_from_secrets_manager(settings: Settings) -> Callable[[], str] | None:
+    """In AWS the token lives in Secrets Manager: read on each request (cached there for a while, so a
+    rotated token reaches this warm client). None when the environment gives the token itself."""
     arn = settings.replicate_api_token_secret_arn
     if settings.replicate_api_token is not None or not arn:
-        return settings
-    from jobsync.secrets import SecretUnavailable, secret_string
+        return None
 
-    try:
-        token = secret_string(arn)
-    except SecretUnavailable as exc:
-        raise ProviderAuthError(str(exc)) from exc
-    return settings.model_copy(update={"replicate_api_token": SecretStr(token)})
+    def token() -> str:
+        from jobsync.secrets import SecretUnavailable, secret_string
+
+        try:
+            return secret_string(arn)
+        except SecretUnavailable as exc:
+            raise ProviderAuthError(str(exc)) from exc
+
+    return token
 
 
 def provider_client(name: str = "replicate") -> ProviderClient:

@@ -50,6 +50,14 @@ _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 _THROTTLE_WAIT = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s\b")
 
 Sleep = Callable[[float], Any]
+# Where the client reads its API token, once per request: a token rotated at its source reaches a warm client.
+TokenSource = Callable[[], str | None]
+
+
+def _token_in(settings: Settings) -> TokenSource:
+    configured = settings.replicate_api_token
+    token = configured.get_secret_value() if configured is not None else None
+    return lambda: token
 
 
 def _collection(kind: str | None, *, default: str | None = None) -> str:
@@ -115,23 +123,22 @@ class ReplicateClient:
         self,
         settings: Settings,
         *,
+        token: TokenSource | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Sleep = time.sleep,
     ) -> None:
+        """`token` defaults to `settings.replicate_api_token`; it may raise ProviderAuthError when unreadable."""
         self._settings = settings
+        self._token = token if token is not None else _token_in(settings)
         self._sleep = sleep
         self._base = _parse_base(settings.replicate_api_base_url)
         self._max_retries = settings.provider_max_retries
         self._max_wait = settings.provider_max_retry_wait_seconds
         self._timeout = settings.provider_timeout_seconds
         self._webhook_secret: str | None = None
-        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
-        token = settings.replicate_api_token
-        if token is not None and token.get_secret_value():
-            headers["Authorization"] = f"Bearer {token.get_secret_value()}"
-        self._has_token = "Authorization" in headers
         self._http = httpx.Client(
-            headers=headers,
+            # The token is sent per request, never kept in the client's headers.
+            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(settings.provider_timeout_seconds),
             transport=transport,
             # A redirect could carry the token elsewhere; Replicate's API does not redirect.
@@ -269,15 +276,17 @@ class ReplicateClient:
 
         Returns a 2xx answer; every other outcome is raised as a ProviderError.
         """
-        if not self._has_token:
+        token = self._token()
+        if not token:
             raise ProviderAuthError("REPLICATE_API_TOKEN is not set")
+        headers = {"Authorization": f"Bearer {token}"}
         retries_left = self._max_retries if method == "GET" else 0
         attempt = 0
         while True:
             started = time.perf_counter()
             timeout = self._time_for_one_request(method, url)
             try:
-                response = self._http.request(method, url, timeout=timeout)
+                response = self._http.request(method, url, headers=headers, timeout=timeout)
             except httpx.TransportError as exc:
                 self._log_call(method, url, None, started)
                 if retries_left <= 0:
@@ -289,7 +298,7 @@ class ReplicateClient:
                 self._log_call(method, url, response.status_code, started)
                 status = response.status_code
                 if status not in _RETRYABLE_STATUSES:
-                    return self._checked(method, url, response)
+                    return self._checked(method, url, response, token)
                 wait = self._backoff(attempt)
                 if status == 429:
                     asked = _retry_after(response)
@@ -301,7 +310,7 @@ class ReplicateClient:
                         raise ProviderRateLimited("Replicate kept throttling us", retry_after=asked)
                     wait = asked if asked is not None else wait
                 elif retries_left <= 0:
-                    return self._checked(method, url, response)
+                    return self._checked(method, url, response, token)
             logger.info(
                 "retrying a Replicate request",
                 extra={
@@ -342,13 +351,13 @@ class ReplicateClient:
             },
         )
 
-    def _checked(self, method: str, url: httpx.URL, response: httpx.Response) -> httpx.Response:
+    def _checked(self, method: str, url: httpx.URL, response: httpx.Response, token: str) -> httpx.Response:
         status = response.status_code
         if 200 <= status < 300:
             return response
         problem = _problem(response)
         detail = problem.get("detail") or problem.get("title")
-        detail = self._scrub(detail) if isinstance(detail, str) and detail.strip() else None
+        detail = _scrub(detail, token) if isinstance(detail, str) and detail.strip() else None
         where = f"Replicate {method} {url.path}"
         if status in (401, 403):
             raise ProviderAuthError(detail or f"{where}: credentials refused (HTTP {status})", status=status)
@@ -374,10 +383,8 @@ class ReplicateClient:
             )
         return body
 
-    def _scrub(self, text: str) -> str:
-        """Provider text made safe to surface: short, storable, and never holding our token."""
-        token = self._settings.replicate_api_token
-        if token is not None and token.get_secret_value():
-            text = text.replace(token.get_secret_value(), "[redacted]")
-        text = storable(text)
-        return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
+
+def _scrub(text: str, token: str) -> str:
+    """Provider text made safe to surface: short, storable, and never holding our token."""
+    text = storable(text.replace(token, "[redacted]"))
+    return text if len(text) <= _MAX_MESSAGE_CHARS else text[: _MAX_MESSAGE_CHARS - 3] + "..."
