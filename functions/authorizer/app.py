@@ -6,11 +6,19 @@ shape, which an authorizer that denies cannot do (API Gateway would answer
 403 with its own body).
 """
 
+from aws_lambda_powertools.utilities.data_classes import event_source
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerEventV2,
+    APIGatewayAuthorizerResponseV2,
+)
+
 from jobsync.auth import bearer_token, token_is_valid
 from jobsync.config import get_settings
 
 
-def lambda_handler(event: dict, context: object) -> dict:
-    headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
-    token = bearer_token(headers.get("authorization"))
-    return {"isAuthorized": True, "context": {"authenticated": token_is_valid(token, get_settings().api_token_hashes)}}
+@event_source(data_class=APIGatewayAuthorizerEventV2)
+def lambda_handler(event: APIGatewayAuthorizerEventV2, context: object) -> dict:
+    # `headers` is case-insensitive; an event without any is simply not authenticated.
+    authorization = event.headers.get("authorization") if "headers" in event else None
+    authenticated = token_is_valid(bearer_token(authorization), get_settings().api_token_hashes)
+    return APIGatewayAuthorizerResponseV2(authorize=True, context={"authenticated": authenticated}).asdict()

@@ -1,11 +1,23 @@
 """DynamoDB stream of the jobs table → `job_status_changed` to every WebSocket client."""
 
+from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
+
 from jobsync.observability import logger, metrics
 from jobsync.services.broadcast import broadcast, status_changes
+
+# A removed item is no status change.
+_WRITES = (DynamoDBRecordEventName.INSERT, DynamoDBRecordEventName.MODIFY)
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict, context) -> dict:
-    report = broadcast(status_changes(event.get("Records", [])))
+@event_source(data_class=DynamoDBStreamEvent)
+def lambda_handler(event: DynamoDBStreamEvent, context) -> dict:
+    writes = [
+        (record.dynamodb.new_image, record.dynamodb.old_image)
+        for record in event.records
+        if record.event_name in _WRITES and record.dynamodb is not None
+    ]
+    report = broadcast(status_changes(writes))
     return {"changes": report.changes, "sent": report.sent, "gone": report.gone, "failed": report.failed}

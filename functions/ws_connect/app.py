@@ -1,17 +1,20 @@
 """WebSocket $connect: `?token=` must be valid and the source IP under its connection cap."""
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
+
 from jobsync.domain.errors import JobsyncError
 from jobsync.observability import logger
 from jobsync.services.connections import connect
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict, context) -> dict:
-    request = event.get("requestContext") or {}
-    token = (event.get("queryStringParameters") or {}).get("token")
-    source_ip = (request.get("identity") or {}).get("sourceIp") or "unknown"
+@event_source(data_class=APIGatewayWebSocketEvent)
+def lambda_handler(event: APIGatewayWebSocketEvent, context) -> dict:
+    request = event.request_context
+    token = event.query_string_parameters.get("token")
+    source_ip = request.identity.get("sourceIp") or "unknown"
     try:
-        connect(request["connectionId"], source_ip, token)
+        connect(request.connection_id, source_ip, token)
     except JobsyncError as exc:
         # Any non-2xx answer makes API Gateway refuse the handshake.
         logger.info("connection refused", extra={"reason": exc.code, "source_ip": source_ip})

@@ -2,13 +2,16 @@
 
 import json
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
+
 from jobsync.observability import logger
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict, context) -> dict:
+@event_source(data_class=APIGatewayWebSocketEvent)
+def lambda_handler(event: APIGatewayWebSocketEvent, context) -> dict:
     try:
-        action = json.loads(event.get("body") or "{}").get("action")
+        action = json.loads(event.body or "{}").get("action")
     except (ValueError, AttributeError):
         action = None
     if action == "ping":

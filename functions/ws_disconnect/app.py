@@ -1,10 +1,13 @@
 """WebSocket $disconnect: forget the connection and free its slot."""
 
+from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
+
 from jobsync.observability import logger
 from jobsync.services.connections import disconnect
 
 
 @logger.inject_lambda_context(clear_state=True)
-def lambda_handler(event: dict, context) -> dict:
-    disconnect(event["requestContext"]["connectionId"])
+@event_source(data_class=APIGatewayWebSocketEvent)
+def lambda_handler(event: APIGatewayWebSocketEvent, context) -> dict:
+    disconnect(event.request_context.connection_id)
     return {"statusCode": 200}

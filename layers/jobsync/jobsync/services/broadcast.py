@@ -19,7 +19,7 @@ from jobsync.domain.job import Job
 from jobsync.observability import count, logger
 from jobsync.push.websocket import ConnectionGone, PushFailed, pusher
 from jobsync.store.connections import Connection
-from jobsync.store.dynamo import from_stream_image
+from jobsync.store.dynamo import from_dynamo
 
 MESSAGE_TYPE = "job_status_changed"
 
@@ -51,15 +51,11 @@ class BroadcastReport:
     failed: int
 
 
-def status_changes(records: Iterable[dict[str, Any]]) -> list[StatusChange]:
-    """The stream records that are a new job or a changed status (other writes are not news)."""
+def status_changes(writes: Iterable[tuple[dict[str, Any], dict[str, Any]]]) -> list[StatusChange]:
+    """Written job items, as (new, old) images ({} for no old), that are a new job or a changed status."""
     changes = []
-    for record in records:
-        if record.get("eventName") not in ("INSERT", "MODIFY"):
-            continue
-        images = record.get("dynamodb", {})
-        new = from_stream_image(images.get("NewImage", {}))
-        old = from_stream_image(images.get("OldImage", {})) if images.get("OldImage") else {}
+    for new_image, old_image in writes:
+        new, old = from_dynamo(new_image), from_dynamo(old_image)
         if "job_id" not in new or new.get("status") == old.get("status"):
             continue
         changes.append(StatusChange(Job.from_record(new), old.get("status")))
