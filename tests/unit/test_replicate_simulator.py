@@ -1,4 +1,4 @@
-"""The local stack's Replicate simulator: API shape, the scripted story, faults and webhooks.
+"""The local stack's Replicate simulator: API shape, the scripted story, faults, webhooks and the package's parts.
 
 A manual clock drives everything: no test sleeps.
 """
@@ -330,6 +330,23 @@ def test_cancel_works_and_sticks(client: TestClient, sim: SimulatedReplicate, cl
     assert client.post(f"/v1/predictions/{finished}/cancel").json()["status"] == "succeeded"
 
 
+def test_a_canceled_job_stops_logging_and_its_last_webhook_says_canceled(
+    client: TestClient, sim: SimulatedReplicate, clock: ManualClock
+) -> None:
+    job_id = sim.scenario_ids["sdxl-queued"]  # processing from ~+32, succeeds at ~+610 unless canceled
+    clock.at(200)
+    canceled = client.post(f"/v1/trainings/{job_id}/cancel").json()
+    assert canceled["status"] == "canceled" and STEP.search(canceled["logs"])
+    for offset in (201, 400, 700):
+        clock.at(offset)
+        assert client.get(f"/v1/trainings/{job_id}").json()["logs"] == canceled["logs"]
+    events = [event for event in sim.due_webhooks(ANCHOR + 150, ANCHOR + 700) if event.job_id == job_id]
+    assert [event.event for event in events[-2:]] == ["logs", "completed"]
+    assert all(event.at <= ANCHOR + 200 for event in events)
+    completed = json.loads(sim.webhook_request(events[-1], timestamp=1)[1])
+    assert completed["status"] == "canceled" and completed["logs"] == canceled["logs"]
+
+
 def test_cancel_while_starting_never_starts(sim: SimulatedReplicate) -> None:
     job_id = sim.scenario_ids["sdxl-queued"]
     assert sim.cancel(job_id, "training", now=ANCHOR + 10)["status"] == "canceled"
@@ -483,3 +500,138 @@ def test_the_app_runs_the_webhook_loop_in_its_lifespan(sim: SimulatedReplicate, 
         while time.monotonic() < deadline and not any(p["status"] == "succeeded" for p in received):
             time.sleep(0.01)
     assert any(p["id"] == sim.scenario_ids["flux-finishing"] and p["status"] == "succeeded" for p in received)
+
+
+# --------------------------------------------------------------------------- the package's parts
+
+
+# The scenario's documented offsets at speed 1 (scenarios.py): created, processing from, ended.
+SCENARIO_OFFSETS = {
+    "flux-long": (-96, -77, 1230),
+    "sdxl-queued": (-7, 32, 610),
+    "flux-finishing": (-558, None, 97),
+    "sdxl-oom": (-136, None, 169),
+    "flux-canceled": (-49, None, 229),
+    "sdxl-new": (75, 97, 318),
+    "flux-earlier": (None, None, -1734),
+}
+
+
+@pytest.mark.parametrize("speed", [1.0, 4.0])
+def test_the_scenario_plays_at_its_documented_offsets(speed: float) -> None:
+    from local.replicate_simulator.scenarios import SCENARIO
+    from local.replicate_simulator.story import scenario_training
+
+    assert [spec.key for spec in SCENARIO] == list(SCENARIO_OFFSETS)
+    for spec in SCENARIO:
+        job = scenario_training(spec, anchor=ANCHOR, speed=speed, seed=1337)
+        created, started, ended = SCENARIO_OFFSETS[spec.key]
+        assert job.outcome == spec.outcome and job.kind == "training"
+        assert job.ended - ANCHOR == pytest.approx(ended / speed, abs=1.5), spec.key
+        if created is not None:
+            assert job.created - ANCHOR == pytest.approx(created / speed, abs=1.5), spec.key
+        if started is not None:
+            assert job.started - ANCHOR == pytest.approx(started / speed, abs=1.5), spec.key
+        # Its log is written at speed 1 and played at the simulator's speed: it fills the running time.
+        assert (job.ended - job.started) * job.script_speed == pytest.approx(job.script.duration, abs=1.0)
+
+
+def test_a_scenario_training_is_described_by_keyword_and_checked() -> None:
+    from local.replicate_simulator.scenarios import SCENARIO, ScenarioTraining
+    from local.replicate_simulator.story import scenario_training
+
+    base = {
+        "key": "t",
+        "model": "m/trainer",
+        "log_style": "flux",
+        "steps": 100,
+        "steps_per_second": 2.0,
+        "images": 4,
+        "queue_seconds": 1.0,
+    }
+    with pytest.raises(TypeError):
+        ScenarioTraining("t", "m/trainer", "flux", 100, 2.0, 4, 1.0, "succeeded", 5.0)  # type: ignore[misc]
+    with pytest.raises(ValueError, match="starts_at or ends_at"):
+        ScenarioTraining(**base, outcome="succeeded", starts_at=1.0, ends_at=2.0)
+    with pytest.raises(ValueError, match="starts_at or ends_at"):
+        ScenarioTraining(**base, outcome="succeeded")
+    with pytest.raises(ValueError, match="needs stops_after"):
+        ScenarioTraining(**base, outcome="failed", ends_at=10.0)
+    with pytest.raises(ValueError, match="log style"):
+        ScenarioTraining(**{**base, "log_style": "kohya"}, outcome="succeeded", starts_at=0.0)
+    too_late = ScenarioTraining(**base, outcome="canceled", ends_at=10.0, stops_after=10_000.0)
+    with pytest.raises(ValueError, match="before the training would"):
+        scenario_training(too_late, anchor=ANCHOR, speed=1.0, seed=1)
+    # The shipped scenario has every outcome and both log styles.
+    assert {spec.outcome for spec in SCENARIO} == {"succeeded", "failed", "canceled"}
+    assert {spec.log_style for spec in SCENARIO} == {"flux", "simpletuner"}
+
+
+def test_a_stopped_training_log_ends_where_it_stopped() -> None:
+    from local.replicate_simulator.scenarios import SCENARIO
+    from local.replicate_simulator.story import scenario_training
+
+    specs = {spec.key: spec for spec in SCENARIO}
+    oom = scenario_training(specs["sdxl-oom"], anchor=ANCHOR, speed=1.0, seed=1337)
+    # The log stops mid-training and ends with the traceback whose last line is the job's error.
+    assert "CUDA out of memory" in oom.error and oom.script.text.endswith("\n" + oom.error + "\n")
+    assert oom.script.text.count("Traceback (most recent call last):") == 1
+    assert "Training complete" not in oom.script.text
+    canceled = scenario_training(specs["flux-canceled"], anchor=ANCHOR, speed=1.0, seed=1337)
+    assert canceled.script.duration == specs["flux-canceled"].stops_after
+    assert "Training complete" not in canceled.script.text and canceled.output is None
+
+
+def test_a_log_script_grows_like_a_terminal() -> None:
+    from local.replicate_simulator.log_scripts import LogScriptWriter, tqdm_line
+
+    writer = LogScriptWriter()
+    writer.line("start")
+    writer.bar(tqdm_line("train", 0, 10, 0.0), 1.0)
+    writer.bar(tqdm_line("train", 5, 10, 10.0, "loss: 0.5"), 10.0)
+    writer.line("checkpoint", 1.0)  # a print while a bar is up starts a fresh line
+    writer.bar(tqdm_line("train", 10, 10, 20.0), 9.0)
+    writer.line("never written", 5.0)
+    writer.cut(21.0)
+    script = writer.build()
+    assert script.duration == 21.0
+    assert script.at(-1) == "" and script.at(0.5) == "start\n"
+    assert script.at(11.0) == "start\n\rtrain:   0%|          | 0/10 [00:00<?, ?it/s]" + (
+        "\rtrain:  50%|█████     | 5/10 [00:10<00:10,  2.00s/it, loss: 0.5]"
+    )
+    assert script.at(12.0).endswith("loss: 0.5]\ncheckpoint\n")
+    assert script.at(21.0) == script.text and script.text.endswith(
+        "\rtrain: 100%|██████████| 10/10 [00:20<00:00,  2.00s/it]"
+    )
+    assert "never written" not in script.text
+
+
+def test_cursors_and_time_filters_read_what_replicate_sends() -> None:
+    from local.replicate_simulator.listing import BadRequest, decode_cursor, encode_cursor, parse_query_time, query_time
+
+    key = (1_725_945_035_123_456_789, "rrr4z55ocneg2rdh4bh4q9c6pc")
+    assert decode_cursor(encode_cursor("n", key)) == ("n", key)
+    assert "=" not in encode_cursor("p", key)
+    for garbage in ("!!", encode_cursor("x", key), "bi4x"):
+        with pytest.raises(BadRequest, match="Invalid cursor"):
+            decode_cursor(garbage)
+    noon = 1_725_969_600 * 1_000_000_000  # 2024-09-10T12:00:00Z
+    assert parse_query_time("2024-09-10T12:00:00Z") == noon
+    assert parse_query_time("2024-09-10 14:00:00 02:00") == noon  # a `+` sent unencoded arrives as a space
+    assert parse_query_time("2024-09-10T07:00-0500") == noon
+    assert parse_query_time("2024-09-10T12:00:00.123456789123Z") == noon + 123_456_789
+    assert parse_query_time("2024-09-10") == noon - 12 * 3600 * 1_000_000_000
+    with pytest.raises(BadRequest, match="created_after must be an ISO 8601 date-time"):
+        query_time("created_after", "yesterday")
+
+
+def test_python_dash_m_runs_the_command_line(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    import runpy
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["python -m local.replicate_simulator", "--help"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("local.replicate_simulator", run_name="__main__")
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert "--port" in out and "--token" in out and "--webhook-url" in out

@@ -1,0 +1,362 @@
+"""Replicate's predictions and trainings as a function of the clock, without HTTP.
+
+A job's status, logs and timestamps at a moment follow from its story
+(`story.py`) and the cancellations made through the API; nothing else is
+state. Injected faults and request counts, which tests use to drive and watch
+a client, live here too, behind the same lock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import urlencode
+
+from jobsync.domain.webhook_signature import sign_webhook
+from local.replicate_simulator import seeded
+from local.replicate_simulator.listing import BadRequest, encode_cursor, page_of, query_time
+from local.replicate_simulator.scenarios import SCENARIO
+from local.replicate_simulator.story import NS_PER_S, Job, epoch_ns, prediction_history, scenario_training
+
+Clock = Callable[[], float]
+JobObject = dict[str, Any]
+
+DEFAULT_TOKEN = "r8_jobsync_simulator"
+DEFAULT_SEED = 1337
+DEFAULT_BASE_URL = "https://api.replicate.com/v1"
+HISTORY_SIZE = 230
+RETENTION_SECONDS = 3600.0  # Replicate removes an ended prediction's logs and data an hour later
+LOGS_WEBHOOK_EVERY = 5.0
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
+ACCOUNT = {"type": "user", "username": "jobsync-simulator", "name": "jobsync simulator", "github_url": None}
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One webhook Replicate would send: `event` is `start`, `logs` or `completed`."""
+
+    job_id: str
+    event: str
+    at: float  # epoch seconds; the body shows the job as it was then
+    webhook_id: str
+
+
+def _iso(ns: int, nanos: bool) -> str:
+    """ISO 8601 UTC with `Z`, microseconds or (like some Replicate answers) nanoseconds."""
+    seconds, fraction = divmod(ns, NS_PER_S)
+    whole = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{whole}.{fraction:09d}Z" if nanos else f"{whole}.{fraction // 1000:06d}Z"
+
+
+class SimulatedReplicate:
+    """Replicate's predictions and trainings as a function of the clock, without HTTP.
+
+    `anchor` is the scenario's time zero (epoch seconds, default: the clock at
+    construction); pass a persisted one to continue a story after a restart.
+    `speed` scales the scenario: 2.0 plays it twice as fast. The older history
+    is laid out in real time before the anchor and does not scale.
+    """
+
+    def __init__(
+        self,
+        *,
+        anchor: float | None = None,
+        clock: Clock = time.time,
+        speed: float = 1.0,
+        token: str = DEFAULT_TOKEN,
+        seed: int = DEFAULT_SEED,
+        webhook_secret: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        history_size: int = HISTORY_SIZE,
+    ) -> None:
+        if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
+            raise ValueError(f"speed must be a positive number, not {speed!r}")
+        if not token:
+            raise ValueError("the simulator needs a non-empty token")
+        self.clock = clock
+        self.anchor = float(clock() if anchor is None else anchor)
+        self.speed = float(speed)
+        self.seed = seed
+        self.token = token
+        self.base_url = base_url.rstrip("/")
+        self.webhook_secret = webhook_secret or (
+            "whsec_" + base64.b64encode(seeded.digest(seed, "webhook-secret")[:24]).decode("ascii")
+        )
+        self._lock = threading.Lock()
+        self._cancellations: dict[str, float] = {}
+        self._faults: deque[int] = deque()
+        self._requests: Counter[tuple[str, str]] = Counter()
+        trainings = {
+            spec.key: scenario_training(spec, anchor=self.anchor, speed=self.speed, seed=seed) for spec in SCENARIO
+        }
+        jobs = [*trainings.values(), *prediction_history(history_size, anchor=self.anchor, seed=seed)]
+        self._jobs: tuple[Job, ...] = tuple(sorted(jobs, key=lambda job: job.sort_key, reverse=True))
+        self._by_id = {job.id: job for job in self._jobs}
+        self.scenario_ids: dict[str, str] = {key: job.id for key, job in trainings.items()}
+
+    # ------------------------------------------------------------------ state at a moment
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _end(self, job: Job, now: float) -> tuple[float, str, bool]:
+        """(when, terminal status, canceled through the API) as known at `now`."""
+        with self._lock:
+            canceled = self._cancellations.get(job.id)
+        if canceled is not None and canceled <= now and canceled < job.ended:
+            return canceled, "canceled", True
+        return job.ended, job.outcome, False
+
+    def _visible(self, job: Job | None, now: float, kind: str | None) -> Job | None:
+        if job is None or job.created > now or (kind is not None and job.kind != kind):
+            return None
+        return job
+
+    def _object(self, job: Job, now: float, base_url: str, *, with_logs: bool) -> JobObject:
+        end, end_status, by_api = self._end(job, now)
+        started = job.started if job.started is not None and job.started < end else None
+        if now >= end:
+            status = end_status
+        elif started is not None and now >= started:
+            status = "processing"
+        else:
+            status = "starting"
+        terminal = status in TERMINAL_STATUSES
+        removed = terminal and now >= end + RETENTION_SECONDS
+        if status == "starting" or started is None or removed:
+            logs = ""
+        elif terminal and not by_api:
+            logs = job.script.text
+        else:
+            # A job canceled through the API stops logging at the cancel.
+            logs = job.script.at((min(now, end) - started) * job.script_speed)
+        metrics: dict[str, float] = {}
+        if terminal:
+            if started is not None:
+                metrics["predict_time"] = round(end - started, 6)
+            metrics["total_time"] = round(end - job.created, 6)
+        drop_data = removed and job.kind == "prediction"
+        collection = "trainings" if job.kind == "training" else "predictions"
+        nanos = job.nanosecond_timestamps
+        item: JobObject = {
+            "id": job.id,
+            "model": job.model,
+            "version": job.version,
+            "input": {} if drop_data else dict(job.input),
+            "output": job.output if status == "succeeded" and not drop_data else None,
+            "logs": logs,
+            "error": job.error if status == "failed" else None,
+            "status": status,
+            "created_at": _iso(job.created_ns, nanos),
+            "started_at": _iso(job.started_ns, nanos) if started is not None and job.started_ns else None,
+            "completed_at": self._completed_at(job, end, by_api) if terminal else None,
+            "metrics": metrics,
+            "urls": {
+                "get": f"{base_url}/{collection}/{job.id}",
+                "cancel": f"{base_url}/{collection}/{job.id}/cancel",
+                "web": f"https://replicate.com/p/{job.id}",
+            },
+            "source": job.source,
+            "data_removed": removed,
+        }
+        if not with_logs:
+            del item["logs"]
+        return item
+
+    def _completed_at(self, job: Job, end: float, by_api: bool) -> str:
+        nanos = job.nanosecond_timestamps
+        return _iso(epoch_ns(self.seed, end, nanos, job.id, "canceled") if by_api else job.ended_ns, nanos)
+
+    # ------------------------------------------------------------------ the API, without HTTP
+
+    def get(
+        self, job_id: str, kind: str | None = None, *, now: float | None = None, base_url: str | None = None
+    ) -> JobObject | None:
+        """The full object (with logs), or None when there is no such job (yet). kind: "training" or None."""
+        moment = self._now(now)
+        job = self._visible(self._by_id.get(job_id), moment, kind)
+        return None if job is None else self._object(job, moment, base_url or self.base_url, with_logs=True)
+
+    def jobs(
+        self, kind: str | None = None, *, now: float | None = None, base_url: str | None = None
+    ) -> list[JobObject]:
+        """Every job that exists at `now`, newest first, as list items (no logs)."""
+        moment = self._now(now)
+        return [
+            self._object(job, moment, base_url or self.base_url, with_logs=False)
+            for job in self._jobs
+            if self._visible(job, moment, kind)
+        ]
+
+    def cancel(
+        self, job_id: str, kind: str | None = None, *, now: float | None = None, base_url: str | None = None
+    ) -> JobObject | None:
+        """Cancel an active job (it stays canceled); a finished one is returned as it is. None: unknown id."""
+        moment = self._now(now)
+        job = self._visible(self._by_id.get(job_id), moment, kind)
+        if job is None:
+            return None
+        end, _, _ = self._end(job, moment)
+        if moment < end:
+            with self._lock:
+                self._cancellations.setdefault(job.id, moment)
+        return self._object(job, moment, base_url or self.base_url, with_logs=True)
+
+    @property
+    def cancellations(self) -> dict[str, float]:
+        """Jobs canceled through the API: id → epoch seconds."""
+        with self._lock:
+            return dict(self._cancellations)
+
+    def list_page(
+        self,
+        collection: str,
+        *,
+        base_url: str | None = None,
+        cursor: str | None = None,
+        created_after: str | None = None,
+        created_before: str | None = None,
+        now: float | None = None,
+    ) -> JobObject:
+        """One page of `predictions` (everything) or `trainings`: `{next, previous, results}`.
+
+        `next`/`previous` are full URLs under `base_url` (the `/v1` root the
+        client used). Raises BadRequest for an unreadable cursor or time.
+        """
+        if collection not in ("predictions", "trainings"):
+            raise BadRequest(f"unknown collection {collection!r}")
+        base = (base_url or self.base_url).rstrip("/")
+        moment = self._now(now)
+        query: dict[str, str] = {}
+        low, high = None, None
+        if created_after is not None:
+            low, query["created_after"] = query_time("created_after", created_after), created_after
+        if created_before is not None:
+            high, query["created_before"] = query_time("created_before", created_before), created_before
+        kind = "training" if collection == "trainings" else None
+        candidates = [
+            job
+            for job in self._jobs
+            if self._visible(job, moment, kind)
+            and (low is None or job.created_ns >= low)
+            and (high is None or job.created_ns < high)
+        ]
+        page = page_of(candidates, cursor)
+        keys = [job.sort_key for job in candidates]  # descending
+
+        def link(direction: str, job: Job) -> str:
+            return f"{base}/{collection}?" + urlencode({**query, "cursor": encode_cursor(direction, job.sort_key)})
+
+        has_older = bool(page) and keys[-1] < page[-1].sort_key
+        has_newer = bool(page) and keys[0] > page[0].sort_key
+        return {
+            "next": link("n", page[-1]) if has_older else None,
+            "previous": link("p", page[0]) if has_newer and cursor is not None else None,
+            "results": [self._object(job, moment, base, with_logs=False) for job in page],
+        }
+
+    def account(self) -> JobObject:
+        return dict(ACCOUNT)
+
+    # ------------------------------------------------------------------ auth, faults, counters
+
+    def authorized(self, authorization: str | None) -> bool:
+        """`Bearer <token>` or `Token <token>` with the configured token."""
+        scheme, _, credential = (authorization or "").strip().partition(" ")
+        if scheme.lower() not in ("bearer", "token"):
+            return False
+        return hmac.compare_digest(credential.strip().encode(), self.token.encode())
+
+    def inject_faults(self, status: int = 429, count: int = 1) -> None:
+        """Make the next `count` requests answer `status` (429 throttled, 5xx server error)."""
+        if not 400 <= status <= 599 or count < 0:
+            raise ValueError("inject_faults takes an HTTP error status and a non-negative count")
+        with self._lock:
+            self._faults.extend([status] * count)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    @property
+    def pending_faults(self) -> int:
+        with self._lock:
+            return len(self._faults)
+
+    def record_request(self, method: str, path: str) -> int | None:
+        """Count a request; returns the status of an injected fault it must answer with, if any."""
+        with self._lock:
+            self._requests[(method.upper(), path)] += 1
+            return self._faults.popleft() if self._faults else None
+
+    @property
+    def request_counts(self) -> Counter[tuple[str, str]]:
+        """Requests seen so far, by (method, path)."""
+        with self._lock:
+            return Counter(self._requests)
+
+    def request_count(self, method: str | None = None, path_prefix: str = "") -> int:
+        """How many requests matched `method` (any when None) on a path starting with `path_prefix`."""
+        with self._lock:
+            return sum(
+                count
+                for (seen_method, path), count in self._requests.items()
+                if (method is None or seen_method == method.upper()) and path.startswith(path_prefix)
+            )
+
+    def reset_request_counts(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # ------------------------------------------------------------------ webhooks
+
+    def due_webhooks(self, since: float, until: float) -> list[WebhookEvent]:
+        """Webhooks for training status changes and log updates in (since, until], oldest first.
+
+        `start` when a job starts processing, `logs` every LOGS_WEBHOOK_EVERY
+        seconds while it runs, `completed` when it reaches a terminal status
+        (also when canceled through the API). The older history sends none.
+        """
+        events: list[WebhookEvent] = []
+        for job in self._jobs:
+            if job.kind != "training" or job.ended <= since:
+                continue
+            end, _, _ = self._end(job, until)
+            started = job.started if job.started is not None and job.started < end else None
+            if started is not None:
+                if since < started <= until:
+                    events.append(WebhookEvent(job.id, "start", started, f"msg_{job.id}_start"))
+                first = max(1, math.floor((since - started) / LOGS_WEBHOOK_EVERY) + 1)
+                tick = first
+                while (at := started + tick * LOGS_WEBHOOK_EVERY) <= until and at < end:
+                    if at > since:
+                        events.append(WebhookEvent(job.id, "logs", at, f"msg_{job.id}_logs_{tick}"))
+                    tick += 1
+            if since < end <= until:
+                events.append(WebhookEvent(job.id, "completed", end, f"msg_{job.id}_completed"))
+        return sorted(events, key=lambda event: (event.at, event.job_id))
+
+    def webhook_request(self, event: WebhookEvent, *, timestamp: int | None = None) -> tuple[dict[str, str], bytes]:
+        """The headers and raw body of `event`, signed with the simulator's secret (Standard Webhooks)."""
+        job = self._by_id[event.job_id]
+        body = json.dumps(
+            self._object(job, event.at, self.base_url, with_logs=True), ensure_ascii=False, separators=(",", ":")
+        ).encode("utf-8")
+        sent_at = str(int(self.clock()) if timestamp is None else int(timestamp))
+        headers = {
+            "content-type": "application/json",
+            "user-agent": "Replicate-Webhook/simulator",
+            "webhook-id": event.webhook_id,
+            "webhook-timestamp": sent_at,
+            "webhook-signature": sign_webhook(self.webhook_secret, event.webhook_id, sent_at, body),
+        }
+        return headers, body
