@@ -23,4 +23,5 @@ def lambda_handler(event: dict, context) -> dict:
         "ticks": len(reports),
         "polled": sum(report.polled for report in reports),
         "updated": sum(refresh.updated for report in reports for refresh in report.refreshes),
+        "failed": sum(report.error is not None for report in reports),
     }

@@ -1,5 +1,7 @@
 """PUT /api/cloud/polling/setting — force polling on/off, or null for automatic."""
 
+from dataclasses import asdict
+
 from jobsync.api.http import Request, http_handler
 from jobsync.api.routes import POLLING_SETTING
 from jobsync.services.polling import set_polling_preference
@@ -7,5 +9,4 @@ from jobsync.services.polling import set_polling_preference
 
 @http_handler(POLLING_SETTING)
 def lambda_handler(request: Request) -> dict:
-    state = set_polling_preference(request.body.enabled)
-    return {"is_active": state.is_active, "preference": state.preference}
+    return asdict(set_polling_preference(request.body.enabled))

@@ -1,11 +1,12 @@
-"""GET /api/cloud/polling/status"""
+"""GET /api/cloud/polling/status — whether background polling is on, and how its last tick went."""
+
+from dataclasses import asdict
 
 from jobsync.api.http import Request, http_handler
 from jobsync.api.routes import POLLING_STATUS
-from jobsync.services.polling import polling_state
+from jobsync.services.polling import polling_status
 
 
 @http_handler(POLLING_STATUS)
 def lambda_handler(request: Request) -> dict:
-    state = polling_state()
-    return {"is_active": state.is_active, "preference": state.preference}
+    return asdict(polling_status())

@@ -29,6 +29,7 @@ def test_webhooks_replace_polling(stack):
     assert httpx.get(f"{stack.url}/api/cloud/polling/status", headers=headers).json() == {
         "is_active": False,
         "preference": None,
+        "last_tick": {"at": None, "error": None},  # polling never ran
     }
     assert httpx.get(f"{stack.url}/api/cloud/config", headers=headers).json()["webhooks"] == {"configured": True}
     # No sync, no polling: every job here arrived by a signed webhook from the simulator.

@@ -137,9 +137,19 @@ class ConfigOut(ApiModel):
     webhooks: WebhooksOut
 
 
+class LastTickOut(ApiModel):
+    at: str | None = Field(
+        description="When the last recorded poller tick started (ISO-8601 UTC); null before the first. Every "
+        "failing tick is recorded; a tick that goes well only after a failure or as the first, so with no error "
+        "this is when polling last started going well, not the latest tick (a healthy, idle tick writes nothing)"
+    )
+    error: str | None = Field(description="What failed in that tick; null when it went well")
+
+
 class PollingStatusOut(ApiModel):
     is_active: bool
     preference: bool | None
+    last_tick: LastTickOut
 
 
 class WebhookOut(ApiModel):

@@ -2,6 +2,11 @@
 
 On when no webhook URL is configured and off when one is, unless the
 deployment says otherwise explicitly; the user's preference overrides both.
+
+Each tick's outcome is kept so that clients can tell when polling is failing:
+every failing tick is recorded, a tick that goes well only when the stored
+outcome says otherwise (the first, or the one after a failure). A healthy
+tick that changes nothing writes nothing.
 """
 
 from __future__ import annotations
@@ -10,13 +15,16 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from jobsync import wiring
 from jobsync.config import Settings, get_settings
+from jobsync.domain.errors import JobsyncError
 from jobsync.domain.timestamps import parse_timestamp
 from jobsync.observability import logger
 from jobsync.providers.registry import PROVIDERS
 from jobsync.services.refresh import RefreshReport, refresh_active_jobs
+from jobsync.store.state import PollTick
 
 
 @dataclass(frozen=True)
@@ -32,9 +40,34 @@ def polling_state() -> PollingState:
     return PollingState(_effective(settings, preference), preference, settings.polling.interval_seconds)
 
 
-def set_polling_preference(enabled: bool | None) -> PollingState:
+@dataclass(frozen=True)
+class LastTick:
+    at: str | None  # ISO-8601 UTC
+    error: str | None
+
+
+@dataclass(frozen=True)
+class PollingStatus:
+    is_active: bool
+    preference: bool | None
+    last_tick: LastTick
+
+
+def polling_status() -> PollingStatus:
+    """Whether polling is on, and how its last recorded tick went."""
+    state = polling_state()
+    tick = wiring.state_store().last_poll_tick()
+    last = LastTick(_iso(tick.at), tick.error) if tick else LastTick(None, None)
+    return PollingStatus(state.is_active, state.preference, last)
+
+
+def set_polling_preference(enabled: bool | None) -> PollingStatus:
     wiring.state_store().set_polling_preference(enabled)
-    return polling_state()
+    return polling_status()
+
+
+def _iso(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _effective(settings: Settings, preference: bool | None) -> bool:
@@ -49,18 +82,26 @@ def _effective(settings: Settings, preference: bool | None) -> bool:
 class TickReport:
     polled: bool
     refreshes: tuple[RefreshReport, ...] = ()
+    error: str | None = None
+
+
+# A tick's error as stored and shown: enough to name the problem, short enough for a status line.
+_ERROR_CHARS = 500
 
 
 def poll_tick() -> TickReport:
-    """One pass over every provider's active jobs, when polling is on."""
+    """One pass over every provider's active jobs, when polling is on; its outcome is recorded."""
     if not polling_state().is_active:
         return TickReport(polled=False)
-    reports = []
+    started = time.time()
+    reports, failures = [], []
     for provider in PROVIDERS:
         try:
             reports.append(refresh_active_jobs(provider))
-        except Exception:  # noqa: BLE001 - one provider failing never stops the others
+        except Exception as exc:  # noqa: BLE001 - one provider failing never stops the others
             logger.exception("poll of a provider failed", extra={"provider": provider})
+            # Our own errors say what failed; anything else is named by its type only, as a 500 would be.
+            failures.append(f"{provider}: {exc if isinstance(exc, JobsyncError) else type(exc).__name__}")
     for report in reports:
         logger.info(
             "poll tick",
@@ -73,7 +114,36 @@ def poll_tick() -> TickReport:
                 "errors": len(report.errors),
             },
         )
-    return TickReport(polled=True, refreshes=tuple(reports))
+    failures += [f"{report.provider}: {error}" for report in reports for error in report.errors]
+    error = _summary(failures)
+    _record_outcome(PollTick(started, error))
+    return TickReport(polled=True, refreshes=tuple(reports), error=error)
+
+
+def _summary(failures: list[str]) -> str | None:
+    if not failures:
+        return None
+    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
+    first = failures[0]
+    if len(first) + len(more) > _ERROR_CHARS:
+        first = first[: _ERROR_CHARS - len(more) - 1] + "…"
+    return first + more
+
+
+def _record_outcome(tick: PollTick) -> None:
+    """Every failing tick (its time says the failure is current), and a good one that ends a failure.
+
+    One read a tick; a write only when the tick failed or the stored outcome is
+    not a success, so an idle, healthy poller writes nothing.
+    """
+    store = wiring.state_store()
+    try:
+        last = store.last_poll_tick()
+        if tick.error is None and last is not None and last.error is None:
+            return
+        store.save_poll_tick(tick)
+    except JobsyncError:  # the tick itself is done; only its record is lost
+        logger.exception("could not record the poll tick's outcome")
 
 
 # A tick started later than this before the invocation's timeout might not finish.

@@ -1,4 +1,4 @@
-"""Small records in the state table: the polling preference, webhook receipts, log tails."""
+"""Small records in the state table: the polling preference and last tick, webhook receipts, log tails."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from jobsync.store import dynamo
 
 POLLING_PREFERENCE_KEY = "settings#polling"
+POLL_TICK_KEY = "status#poll-tick"
 _RECEIPT_DAYS = 7
 _LOG_TAIL_DAYS = 90
 _DAY = 86_400
@@ -21,6 +22,14 @@ class SyncProgress:
     history_imported: bool
     # The provider's handle of the next page still to import, while the import is unfinished.
     resume_page: str | None
+
+
+@dataclass(frozen=True)
+class PollTick:
+    """A poller tick's outcome: when it started (epoch seconds) and what failed in it (None: nothing)."""
+
+    at: float
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -54,6 +63,16 @@ class StateStore:
 
     def set_polling_preference(self, enabled: bool | None) -> None:
         self._put({"pk": POLLING_PREFERENCE_KEY, "enabled": enabled, "updated_at": int(time.time())})
+
+    def last_poll_tick(self) -> PollTick | None:
+        item = self._get(POLL_TICK_KEY)
+        if not item or "at" not in item:
+            return None
+        error = item.get("error")
+        return PollTick(float(item["at"]), error if isinstance(error, str) else None)
+
+    def save_poll_tick(self, tick: PollTick) -> None:
+        self._put({"pk": POLL_TICK_KEY, "at": tick.at, "error": tick.error})
 
     # ---- sync progress --------------------------------------------------------
 
