@@ -1,21 +1,15 @@
 """Scheduled by EventBridge Scheduler: refresh every active job, several ticks per invocation.
 
-Traced with X-Ray: a tick makes many provider and DynamoDB calls, and a
-scheduled function's cold start costs nobody a wait.
+Lambda records each invocation in X-Ray (`Tracing: Active` in template.yaml).
 """
-
-from aws_lambda_powertools import Tracer
 
 from jobsync.deadline import invocation_deadline
 from jobsync.observability import logger, metrics
 from jobsync.services.polling import run_scheduled_ticks, scheduled_time
 
-tracer = Tracer()
-
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 def lambda_handler(event: dict, context) -> dict:
     with invocation_deadline(context):
         reports = run_scheduled_ticks(context.get_remaining_time_in_millis, scheduled_at=scheduled_time(event))

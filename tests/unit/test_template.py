@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -397,3 +398,49 @@ def test_functions_get_only_the_dynamodb_actions_they_make(template: dict) -> No
     assert actions["GetJobFunction"] == {"dynamodb:GetItem"}
     assert actions["MetricsFunction"] == {"dynamodb:GetItem"}
     assert "dynamodb:DeleteItem" not in actions["ListJobsFunction"]
+
+
+# --------------------------------------------------------------------- the build
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(re.split(r"[\[=<>~!; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_the_layer_leaves_boto3_and_botocore_to_the_runtime() -> None:
+    """A layer's botocore (aws-xray-sdk pulled in 30 MB of it) would shadow the runtime's own boto3."""
+    names = _requirement_names(ROOT / "layers" / "jobsync" / "requirements.txt")
+    assert names and not names & {"boto3", "botocore", "aws-xray-sdk", "s3transfer"}
+    sources = [*(ROOT / "functions").glob("*/app.py"), *(ROOT / "layers" / "jobsync" / "jobsync").rglob("*.py")]
+    for source in sources:
+        uses = re.search(r"\bTracer\(|^\s*(from|import) [^\n]*\b(Tracer|aws_xray_sdk)\b", source.read_text(), re.M)
+        assert uses is None, f"{source} needs aws-xray-sdk in the layer"
+
+
+def test_traced_functions_are_traced_by_lambda_itself(template: dict) -> None:
+    active = {
+        logical_id
+        for logical_id, resource in template["Resources"].items()
+        if (resource.get("Properties") or {}).get("Tracing") == "Active"
+    }
+    assert active == {"PollerFunction", "SyncJobsFunction"}
+
+
+def test_every_function_folder_has_the_requirements_file_sam_build_expects(template: dict) -> None:
+    """Without one, `sam build` warns "requirements.txt file not found" once per function."""
+    for spec in cfn.functions(template).values():
+        requirements = ROOT / spec.code_uri / "requirements.txt"
+        assert requirements.is_file(), f"{requirements} is missing"
+        assert _requirement_names(requirements) == set(), f"{requirements}: the layer brings every dependency"
+
+
+def test_samconfig_names_only_parameters_the_template_has(template: dict) -> None:
+    text = (ROOT / "samconfig.toml").read_text()
+    named = set(re.findall(r"\b[A-Z][a-z]+(?:[A-Z][a-z0-9]*)+\b", text)) - {"NoEcho"}  # CloudFormation's word
+    assert {"ApiTokenHashes", "ReplicateApiTokenSecretArn"} <= named
+    assert named <= set(template["Parameters"]), named - set(template["Parameters"])
