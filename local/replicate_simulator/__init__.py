@@ -11,11 +11,16 @@ the cancellations made through the API: the same clock reading gives the same
 answer, and a restart with the same anchor continues the same story instead of
 replaying it.
 
+Provider faults — 429 with and without `Retry-After`, 5xx, timeouts, dropped
+connections, JSON bodies cut short — are injected one by one
+(`inject_faults`) or drawn at a seeded rate (`FaultPlan`, or in the local
+stack `JOBSYNC_SIMULATOR_FAULT_RATE=0.2`, `JOBSYNC_SIMULATOR_FAULTS=429,503,truncated`).
+
     scenarios.py    the scripted trainings and the history's models, as data
     log_scripts.py  logs as a function of time (FLUX/tqdm and SimpleTuner styles)
     story.py        scenarios and history turned into jobs, fixed at construction
     state.py        `SimulatedReplicate`: what each job shows at a moment, cancel,
-                    faults and request counts, due webhooks; no HTTP
+                    faults (`FaultPlan`) and request counts, due webhooks; no HTTP
     listing.py      pages, cursors and time filters
     seeded.py       ids, tokens and timestamp digits hashed from the seed
     webhooks.py     the webhook sender and its loop
@@ -30,10 +35,13 @@ from local.replicate_simulator.state import (
     DEFAULT_BASE_URL,
     DEFAULT_SEED,
     DEFAULT_TOKEN,
+    FAULT_KINDS,
     HISTORY_SIZE,
     LOGS_WEBHOOK_EVERY,
     RETENTION_SECONDS,
     TERMINAL_STATUSES,
+    Fault,
+    FaultPlan,
     SimulatedReplicate,
     WebhookEvent,
 )
@@ -43,6 +51,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_SEED",
     "DEFAULT_TOKEN",
+    "FAULT_KINDS",
     "HISTORY_SIZE",
     "LOGS_WEBHOOK_EVERY",
     "PAGE_SIZE",
@@ -51,6 +60,8 @@ __all__ = [
     "THROTTLE_DETAIL",
     "WEBHOOK_RETRY_DELAYS",
     "BadRequest",
+    "Fault",
+    "FaultPlan",
     "SimulatedReplicate",
     "WebhookEvent",
     "create_app",

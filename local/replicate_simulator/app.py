@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -12,13 +13,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from local.replicate_simulator.listing import BadRequest
-from local.replicate_simulator.state import JobObject, SimulatedReplicate
+from local.replicate_simulator.state import Fault, JobObject, SimulatedReplicate
 from local.replicate_simulator.webhooks import webhook_loop
 
 THROTTLE_DETAIL = "Request was throttled. Your rate limit resets in ~1s."
+RETRY_AFTER_SECONDS = 1
+Sleep = Callable[[float], Awaitable[Any]]
 
 
 def _problem(status: int, title: str, detail: str) -> JSONResponse:
@@ -31,20 +34,22 @@ def _not_found() -> JSONResponse:
     return _problem(404, "Not found", "Not found.")
 
 
-def _fault(status: int) -> JSONResponse:
+def _error_answer(status: int, *, retry_after: bool = False) -> JSONResponse:
     # Replicate answers a throttle with a bare `detail`, not a problem document.
     if status == 429:
-        return JSONResponse({"detail": THROTTLE_DETAIL}, status_code=429)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if retry_after else None
+        return JSONResponse({"detail": THROTTLE_DETAIL}, status_code=429, headers=headers)
     titles = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
     return _problem(status, titles.get(status, "Error"), "Something went wrong on our end (injected by the simulator).")
 
 
 class _Gate:
-    """Counts every request, answers injected faults, then requires the token."""
+    """Counts every request, answers the fault it meets, if any, and requires the token."""
 
-    def __init__(self, app: ASGIApp, sim: SimulatedReplicate) -> None:
+    def __init__(self, app: ASGIApp, sim: SimulatedReplicate, sleep: Sleep = asyncio.sleep) -> None:
         self.app = app
         self.sim = sim
+        self.sleep = sleep
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,14 +57,41 @@ class _Gate:
             return
         request = Request(scope)
         fault = self.sim.record_request(request.method, request.url.path)
-        if fault is not None:
-            await _fault(fault)(scope, receive, send)
-        elif not self.sim.authorized(request.headers.get("authorization")):
+        if fault is None:
+            await self._answer(scope, receive, send)
+        elif fault.kind == "timeout":
+            await self.sleep(self.sim.fault_plan.timeout_seconds)  # the client has given up by now
+            await _error_answer(504)(scope, receive, send)
+        elif fault.status is None:
+            await self._cut_short(fault, scope, receive, send)
+        else:
+            await _error_answer(fault.status, retry_after=fault.kind == "429-retry-after")(scope, receive, send)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.sim.authorized(Request(scope).headers.get("authorization")):
+            await self.app(scope, receive, send)
+        else:
             await _problem(401, "Unauthenticated", "You did not pass a valid authentication token")(
                 scope, receive, send
             )
-        else:
-            await self.app(scope, receive, send)
+
+    async def _cut_short(self, fault: Fault, scope: Scope, receive: Receive, send: Send) -> None:
+        """The real answer, cut in half: `truncated` sends the half as a whole body, `reset` announces
+        the whole and stops half-way (the server then closes the connection: a response left
+        incomplete is closed, not finished)."""
+        answer: list[Message] = []
+
+        async def keep(message: Message) -> None:
+            answer.append(message)
+
+        await self._answer(scope, receive, keep)
+        start = next(message for message in answer if message["type"] == "http.response.start")
+        body = b"".join(message.get("body", b"") for message in answer if message["type"] == "http.response.body")
+        half = body[: len(body) // 2]
+        announced = len(half) if fault.kind == "truncated" else len(body)
+        headers = [(name, value) for name, value in start.get("headers", []) if name.lower() != b"content-length"]
+        await send({**start, "headers": [*headers, (b"content-length", str(announced).encode())]})
+        await send({"type": "http.response.body", "body": half, "more_body": fault.kind == "reset"})
 
 
 def _api_base(request: Request) -> str:
@@ -72,8 +104,12 @@ def create_app(
     *,
     webhook_interval: float = 1.0,
     webhook_client: httpx.AsyncClient | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> Starlette:
-    """The simulator under `/v1`; with `webhook_url`, the webhook loop runs for the app's lifetime."""
+    """The simulator under `/v1`; with `webhook_url`, the webhook loop runs for the app's lifetime.
+
+    `sleep` is how a `timeout` fault waits (tests give one that does not).
+    """
 
     async def account(request: Request) -> Response:
         return JSONResponse(sim.account())
@@ -140,6 +176,6 @@ def create_app(
         Route("/v1/trainings/{job_id}/cancel", one("training", sim.cancel), methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
-    app.add_middleware(_Gate, sim=sim)
+    app.add_middleware(_Gate, sim=sim, sleep=sleep)
     app.state.simulator = sim
     return app

@@ -2,8 +2,9 @@
 
 A job's status, logs and timestamps at a moment follow from its story
 (`story.py`) and the cancellations made through the API; nothing else is
-state. Injected faults and request counts, which tests use to drive and watch
-a client, live here too, behind the same lock.
+state. Faults (injected one by one, or drawn at a seeded rate) and request
+counts, which tests use to drive and watch a client, live here too, behind the
+same lock; `app.py` turns a fault into what goes over the wire.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ import base64
 import hmac
 import json
 import math
+import os
+import random
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +41,101 @@ RETENTION_SECONDS = 3600.0  # Replicate removes an ended prediction's logs and d
 LOGS_WEBHOOK_EVERY = 5.0
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 ACCOUNT = {"type": "user", "username": "jobsync-simulator", "name": "jobsync simulator", "github_url": None}
+
+
+# What a request can meet instead of its answer (app.py renders each):
+FAULT_KINDS = (
+    "429",  # throttled, as Replicate answers it: `{"detail": "... resets in ~1s."}`, no Retry-After
+    "429-retry-after",  # throttled, with a `Retry-After` header
+    "500",
+    "502",
+    "503",
+    "504",
+    "timeout",  # no answer for FaultPlan.timeout_seconds (longer than a client waits), then a 504
+    "reset",  # the answer stops half-way and the connection is closed
+    "truncated",  # a 200 whose JSON body is cut short (its Content-Length says so: nothing else is wrong)
+)
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str  # one of FAULT_KINDS, or an HTTP error status as text ("418")
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status the fault answers with outright (None: timeout, reset, truncated)."""
+        head = self.kind.partition("-")[0]
+        return int(head) if head.isdigit() else None
+
+
+def _fault(kind: int | str) -> Fault:
+    fault = Fault(str(kind).strip().lower())
+    if fault.kind not in FAULT_KINDS and not (fault.kind.isdigit() and 400 <= int(fault.kind) <= 599):
+        raise ValueError(f"unknown fault {kind!r}: an HTTP error status or one of {', '.join(FAULT_KINDS)}")
+    return fault
+
+
+@dataclass(frozen=True)
+class FaultPlan:
+    """Faults drawn at random: each request meets one with probability `rate`, of a kind drawn from `kinds`.
+
+    The draws come from a generator seeded with `seed` (default: the
+    simulator's), so the same requests in the same order meet the same faults.
+    """
+
+    rate: float = 0.0
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int | None = None
+    timeout_seconds: float = 30.0  # a "timeout" holds the answer this long: more than jobsync's client waits
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.rate, (int, float)) and 0.0 <= self.rate <= 1.0):
+            raise ValueError(f"fault rate must be between 0 and 1, not {self.rate!r}")
+        kinds = tuple(_fault(kind).kind for kind in self.kinds)
+        if self.rate > 0 and not kinds:
+            raise ValueError("a fault rate needs at least one fault kind")
+        if not (math.isfinite(self.timeout_seconds) and self.timeout_seconds >= 0):
+            raise ValueError(f"timeout_seconds must be a non-negative number, not {self.timeout_seconds!r}")
+        object.__setattr__(self, "kinds", kinds)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> FaultPlan:
+        """`JOBSYNC_SIMULATOR_FAULT_RATE` (0 to 1), `JOBSYNC_SIMULATOR_FAULTS` (comma-separated kinds, default
+        all), `JOBSYNC_SIMULATOR_FAULT_SEED`, `JOBSYNC_SIMULATOR_FAULT_TIMEOUT_SECONDS`; unset: no faults."""
+        env = os.environ if env is None else env
+
+        def value(name: str) -> str | None:
+            text = (env.get(name) or "").strip()
+            return text or None
+
+        try:
+            rate = float(value("JOBSYNC_SIMULATOR_FAULT_RATE") or 0)
+            seed = value("JOBSYNC_SIMULATOR_FAULT_SEED")
+            timeout = value("JOBSYNC_SIMULATOR_FAULT_TIMEOUT_SECONDS")
+            kinds = value("JOBSYNC_SIMULATOR_FAULTS")
+            return cls(
+                rate=rate,
+                kinds=tuple(part for part in kinds.split(",") if part.strip()) if kinds else FAULT_KINDS,
+                seed=int(seed) if seed is not None else None,
+                timeout_seconds=float(timeout) if timeout is not None else cls.timeout_seconds,
+            )
+        except ValueError as exc:
+            raise ValueError(f"simulator faults: {exc}") from None
+
+
+@dataclass
+class _Faults:
+    plan: FaultPlan
+    rng: random.Random
+    queued: deque[Fault] = field(default_factory=deque)
+    met: Counter[str] = field(default_factory=Counter)
+
+    def next(self) -> Fault | None:
+        if self.queued:
+            return self.queued.popleft()
+        # Always two draws, fault or not: the sequence depends on the number of requests only.
+        hit, pick = self.rng.random(), self.rng.randrange(max(1, len(self.plan.kinds)))
+        return Fault(self.plan.kinds[pick]) if hit < self.plan.rate else None
 
 
 @dataclass(frozen=True)
@@ -63,7 +161,9 @@ class SimulatedReplicate:
     `anchor` is the scenario's time zero (epoch seconds, default: the clock at
     construction); pass a persisted one to continue a story after a restart.
     `speed` scales the scenario: 2.0 plays it twice as fast. The older history
-    is laid out in real time before the anchor and does not scale.
+    is laid out in real time before the anchor and does not scale. `faults`
+    draws faults at a seeded rate (default: `FaultPlan.from_env()`, none when
+    the variables are unset); `inject_faults` queues exact ones ahead of those.
     """
 
     def __init__(
@@ -77,6 +177,7 @@ class SimulatedReplicate:
         webhook_secret: str | None = None,
         base_url: str = DEFAULT_BASE_URL,
         history_size: int = HISTORY_SIZE,
+        faults: FaultPlan | None = None,
     ) -> None:
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a positive number, not {speed!r}")
@@ -93,7 +194,8 @@ class SimulatedReplicate:
         )
         self._lock = threading.Lock()
         self._cancellations: dict[str, float] = {}
-        self._faults: deque[int] = deque()
+        plan = FaultPlan.from_env() if faults is None else faults
+        self._faults = _Faults(plan, random.Random(seed if plan.seed is None else plan.seed))
         self._requests: Counter[tuple[str, str]] = Counter()
         trainings = {
             spec.key: scenario_training(spec, anchor=self.anchor, speed=self.speed, seed=seed) for spec in SCENARIO
@@ -276,27 +378,46 @@ class SimulatedReplicate:
             return False
         return hmac.compare_digest(credential.strip().encode(), self.token.encode())
 
-    def inject_faults(self, status: int = 429, count: int = 1) -> None:
-        """Make the next `count` requests answer `status` (429 throttled, 5xx server error)."""
-        if not 400 <= status <= 599 or count < 0:
-            raise ValueError("inject_faults takes an HTTP error status and a non-negative count")
+    @property
+    def fault_plan(self) -> FaultPlan:
+        return self._faults.plan
+
+    def inject_faults(self, fault: int | str | Iterable[int | str] = 429, count: int = 1) -> None:
+        """Make the next requests meet these faults, ahead of any drawn at the plan's rate.
+
+        `fault`: an HTTP error status (429 throttled as Replicate does, 5xx), a
+        kind from FAULT_KINDS, or a sequence of them (each queued `count` times, in order).
+        """
+        if not isinstance(count, int) or count < 0:
+            raise ValueError("inject_faults takes a non-negative count")
+        faults = [_fault(fault)] if isinstance(fault, (int, str)) else [_fault(one) for one in fault]
         with self._lock:
-            self._faults.extend([status] * count)
+            self._faults.queued.extend(one for one in faults for _ in range(count))
 
     def clear_faults(self) -> None:
+        """Forget the queued faults (the plan's rate still applies)."""
         with self._lock:
-            self._faults.clear()
+            self._faults.queued.clear()
 
     @property
     def pending_faults(self) -> int:
         with self._lock:
-            return len(self._faults)
+            return len(self._faults.queued)
 
-    def record_request(self, method: str, path: str) -> int | None:
-        """Count a request; returns the status of an injected fault it must answer with, if any."""
+    @property
+    def faults_met(self) -> Counter[str]:
+        """Faults answered so far, by kind."""
+        with self._lock:
+            return Counter(self._faults.met)
+
+    def record_request(self, method: str, path: str) -> Fault | None:
+        """Count a request; returns the fault it must meet instead of its answer, if any."""
         with self._lock:
             self._requests[(method.upper(), path)] += 1
-            return self._faults.popleft() if self._faults else None
+            fault = self._faults.next()
+            if fault is not None:
+                self._faults.met[fault.kind] += 1
+            return fault
 
     @property
     def request_counts(self) -> Counter[tuple[str, str]]:

@@ -22,8 +22,11 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from local.replicate_simulator import (
+    FAULT_KINDS,
     PAGE_SIZE,
     TERMINAL_STATUSES,
+    Fault,
+    FaultPlan,
     SimulatedReplicate,
     WebhookEvent,
     create_app,
@@ -58,7 +61,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def sim(clock: ManualClock) -> SimulatedReplicate:
-    return SimulatedReplicate(anchor=ANCHOR, clock=clock, token=TOKEN)
+    return SimulatedReplicate(anchor=ANCHOR, clock=clock, token=TOKEN, faults=FaultPlan())
 
 
 @pytest.fixture
@@ -374,6 +377,147 @@ def test_injected_faults_answer_then_clear(client: TestClient, sim: SimulatedRep
     assert sim.pending_faults == 0
 
 
+def _draws(sim: SimulatedReplicate, requests: int = 300) -> list[str | None]:
+    return [(fault.kind if (fault := sim.record_request("GET", "/v1/predictions")) else None) for _ in range(requests)]
+
+
+def test_faults_drawn_at_a_rate_are_seeded_and_reproducible() -> None:
+    plan = FaultPlan(rate=0.2, kinds=("429", "503", "timeout", "truncated"), seed=7)
+    first = _draws(SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=plan))
+    again = _draws(SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=plan))
+    other = _draws(SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan(rate=0.2, seed=8)))
+    assert first == again and first != other
+    met = [kind for kind in first if kind is not None]
+    assert 30 <= len(met) <= 90  # about a fifth of 300
+    assert set(met) == {"429", "503", "timeout", "truncated"}
+    # Without a seed of its own, the plan follows the simulator's seed.
+    assert _draws(SimulatedReplicate(anchor=ANCHOR, history_size=0, seed=7, faults=FaultPlan(rate=0.2))) != _draws(
+        SimulatedReplicate(anchor=ANCHOR, history_size=0, seed=8, faults=FaultPlan(rate=0.2))
+    )
+
+
+def test_a_rate_of_zero_never_faults_and_one_always_does() -> None:
+    assert set(_draws(SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan()))) == {None}
+    always = SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan(rate=1.0, kinds=("reset",)))
+    assert set(_draws(always, 20)) == {"reset"}
+    assert always.faults_met == {"reset": 20} and always.request_count() == 20
+
+
+def test_injected_faults_come_before_drawn_ones_in_order() -> None:
+    sim = SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan(rate=1.0, kinds=("500",)))
+    sim.inject_faults(["429-retry-after", "truncated"], count=2)
+    sim.inject_faults(502)
+    assert sim.pending_faults == 5
+    assert _draws(sim, 6) == ["429-retry-after", "429-retry-after", "truncated", "truncated", "502", "500"]
+    assert Fault("429-retry-after").status == 429 and Fault("504").status == 504 and Fault("reset").status is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"rate": 1.5},
+        {"rate": -0.1},
+        {"rate": 0.5, "kinds": ()},
+        {"kinds": ("boom",)},
+        {"kinds": ("200",)},
+        {"kinds": ("500-ish",)},
+        {"timeout_seconds": -1.0},
+    ],
+)
+def test_a_fault_plan_refuses_what_it_cannot_inject(bad: dict) -> None:
+    with pytest.raises(ValueError):
+        FaultPlan(**bad)
+
+
+def test_inject_faults_refuses_unknown_faults(sim: SimulatedReplicate) -> None:
+    for bad in (200, "boom", ["500", "nope"]):
+        with pytest.raises(ValueError):
+            sim.inject_faults(bad)
+    with pytest.raises(ValueError):
+        sim.inject_faults(500, count=-1)
+    assert sim.pending_faults == 0
+
+
+def test_the_fault_plan_reads_the_environment() -> None:
+    assert FaultPlan.from_env({}) == FaultPlan()
+    plan = FaultPlan.from_env(
+        {
+            "JOBSYNC_SIMULATOR_FAULT_RATE": "0.25",
+            "JOBSYNC_SIMULATOR_FAULTS": " 429-retry-after, TRUNCATED ,",
+            "JOBSYNC_SIMULATOR_FAULT_SEED": "3",
+            "JOBSYNC_SIMULATOR_FAULT_TIMEOUT_SECONDS": "2.5",
+        }
+    )
+    assert plan == FaultPlan(rate=0.25, kinds=("429-retry-after", "truncated"), seed=3, timeout_seconds=2.5)
+    assert FaultPlan.from_env({"JOBSYNC_SIMULATOR_FAULT_RATE": "0.1"}).kinds == FAULT_KINDS
+    for bad in ({"JOBSYNC_SIMULATOR_FAULT_RATE": "often"}, {"JOBSYNC_SIMULATOR_FAULTS": "gremlins"}):
+        with pytest.raises(ValueError, match="simulator faults"):
+            FaultPlan.from_env(bad)
+
+
+def test_the_simulator_takes_its_fault_plan_from_the_environment_by_default(monkeypatch) -> None:
+    monkeypatch.setenv("JOBSYNC_SIMULATOR_FAULT_RATE", "1")
+    monkeypatch.setenv("JOBSYNC_SIMULATOR_FAULTS", "503")
+    assert SimulatedReplicate(anchor=ANCHOR, history_size=0).fault_plan == FaultPlan(rate=1.0, kinds=("503",))
+
+
+@pytest.mark.parametrize(("kind", "status"), [("500", 500), ("502", 502), ("503", 503), ("504", 504)])
+def test_a_server_error_fault_answers_a_problem(client: TestClient, sim: SimulatedReplicate, kind, status) -> None:
+    sim.inject_faults(kind)
+    response = client.get("/v1/trainings")
+    assert response.status_code == status
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["status"] == status
+
+
+def test_a_throttle_answers_with_or_without_retry_after(client: TestClient, sim: SimulatedReplicate) -> None:
+    sim.inject_faults(["429", "429-retry-after"])
+    bare, told = client.get("/v1/predictions"), client.get("/v1/predictions")
+    assert bare.status_code == told.status_code == 429
+    assert bare.json() == told.json() == {"detail": "Request was throttled. Your rate limit resets in ~1s."}
+    assert "retry-after" not in bare.headers and told.headers["retry-after"] == "1"
+
+
+def test_a_timeout_holds_the_answer_longer_than_a_client_waits(sim: SimulatedReplicate) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    client = TestClient(create_app(sim, sleep=sleep), headers={"Authorization": f"Bearer {TOKEN}"})
+    sim.inject_faults("timeout")
+    response = client.get("/v1/predictions")
+    assert waits == [sim.fault_plan.timeout_seconds] and waits[0] > 15  # jobsync's client waits 15 s
+    assert response.status_code == 504
+    assert client.get("/v1/predictions").status_code == 200 and waits == [30.0]
+
+
+def test_a_truncated_answer_is_a_200_whose_json_stops_half_way(client: TestClient, sim: SimulatedReplicate) -> None:
+    whole = client.get("/v1/predictions").content
+    sim.inject_faults("truncated")
+    cut = client.get("/v1/predictions")
+    assert cut.status_code == 200 and cut.headers["content-type"] == "application/json"
+    assert int(cut.headers["content-length"]) == len(cut.content) == len(whole) // 2
+    assert whole.startswith(cut.content)
+    with pytest.raises(json.JSONDecodeError):
+        cut.json()
+
+
+def test_a_reset_announces_the_whole_answer_and_stops_half_way(client: TestClient, sim: SimulatedReplicate) -> None:
+    job_id = sim.scenario_ids["flux-long"]
+    whole = client.get(f"/v1/trainings/{job_id}").content
+    sim.inject_faults("reset")
+    cut = client.get(f"/v1/trainings/{job_id}")
+    assert int(cut.headers["content-length"]) == len(whole) and len(cut.content) == len(whole) // 2
+    assert whole.startswith(cut.content)
+
+
+def test_a_cut_answer_is_still_refused_without_the_token(sim: SimulatedReplicate) -> None:
+    sim.inject_faults("truncated")
+    response = TestClient(create_app(sim)).get("/v1/account")
+    assert response.status_code == 401 and response.content.startswith(b'{"title":"Unauthenticated"')
+
+
 def test_requests_are_counted(client: TestClient, sim: SimulatedReplicate) -> None:
     job_id = sim.scenario_ids["flux-long"]
     client.get("/v1/predictions")
@@ -635,3 +779,18 @@ def test_python_dash_m_runs_the_command_line(capsys: pytest.CaptureFixture[str],
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert "--port" in out and "--token" in out and "--webhook-url" in out
+
+
+def test_the_command_line_takes_a_fault_plan(monkeypatch) -> None:
+    import uvicorn
+
+    from local.replicate_simulator import main
+
+    served = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: served.append(app))
+    faults = ["--fault-rate", "0.3", "--faults", "503,reset", "--fault-seed", "9"]
+    main(["--port", "8002", "--token", TOKEN, *faults])
+    assert served[0].state.simulator.fault_plan == FaultPlan(rate=0.3, kinds=("503", "reset"), seed=9)
+    with pytest.raises(SystemExit) as refused:
+        main(["--port", "8002", "--token", TOKEN, "--fault-rate", "0.3", "--faults", "gremlins"])
+    assert refused.value.code == 2 and len(served) == 1
