@@ -1,0 +1,347 @@
+"""The local stack's DynamoDB server: exact under concurrency, every answered write survives kill -9, flat streams.
+
+Servers are real (werkzeug on a free loopback port) and driven through boto3. Restarts run the server as a
+subprocess, as the stack runs it, so that SIGKILL is a real crash.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.core.base_backend import BackendDict
+
+from local.dynamodb_server import LocalDynamoDB
+from local.journal import Journal, JournalCorrupt
+from local.streams import StreamReader
+from local.template import create_tables, load_template
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+JOBS = "jobsync-local-JobsTable"
+STATE = "jobsync-local-StateTable"
+COUNTER = {"pk": {"S": "metrics#jobs"}}
+NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
+
+
+def client(url: str, service: str = "dynamodb", config: Config | None = None):
+    return boto3.client(
+        service,
+        endpoint_url=url,
+        region_name=REGION,
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+        config=config or Config(account_id_endpoint_mode="disabled"),
+    )
+
+
+def make_tables(url: str) -> dict[str, str]:
+    return create_tables(client(url), load_template(), lambda logical_id: f"jobsync-local-{logical_id}")
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A server in this process, restored over an empty state folder, its moto data wiped afterwards."""
+    server = LocalDynamoDB(tmp_path / "state")
+    url = server.start()
+    make_tables(url)
+    server.restore()
+    yield server
+    server.stop()
+    BackendDict.reset()  # moto's data belongs to the process: leave none to the next test
+
+
+def job(job_id: str) -> dict:
+    return {"job_id": {"S": job_id}, "status": {"S": "queued"}, "provider": {"S": "replicate"}}
+
+
+def create_jobs(dynamodb, job_ids: list[str], extra: list[dict] | None = None) -> None:
+    """New jobs and the counter moved by as many, in one transaction (as the job store writes them)."""
+    puts = [
+        {"Put": {"TableName": JOBS, "Item": job(job_id), "ConditionExpression": "attribute_not_exists(job_id)"}}
+        for job_id in job_ids
+    ]
+    counter = {
+        "Update": {
+            "TableName": STATE,
+            "Key": COUNTER,
+            "UpdateExpression": "ADD jobs_total :n",
+            "ExpressionAttributeValues": {":n": {"N": str(len(job_ids))}},
+        }
+    }
+    dynamodb.transact_write_items(TransactItems=[*puts, counter, *(extra or [])])
+
+
+def counter(dynamodb) -> int:
+    item = dynamodb.get_item(TableName=STATE, Key=COUNTER, ConsistentRead=True).get("Item")
+    return int(item["jobs_total"]["N"]) if item else 0
+
+
+def job_ids(dynamodb) -> set[str]:
+    pages = dynamodb.get_paginator("scan").paginate(TableName=JOBS, ConsistentRead=True)
+    return {item["job_id"]["S"] for page in pages for item in page["Items"]}
+
+
+def stream_shard():
+    from moto.dynamodb.models import dynamodb_backends
+
+    return dynamodb_backends["123456789012"][REGION].tables[JOBS].stream_shard
+
+
+# ------------------------------------------------------------------ concurrency
+
+
+def outcome(call, *args, **kwargs) -> str:
+    """'200', or the status and error code of a refused request."""
+    try:
+        call(*args, **kwargs)
+    except ClientError as error:
+        return f"{error.response['ResponseMetadata']['HTTPStatusCode']} {error.response['Error']['Code']}"
+    return "200"
+
+
+def test_concurrent_transactions_leave_exact_counters_and_no_server_error(server):
+    """20 threads commit and fail transactions at once. Without the server's lock, moto's transactions
+    interleave: a failed one's rollback undoes others' commits (lost jobs, a wrong counter), commits are
+    cancelled for conditions another thread's half-done work failed, and scans meet dictionaries changing
+    size (500)."""
+    dynamodb = client(server.url, config=NO_RETRIES)
+    create_jobs(dynamodb, ["taken"])
+    taken = {"Put": {"TableName": JOBS, "Item": job("taken"), "ConditionExpression": "attribute_not_exists(job_id)"}}
+
+    def worker(thread: int) -> list[str]:
+        own = client(server.url, config=NO_RETRIES)
+        outcomes = []
+        for round_ in range(6):
+            outcomes.append(outcome(create_jobs, own, [f"t{thread}-r{round_}-{n}" for n in range(3)]))
+            outcomes.append(outcome(create_jobs, own, [f"t{thread}-r{round_}-lost"], extra=[taken]))
+            outcomes.append(outcome(own.scan, TableName=JOBS, Limit=50))
+        return outcomes
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        outcomes = Counter(answer for answers in pool.map(worker, range(20)) for answer in answers)
+
+    assert outcomes == {"200": 20 * 6 * 2, "400 TransactionCanceledException": 20 * 6}
+    expected = {"taken"} | {f"t{thread}-r{round_}-{n}" for thread in range(20) for round_ in range(6) for n in range(3)}
+    assert job_ids(dynamodb) == expected
+    assert counter(dynamodb) == len(expected)
+
+
+# ----------------------------------------------------------------------- stream
+
+
+def test_every_committed_record_is_read_exactly_once_and_none_is_kept_after(server):
+    dynamodb = client(server.url)
+    reader = StreamReader.for_table(dynamodb, client(server.url, "dynamodbstreams"), JOBS)
+    taken = {"Put": {"TableName": JOBS, "Item": job("taken"), "ConditionExpression": "attribute_not_exists(job_id)"}}
+    create_jobs(dynamodb, ["taken"])
+    read: list[dict] = []
+    done = threading.Event()
+
+    def write(thread: int) -> None:
+        own = client(server.url)
+        for round_ in range(5):
+            create_jobs(own, [f"t{thread}-r{round_}"])
+            with pytest.raises(ClientError):
+                create_jobs(own, [f"t{thread}-r{round_}-cancelled"], extra=[taken])
+
+    def drain() -> None:
+        while not done.is_set():
+            read.extend(reader.read())
+
+    draining = threading.Thread(target=drain)
+    draining.start()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(8)))
+    done.set()
+    draining.join()
+    read.extend(reader.read())
+
+    inserted = Counter(record["dynamodb"]["Keys"]["job_id"]["S"] for record in read)
+    assert inserted == Counter({"taken": 1} | {f"t{thread}-r{round_}": 1 for thread in range(8) for round_ in range(5)})
+    sequence_numbers = [int(record["dynamodb"]["SequenceNumber"]) for record in read]
+    assert sequence_numbers == sorted(set(sequence_numbers))
+    assert stream_shard().items == []  # moto's record list, trimmed once read
+
+    dynamodb.put_item(TableName=JOBS, Item=job("after"))
+    assert [record["dynamodb"]["Keys"]["job_id"]["S"] for record in reader.read()] == ["after"]
+    assert stream_shard().items == []
+    from moto.dynamodbstreams.models import dynamodbstreams_backends
+
+    assert len(dynamodbstreams_backends["123456789012"][REGION].shard_iterators) <= 2
+
+
+# ------------------------------------------------------------------ the journal
+
+
+def test_writes_wait_for_the_restore_and_stop_when_the_journal_fails(server, monkeypatch):
+    dynamodb = client(server.url, config=NO_RETRIES)
+    dynamodb.put_item(TableName=JOBS, Item=job("kept"))
+
+    def disk_full(entry: dict) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(server.journal, "append", disk_full)
+    with pytest.raises(ClientError) as refused:
+        dynamodb.put_item(TableName=JOBS, Item=job("not-on-disk"))
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    with pytest.raises(ClientError) as stopped:  # fail-stop: nothing is answered that the disk may not hold
+        dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "kept"}})
+    assert stopped.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_a_torn_tail_is_ignored_and_cut_off_but_a_hole_is_refused(tmp_path):
+    path = tmp_path / "journal"
+    journal = Journal(path)
+    journal.open()
+    journal.append({"seq": 1})
+    journal.append({"seq": 2})
+    journal.close()
+    whole = path.read_bytes()
+
+    path.write_bytes(whole + b'{"seq": 3, "bo')
+    assert Journal(path).read() == [{"seq": 1}, {"seq": 2}]
+    reopened = Journal(path)
+    reopened.open()  # cuts the torn line off, so the next line starts on its own
+    reopened.append({"seq": 3})
+    reopened.close()
+    assert Journal(path).read() == [{"seq": 1}, {"seq": 2}, {"seq": 3}]
+
+    path.write_bytes(whole + b"\x00\x00\x00\n")  # zeros a crashed file system left: a tail too
+    assert Journal(path).read() == [{"seq": 1}, {"seq": 2}]
+    path.write_bytes(b'{"seq": 1}\n{"se\n{"seq": 3}\n')
+    with pytest.raises(JournalCorrupt):
+        Journal(path).read()
+
+
+# ------------------------------------------------------------- crash and restart
+
+
+SERVER = """
+import signal, sys, threading
+from pathlib import Path
+from tests.unit.test_local_dynamodb_server import make_tables
+from local.dynamodb_server import LocalDynamoDB
+
+server = LocalDynamoDB(Path(sys.argv[1]), compact_bytes=int(sys.argv[2]))
+url = server.start()
+make_tables(url)
+server.restore()
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+print(url, flush=True)
+while not stop.wait(0.01):
+    server.compact_if_due()
+server.stop()
+"""
+
+
+class ServerProcess:
+    """The server in its own process over `state_dir`; `compact_bytes` small makes it compact while it works."""
+
+    def __init__(self, state_dir: Path, compact_bytes: int = 1 << 30) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(state_dir), str(compact_bytes)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'layers' / 'jobsync'}"},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=120):
+                self.process.kill()
+                raise RuntimeError("the server did not start in 120 s")
+        self.url = self.process.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.process.wait()
+        self.dynamodb = client(self.url, config=NO_RETRIES)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=60)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        assert self.process.wait(timeout=60) == 0
+
+
+def test_every_answered_write_survives_sigkill(tmp_path):
+    first = ServerProcess(tmp_path, compact_bytes=4000)  # compacts now and then while it is written to
+    for round_ in range(40):
+        create_jobs(first.dynamodb, [f"job-{round_}-a", f"job-{round_}-b"])
+    first.dynamodb.update_item(
+        TableName=JOBS,
+        Key={"job_id": {"S": "job-0-a"}},
+        UpdateExpression="SET #s = :running",
+        ConditionExpression="#s = :queued",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":running": {"S": "running"}, ":queued": {"S": "queued"}},
+    )
+    first.dynamodb.delete_item(TableName=JOBS, Key={"job_id": {"S": "job-1-b"}})
+    first.kill()
+
+    second = ServerProcess(tmp_path)
+    try:
+        assert counter(second.dynamodb) == 80
+        assert job_ids(second.dynamodb) == {f"job-{r}-{x}" for r in range(40) for x in "ab"} - {"job-1-b"}
+        running = second.dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "job-0-a"}})["Item"]
+        assert running["status"] == {"S": "running"}
+    finally:
+        second.kill()
+
+
+def test_a_torn_last_journal_line_is_ignored(tmp_path):
+    first = ServerProcess(tmp_path)
+    create_jobs(first.dynamodb, ["answered"])
+    first.kill()
+    entry = {"seq": 2, "key": "local", "region": REGION, "target": "DynamoDB_20120810.PutItem"}
+    body = json.dumps({"TableName": JOBS, "Item": job("never-answered")})
+    with (tmp_path / "journal").open("a") as journal:
+        journal.write(json.dumps({**entry, "body": body})[:-20])  # the process died in the middle of the line
+
+    second = ServerProcess(tmp_path)
+    assert job_ids(second.dynamodb) == {"answered"}
+    create_jobs(second.dynamodb, ["after"])
+    second.kill()
+
+    third = ServerProcess(tmp_path)
+    try:
+        assert job_ids(third.dynamodb) == {"answered", "after"} and counter(third.dynamodb) == 2
+    finally:
+        third.kill()
+
+
+def test_compaction_keeps_the_same_contents_and_never_applies_a_write_twice(tmp_path):
+    first = ServerProcess(tmp_path)
+    for round_ in range(5):
+        create_jobs(first.dynamodb, [f"job-{round_}"])
+    first.dynamodb.delete_item(TableName=JOBS, Key={"job_id": {"S": "job-3"}})
+    first.kill()
+    journal = (tmp_path / "journal").read_bytes()
+
+    second = ServerProcess(tmp_path)
+    contents = (job_ids(second.dynamodb), counter(second.dynamodb))
+    assert contents == ({"job-0", "job-1", "job-2", "job-4"}, 5)
+    second.stop()  # Ctrl-C: one last compaction
+    snapshot = json.loads((tmp_path / "dynamodb.json").read_text())
+    assert (tmp_path / "journal").read_bytes() == b"" and snapshot["sequence"] == 6
+
+    # A crash after the snapshot was written but before the journal was emptied: its entries are in the snapshot.
+    (tmp_path / "journal").write_bytes(journal)
+    third = ServerProcess(tmp_path)
+    try:
+        assert (job_ids(third.dynamodb), counter(third.dynamodb)) == contents
+    finally:
+        third.kill()
