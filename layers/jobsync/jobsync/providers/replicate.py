@@ -2,9 +2,11 @@
 
 Only this module knows Replicate's URLs and error format (the object shape is
 `replicate_mapping`'s). It turns every failure into a `ProviderError`
-subclass, retries only idempotent requests within the invocation's deadline,
-honours `Retry-After`, and never lets the API token leave for another host or
-show up in a log line, an exception or a repr.
+subclass (`ProviderNotFound` only for a real 404 answer), retries only
+idempotent requests within the invocation's deadline — throttling, 5xx,
+timeouts, dropped connections and bodies cut short alike — honours
+`Retry-After`, and never lets the API token leave for another host or show up
+in a log line, an exception or a repr.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, unquote
 
 import httpx
@@ -50,8 +52,13 @@ _JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 _THROTTLE_WAIT = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s\b")
 
 Sleep = Callable[[float], Any]
+_T = TypeVar("_T")
 # Where the client reads its API token, once per request: a token rotated at its source reaches a warm client.
 TokenSource = Callable[[], str | None]
+
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)  # looked up at each wait, so a test that replaces time.sleep is heard
 
 
 def _token_in(settings: Settings) -> TokenSource:
@@ -125,12 +132,12 @@ class ReplicateClient:
         *,
         token: TokenSource | None = None,
         transport: httpx.BaseTransport | None = None,
-        sleep: Sleep = time.sleep,
+        sleep: Sleep | None = None,
     ) -> None:
         """`token` defaults to `settings.replicate_api_token`; it may raise ProviderAuthError when unreadable."""
         self._settings = settings
         self._token = token if token is not None else _token_in(settings)
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else _sleep
         self._base = _parse_base(settings.replicate_api_base_url)
         self._max_retries = settings.provider_max_retries
         self._max_wait = settings.provider_max_retry_wait_seconds
@@ -162,7 +169,7 @@ class ReplicateClient:
     def list_page(self, kind: str, page: str | None = None) -> JobPage:
         collection = _collection(kind)
         url = self._url(collection) if page is None else self._trusted_next(page, collection)
-        body = self._json(self._request("GET", url))
+        body = self._request("GET", url, _json_object)
         results = body.get("results")
         if not isinstance(results, list):
             raise ProviderError(f"Replicate's {collection} list has no results list")
@@ -183,14 +190,14 @@ class ReplicateClient:
 
     def get_job(self, job_id: str, kind: str | None = None) -> JobObservation:
         collection = _collection(kind, default="predictions")
-        body = self._json(self._request("GET", self._url(collection, self._job_segment(job_id))))
+        body = self._request("GET", self._url(collection, self._job_segment(job_id)), _json_object)
         try:
             return observation_from(body, kind)
         except ValueError as exc:
             raise ProviderError(f"Replicate answered with an unreadable job: {exc}") from None
 
     def account(self) -> Account:
-        body = self._json(self._request("GET", self._url("account")))
+        body = self._request("GET", self._url("account"), _json_object)
         return Account(username=storable_string(body.get("username")))
 
     def webhook_secret(self) -> str:
@@ -198,7 +205,7 @@ class ReplicateClient:
         if configured is not None and configured.get_secret_value():
             return configured.get_secret_value()
         if self._webhook_secret is None:
-            body = self._json(self._request("GET", self._url("webhooks", "default", "secret")))
+            body = self._request("GET", self._url("webhooks", "default", "secret"), _json_object)
             key = body.get("key")
             if not isinstance(key, str) or not key:
                 raise ProviderError("Replicate's webhook secret answer has no key")
@@ -217,7 +224,7 @@ class ReplicateClient:
         """
         collection = _collection(kind, default="predictions")
         url = self._url(collection, self._job_segment(job_id), "cancel")
-        response = self._request("POST", url)
+        response = self._request("POST", url, _any_body)
         try:
             return observation_from(response.json(), kind)
         except ValueError:
@@ -271,10 +278,13 @@ class ReplicateClient:
         ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
-    def _request(self, method: str, url: httpx.URL) -> httpx.Response:
-        """Send one request, retrying a GET on throttling, 5xx and transport errors.
+    def _request(self, method: str, url: httpx.URL, read: Callable[[httpx.Response], _T]) -> _T:
+        """Send one request and `read` its 2xx answer, retrying a GET that meets a provider fault.
 
-        Returns a 2xx answer; every other outcome is raised as a ProviderError.
+        Throttling, 5xx, a dropped or timed-out connection and a body cut short
+        (`read` raising _Unreadable) are retried within the invocation's time;
+        every other outcome, and the last fault once retries are spent, is
+        raised as a ProviderError.
         """
         token = self._token()
         if not token:
@@ -283,34 +293,12 @@ class ReplicateClient:
         retries_left = self._max_retries if method == "GET" else 0
         attempt = 0
         while True:
-            started = time.perf_counter()
-            timeout = self._time_for_one_request(method, url)
             try:
-                response = self._http.request(method, url, headers=headers, timeout=timeout)
-            except httpx.TransportError as exc:
-                self._log_call(method, url, None, started)
+                return self._attempt(method, url, headers, token, read)
+            except _Fault as fault:
                 if retries_left <= 0:
-                    raise ProviderError(f"Replicate {method} {url.path} failed: {type(exc).__name__}: {exc}") from exc
-                wait = self._backoff(attempt)
-            except httpx.HTTPError as exc:
-                raise ProviderError(f"Replicate {method} {url.path} failed: {type(exc).__name__}") from exc
-            else:
-                self._log_call(method, url, response.status_code, started)
-                status = response.status_code
-                if status not in _RETRYABLE_STATUSES:
-                    return self._checked(method, url, response, token)
-                wait = self._backoff(attempt)
-                if status == 429:
-                    asked = _retry_after(response)
-                    if asked is not None and asked > self._max_wait:
-                        raise ProviderRateLimited(
-                            f"Replicate throttled us for {asked:g}s, longer than we wait", retry_after=asked
-                        )
-                    if retries_left <= 0:
-                        raise ProviderRateLimited("Replicate kept throttling us", retry_after=asked)
-                    wait = asked if asked is not None else wait
-                elif retries_left <= 0:
-                    return self._checked(method, url, response, token)
+                    raise fault.error from fault.error.__cause__
+                wait = self._backoff(attempt) if fault.wait is None else fault.wait
             logger.info(
                 "retrying a Replicate request",
                 extra={
@@ -327,6 +315,39 @@ class ReplicateClient:
             self._sleep(wait)
             retries_left -= 1
             attempt += 1
+
+    def _attempt(
+        self, method: str, url: httpx.URL, headers: dict[str, str], token: str, read: Callable[[httpx.Response], _T]
+    ) -> _T:
+        """One request: its answer read, or a _Fault worth retrying, or any other ProviderError."""
+        where = f"Replicate {method} {url.path}"
+        started = time.perf_counter()
+        timeout = self._time_for_one_request(method, url)
+        try:
+            response = self._http.request(method, url, headers=headers, timeout=timeout)
+        except (httpx.TransportError, httpx.DecodingError) as exc:
+            # Timeouts, refused or reset connections, an answer cut short on the wire or in its encoding.
+            self._log_call(method, url, None, started)
+            error = ProviderError(f"{where} failed: {type(exc).__name__}: {exc}")
+            error.__cause__ = exc
+            raise _Fault(error) from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(f"{where} failed: {type(exc).__name__}") from exc
+        self._log_call(method, url, response.status_code, started)
+        status = response.status_code
+        if status == 429:
+            asked = _retry_after(response)
+            if asked is not None and asked > self._max_wait:
+                message = f"Replicate throttled us for {asked:g}s, longer than we wait"
+                raise ProviderRateLimited(message, retry_after=asked)
+            raise _Fault(ProviderRateLimited("Replicate kept throttling us", retry_after=asked), wait=asked)
+        if status in _RETRYABLE_STATUSES:
+            raise _Fault(self._error(method, url, response, token))
+        try:
+            return read(self._checked(method, url, response, token))
+        except _Unreadable as exc:
+            # A 2xx whose body is cut short (or is no JSON at all): the provider's fault, like a dropped connection.
+            raise _Fault(ProviderError(f"{where}: {exc}", status=status)) from None
 
     def _time_for_one_request(self, method: str, url: httpx.URL) -> float:
         """The request timeout, shortened to what the invocation has left (a late answer is no answer)."""
@@ -352,36 +373,57 @@ class ReplicateClient:
         )
 
     def _checked(self, method: str, url: httpx.URL, response: httpx.Response, token: str) -> httpx.Response:
-        status = response.status_code
-        if 200 <= status < 300:
+        if 200 <= response.status_code < 300:
             return response
+        raise self._error(method, url, response, token)
+
+    def _error(self, method: str, url: httpx.URL, response: httpx.Response, token: str) -> ProviderError:
+        """What a non-2xx answer means, as the ProviderError to raise."""
+        status = response.status_code
         problem = _problem(response)
         detail = problem.get("detail") or problem.get("title")
         detail = _scrub(detail, token) if isinstance(detail, str) and detail.strip() else None
         where = f"Replicate {method} {url.path}"
         if status in (401, 403):
-            raise ProviderAuthError(detail or f"{where}: credentials refused (HTTP {status})", status=status)
+            return ProviderAuthError(detail or f"{where}: credentials refused (HTTP {status})", status=status)
         if status == 404:
-            raise ProviderNotFound(f"{where}: {detail or 'not found'}", status=status)
+            return ProviderNotFound(f"{where}: {detail or 'not found'}", status=status)
         if status == 429:
-            raise ProviderRateLimited(f"{where}: {detail or 'throttled'}", retry_after=_retry_after(response))
+            return ProviderRateLimited(f"{where}: {detail or 'throttled'}", retry_after=_retry_after(response))
         reason = detail or response.reason_phrase or "unexpected answer"
-        raise ProviderError(f"{where}: HTTP {status}: {reason}", status=status)
+        return ProviderError(f"{where}: HTTP {status}: {reason}", status=status)
 
-    def _json(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            body = response.json()
-        except (ValueError, RecursionError):
-            raise ProviderError(
-                f"Replicate answered {response.request.url.path} with a body that is not JSON",
-                status=response.status_code,
-            ) from None
-        if not isinstance(body, dict):
-            raise ProviderError(
-                f"Replicate answered {response.request.url.path} with JSON that is not an object",
-                status=response.status_code,
-            )
-        return body
+
+class _Unreadable(Exception):
+    """A 2xx answer whose body cannot be read (cut short, or not JSON): worth asking again."""
+
+
+class _Fault(Exception):
+    """A provider fault worth retrying: `error` is raised once retries are spent; `wait` is the provider's ask."""
+
+    def __init__(self, error: ProviderError, wait: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.wait = wait
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """The answer's JSON object. A body that does not parse is _Unreadable (retried); one that parses to
+    something else than an object is a plain ProviderError (asking again would give the same)."""
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        raise _Unreadable("the answer's body is not complete JSON (cut short?)") from None
+    if not isinstance(body, dict):
+        raise ProviderError(
+            f"Replicate answered {response.request.url.path} with JSON that is not an object",
+            status=response.status_code,
+        )
+    return body
+
+
+def _any_body(response: httpx.Response) -> httpx.Response:
+    return response
 
 
 def _scrub(text: str, token: str) -> str:
