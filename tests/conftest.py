@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,49 @@ API_TOKEN = "test-api-token"
 REGION = "us-east-1"
 
 
-def LambdaContext(function_name: str = "jobsync-test", remaining_ms: int = 60_000) -> lambda_runtime.LambdaContext:
-    """Lambda's context for a function with `remaining_ms` left."""
-    return lambda_runtime.LambdaContext(function_name=function_name, timeout_seconds=remaining_ms / 1000)
+@dataclass
+class FixedLambdaContext(lambda_runtime.LambdaContext):
+    """Lambda's context whose remaining time stays what the test set, however long the handler takes.
+
+    With the invocation clock frozen (`invocation_clock`), a handler's deadline is exactly
+    `remaining_ms` from its start: no test depends on how fast moto or the machine is.
+    """
+
+    remaining_ms: int = 60_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def LambdaContext(function_name: str = "jobsync-test", remaining_ms: int = 60_000) -> FixedLambdaContext:
+    """Lambda's context for a function with `remaining_ms` left (and still left later: see FixedLambdaContext)."""
+    return FixedLambdaContext(function_name=function_name, remaining_ms=remaining_ms)
+
+
+class FrozenClock:
+    """A stand-in for the `time` module whose monotonic clock moves only when a test moves it."""
+
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+@pytest.fixture
+def invocation_clock(monkeypatch) -> FrozenClock:
+    """The clock of jobsync.deadline, frozen: an invocation's time runs out only when a test says so."""
+    from jobsync import deadline
+
+    clock = FrozenClock()
+    monkeypatch.setattr(deadline, "time", clock)
+    return clock
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -33,7 +76,7 @@ def load_handler(function: str):
 
 
 @pytest.fixture
-def aws_env(monkeypatch, tmp_path):
+def aws_env(monkeypatch, invocation_clock):
     """Environment for every function, pointing at moto and the fake Replicate."""
     from tests.fakes.replicate import BASE_URL
 
@@ -52,6 +95,8 @@ def aws_env(monkeypatch, tmp_path):
         "JOBSYNC_WEBSOCKET_URL": "wss://ws.example.test/prod",
         "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": "https://ws.example.test/prod",
         "POWERTOOLS_METRICS_NAMESPACE": "jobsync-test",
+        # No EMF blobs in a failure's captured output (no test reads them).
+        "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     for name in (
@@ -74,17 +119,31 @@ def aws_env(monkeypatch, tmp_path):
     wiring.reset()
 
 
+@functools.lru_cache(maxsize=1)
+def _template() -> dict[str, Any]:
+    from local.template import load_template
+
+    return load_template()  # parsing it takes a second: once per test process
+
+
 @pytest.fixture
 def tables(aws_env):
-    """DynamoDB under moto, with the tables exactly as template.yaml declares them."""
+    """DynamoDB under moto, with the tables exactly as template.yaml declares them.
+
+    Each test gets a fresh moto (no item, stream record or secret of another test), but the
+    boto3 session and its loaded service models are kept across tests (moto would otherwise
+    make every test load them again).
+    """
     import boto3
     from moto import mock_aws
+    from moto.core.config import default_user_config
 
-    from local.template import create_tables, load_template
+    from local.template import create_tables
 
     names = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state"}
-    with mock_aws():
-        create_tables(boto3.client("dynamodb", region_name=REGION), load_template(), names.__getitem__)
+    core = {**default_user_config["core"], "reset_boto3_session": False}
+    with mock_aws(config={"core": core}):
+        create_tables(boto3.client("dynamodb", region_name=REGION), _template(), names.__getitem__)
         yield names
 
 

@@ -2,6 +2,10 @@
 
 Unlike the local stack's simulator it has no clock: a test sets exactly the
 jobs, pages and failures it needs, and counts the requests that arrive.
+
+Its list pages hold 10 jobs where Replicate's hold 100: every walk over pages
+(several pages, a cap between pages, a page of jobs already stored) is proven
+with a tenth of the jobs, and moto stores a tenth as many.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ def replicate_job(
 class FakeReplicate:
     predictions: list[dict[str, Any]] = field(default_factory=list)
     trainings: list[dict[str, Any]] = field(default_factory=list)
-    page_size: int = 100
+    page_size: int = 10  # Replicate's are 100: see the module's docstring
     username: str = "acme"
     secret: str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
     token: str = "r8_test_token"

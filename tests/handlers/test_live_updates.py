@@ -77,7 +77,9 @@ def test_the_sixth_connection_from_one_ip_is_refused_and_a_closed_one_frees_its_
     assert connect("c5") == 429
     assert connect("other-ip", ip="198.51.100.1") == 200
     assert disconnect("c0") == 200
+    assert open_ids() == {"c1", "c2", "c3", "c4", "other-ip"}  # its connection row is gone
     assert disconnect("c0") == 200  # a repeated $disconnect frees nothing twice
+    assert open_ids() == {"c1", "c2", "c3", "c4", "other-ip"}
     assert connect("c6") == 200
     assert connect("c7") == 429
 
@@ -120,9 +122,8 @@ def test_every_status_change_reaches_every_client_and_gone_ones_are_removed(api,
     assert connect("b2") == 200  # the gone connection's slot was freed with it
 
 
-def test_a_change_found_by_the_poller_is_broadcast_too(api, replicate, stream, posted, monkeypatch):
+def test_a_change_found_by_the_poller_is_broadcast_too(api, replicate, stream, posted, poller_clock):
     sent, _ = posted
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
     connect("a")
     job = replicate.add(replicate_job("processing", job_id="polled"))
     api.call("sync_jobs")

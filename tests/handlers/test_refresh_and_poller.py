@@ -16,7 +16,7 @@ def stored(api, job_id):
 
 def test_sync_active_refreshes_an_old_active_job_beyond_the_first_page(api, replicate):
     old = replicate.add(replicate_job("starting", created_at=stamp(0)))
-    for n in range(1, 251):
+    for n in range(1, 26):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
     api.call("sync_jobs")
     replicate.update(old["id"], status="processing", started_at=stamp(300))
@@ -31,7 +31,7 @@ def test_sync_active_refreshes_an_old_active_job_beyond_the_first_page(api, repl
 
 
 def test_list_refresh_costs_a_tenth_of_one_get_per_job(api, replicate):
-    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(300)]
+    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(30)]
     api.call("sync_jobs")
     for job in jobs[::3]:
         replicate.update(job["id"], status="succeeded", completed_at=stamp(900), metrics={"predict_time": 5.0})
@@ -39,9 +39,9 @@ def test_list_refresh_costs_a_tenth_of_one_get_per_job(api, replicate):
 
     api.call("list_jobs", query={"sync_active": "true"})
 
-    # 3 list pages + one GET per job that just ended (to keep its logs)
-    assert replicate.count("GET") == 3 + 100
-    assert api.call("metrics")[1]["jobs_by_status"]["completed"] == 100
+    # 3 list pages (of 10 here) + one GET per job that just ended (to keep its logs)
+    assert replicate.count("GET") == 3 + 10
+    assert api.call("metrics")[1]["jobs_by_status"]["completed"] == 10
 
 
 def test_nothing_changed_means_no_writes(api, replicate, monkeypatch):
@@ -80,18 +80,21 @@ def test_an_active_job_missing_from_the_lists_is_fetched_on_its_own(api, replica
 
 
 def scheduled_now() -> dict:
-    """The sample scheduled event, as EventBridge Scheduler sends it when it fires now."""
+    """The sample scheduled event, as EventBridge Scheduler sends it when it fires now (the poller's now:
+    the `poller_clock` fixture's when a test uses it)."""
     from datetime import datetime, timezone
 
-    return {**load_event("poller"), "scheduled_time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    from jobsync.services import polling
+
+    now = datetime.fromtimestamp(polling.time.time(), timezone.utc)
+    return {**load_event("poller"), "scheduled_time": now.strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
 def poll(remaining_ms: int = 75_000):  # the poller's timeout in template.yaml
     return load_handler("poller")(scheduled_now(), LambdaContext(remaining_ms=remaining_ms))
 
 
-def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, replicate, monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
+def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, replicate, poller_clock):
     job = replicate.add(replicate_job("starting", created_at=stamp(1)))
     api.call("sync_jobs")
     replicate.update(job["id"], status="processing")
@@ -103,8 +106,7 @@ def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, repli
     assert result["updated"] == 1 and stored(api, job["id"])["status"] == "running"
 
 
-def test_poller_is_off_when_a_webhook_is_configured_unless_enabled(api, replicate, monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda seconds: None)
+def test_poller_is_off_when_a_webhook_is_configured_unless_enabled(api, replicate, monkeypatch, poller_clock):
     monkeypatch.setenv("JOBSYNC_WEBHOOK_URL", "https://jobsync.example.test/api/webhooks/replicate")
     wiring.reset()
     replicate.add(replicate_job("starting"))
@@ -283,7 +285,7 @@ def refresh_clock(monkeypatch):
 
 def test_an_active_job_the_provider_forgot_is_ended_after_fifteen_minutes_of_404s(api, replicate, refresh_clock):
     forgotten = replicate.add(replicate_job("starting", created_at=stamp(0)), kind="training")
-    for n in range(1, 301):
+    for n in range(1, 31):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)), kind="training")
     api.call("sync_jobs")
     replicate.trainings.remove(forgotten)  # Replicate answers 404 for it from now on
@@ -319,7 +321,7 @@ def test_a_job_without_a_creation_time_does_not_make_the_walk_read_every_page(ap
     from jobsync.domain.status import JobStatus
     from jobsync.services.job_updates import record_observation
 
-    for n in range(500):
+    for n in range(50):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
     api.call("sync_jobs")
     record_observation(JobObservation("no-time", "replicate", JobStatus.RUNNING, "processing"))

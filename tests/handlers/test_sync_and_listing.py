@@ -13,6 +13,13 @@ def stamp(n: int) -> str:
     return f"2026-11-{1 + n // 1440:02d}T{(n // 60) % 24:02d}:{n % 60:02d}:00.000000Z"
 
 
+def _capped(monkeypatch, cap: int) -> None:
+    from jobsync import wiring
+
+    monkeypatch.setenv("JOBSYNC_SYNC_CAP", str(cap))
+    wiring.reset()
+
+
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.authenticated], ids=lambda r: r.key)
 def test_every_protected_route_answers_401_without_a_valid_token(api, route):
     status, body = api.call(route.function, authenticated=False)
@@ -25,7 +32,7 @@ def test_health_needs_no_token(api):
 
 
 def test_first_sync_imports_every_page_of_both_lists(api, replicate):
-    for n in range(230):
+    for n in range(23):
         replicate.add(replicate_job("succeeded", created_at=stamp(n), predict_time=10.0))
     for n in range(3):
         replicate.add(replicate_job("processing", created_at=stamp(300 + n)), kind="training")
@@ -33,14 +40,14 @@ def test_first_sync_imports_every_page_of_both_lists(api, replicate):
     status, body = api.call("sync_jobs")
 
     assert status == 200
-    assert body == {"synced": 233, "updated": 0, "message": "Discovered 233 new jobs from Replicate"}
-    assert replicate.count("GET", "/predictions") == 3  # 100 + 100 + 30
+    assert body == {"synced": 26, "updated": 0, "message": "Discovered 26 new jobs from Replicate"}
+    assert replicate.count("GET", "/predictions") == 3  # 10 + 10 + 3
     status, listed = api.call("list_jobs", query={"limit": "500"})
-    assert len(listed["jobs"]) == 233
+    assert len(listed["jobs"]) == 26
 
 
 def test_sync_stops_at_a_page_of_jobs_already_stored_as_terminal(api, replicate):
-    for n in range(250):
+    for n in range(25):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
     api.call("sync_jobs")
     replicate.requests.clear()
@@ -78,13 +85,10 @@ def test_sync_counts_updates_honestly_and_keeps_the_final_logs(api, replicate):
 
 
 def test_sync_respects_the_cap_per_list(api, replicate, monkeypatch):
-    monkeypatch.setenv("JOBSYNC_SYNC_CAP", "150")
-    from jobsync import wiring
-
-    wiring.reset()
-    for n in range(400):
+    _capped(monkeypatch, 15)
+    for n in range(40):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert api.call("sync_jobs")[1]["synced"] == 200  # the cap is checked between pages of 100
+    assert api.call("sync_jobs")[1]["synced"] == 20  # the cap is checked between pages (of 10 here)
     assert replicate.count("GET", "/predictions") == 2
 
 
@@ -184,15 +188,18 @@ def test_get_unknown_job_is_404(api):
     assert status == 404 and body["error"] == "job_not_found"
 
 
-@pytest.mark.parametrize(("total", "raced"), [(5, 2), (150, 99)], ids=["first-batch", "second-batch"])
+# New jobs are written 99 to a transaction; 4 here, so that a page of 10 holds several transactions.
+@pytest.mark.parametrize(("total", "raced"), [(5, 2), (8, 4)], ids=["first-batch", "second-batch"])
 def test_a_job_created_meanwhile_by_a_webhook_is_neither_lost_nor_counted_twice(
     api, replicate, monkeypatch, total, raced
 ):
     from jobsync import wiring
     from jobsync.domain.job import JobObservation
     from jobsync.domain.status import JobStatus
+    from jobsync.services import job_updates
     from jobsync.services.job_updates import record_observation
 
+    monkeypatch.setattr(job_updates, "TRANSACTION_JOBS", 4)
     jobs = [replicate.add(replicate_job("succeeded", created_at=stamp(n))) for n in reversed(range(total))]
     store = wiring.job_store()
     real_get_many = store.get_many
@@ -254,7 +261,7 @@ def test_a_well_formed_cursor_of_our_own_shape_is_accepted(api):
 
 
 def test_a_first_sync_that_failed_half_way_is_finished_by_the_next(api, replicate):
-    for n in range(500):
+    for n in range(50):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
     import httpx
 
@@ -262,18 +269,19 @@ def test_a_first_sync_that_failed_half_way_is_finished_by_the_next(api, replicat
     failures_left = [5]  # every attempt the client makes in the first sync
 
     def third_page_fails(request, collection, jobs):
-        if collection == "predictions" and request.url.params.get("cursor") == "200" and failures_left[0]:
+        if collection == "predictions" and request.url.params.get("cursor") == "20" and failures_left[0]:
             failures_left[0] -= 1
             return httpx.Response(500, json={"detail": "boom"})
         return original(request, collection, jobs)
 
     replicate._page = third_page_fails
     assert api.call("sync_jobs")[0] == 502  # pages 1 and 2 were stored, page 3 failed
+    assert api.call("metrics")[1]["job_count"] == 20
 
     status, body = api.call("sync_jobs")
 
-    assert status == 200 and body["synced"] == 300
-    assert api.call("metrics")[1]["job_count"] == 500
+    assert status == 200 and body["synced"] == 30
+    assert api.call("metrics")[1]["job_count"] == 50
     replicate.requests.clear()
     assert api.call("sync_jobs")[1]["synced"] == 0
     assert replicate.count("GET", "/predictions") == 1  # history imported: the newest page is enough now
@@ -294,11 +302,8 @@ def test_a_sync_short_of_time_answers_in_time_and_the_next_one_goes_on(api, repl
 
 
 def test_a_history_larger_than_the_cap_is_imported_over_several_syncs_and_nothing_twice(api, replicate, monkeypatch):
-    from jobsync import wiring
-
-    monkeypatch.setenv("JOBSYNC_SYNC_CAP", "150")
-    wiring.reset()
-    for n in range(450):
+    _capped(monkeypatch, 15)
+    for n in range(45):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
 
     found = [api.call("sync_jobs")[1]["synced"] for _ in range(2)]
@@ -306,16 +311,9 @@ def test_a_history_larger_than_the_cap_is_imported_over_several_syncs_and_nothin
     found += [api.call("sync_jobs")[1]["synced"] for _ in range(2)]
 
     # Each sync stops at the first page boundary past the cap; the next goes on where it stopped.
-    assert found == [200, 200, 51, 0]
-    assert api.call("metrics")[1]["job_count"] == 451
+    assert found == [20, 20, 6, 0]
+    assert api.call("metrics")[1]["job_count"] == 46
     assert api.call("get_job", path={"job_id": new["id"]})[1]["job"]["status"] == "queued"
-
-
-def _capped(monkeypatch, cap: int) -> None:
-    from jobsync import wiring
-
-    monkeypatch.setenv("JOBSYNC_SYNC_CAP", str(cap))
-    wiring.reset()
 
 
 def _sync_until_quiet(api, most: int = 10) -> list[int]:
@@ -328,36 +326,36 @@ def _sync_until_quiet(api, most: int = 10) -> list[int]:
 
 
 def test_a_burst_larger_than_the_cap_on_top_of_an_imported_history_is_all_imported(api, replicate, monkeypatch):
-    _capped(monkeypatch, 150)
-    for n in range(250):
+    _capped(monkeypatch, 15)
+    for n in range(25):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert sum(_sync_until_quiet(api)) == 250
-    for n in range(400):
+    assert sum(_sync_until_quiet(api)) == 25
+    for n in range(40):
         replicate.add(replicate_job("succeeded", created_at=stamp(1000 + n)))
 
-    assert sum(_sync_until_quiet(api)) == 400
-    assert api.call("metrics")[1]["job_count"] == 650
+    assert sum(_sync_until_quiet(api)) == 40
+    assert api.call("metrics")[1]["job_count"] == 65
 
 
 def test_a_saved_position_the_provider_refuses_starts_the_history_over_instead_of_failing(api, replicate, monkeypatch):
     from jobsync import wiring
 
-    _capped(monkeypatch, 150)
-    for n in range(400):
+    _capped(monkeypatch, 15)
+    for n in range(40):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert api.call("sync_jobs")[1]["synced"] == 200
+    assert api.call("sync_jobs")[1]["synced"] == 20
     # The position was saved by a stack that talked to another endpoint (or the cursor has expired).
     wiring.state_store().save_sync_progress(
         "replicate",
         "prediction",
         history_imported=False,
-        resume_page="https://old.replicate.test/v1/predictions?cursor=200",
+        resume_page="https://old.replicate.test/v1/predictions?cursor=20",
     )
 
     status, body = api.call("sync_jobs")
 
-    assert status == 200 and body["synced"] == 200
-    assert api.call("metrics")[1]["job_count"] == 400
+    assert status == 200 and body["synced"] == 20
+    assert api.call("metrics")[1]["job_count"] == 40
 
 
 def test_a_list_whose_next_page_leads_back_to_itself_ends_the_walk(api, replicate):
@@ -373,8 +371,8 @@ def test_a_list_whose_next_page_leads_back_to_itself_ends_the_walk(api, replicat
     assert replicate.count("GET") <= 4  # two lists, at most two pages each
 
 
-def test_a_cap_below_one_page_is_refused_at_start():
+def test_a_cap_that_takes_nothing_is_refused_at_start():
     from jobsync.config import ConfigError, settings_from_env
 
     with pytest.raises(ConfigError, match="sync_cap_per_list"):
-        settings_from_env({"JOBSYNC_SYNC_CAP": "50"})
+        settings_from_env({"JOBSYNC_SYNC_CAP": "0"})

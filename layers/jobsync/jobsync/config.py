@@ -67,8 +67,9 @@ class Settings(BaseModel):
     hardware_by_model: dict[str, str] = Field(default_factory=dict)
     default_hardware: str = "gpu-h100"
 
-    # Checked between pages of a hundred: a smaller cap would mean nothing.
-    sync_cap_per_list: int = Field(default=1000, ge=100, le=100_000)
+    # Checked between pages (Replicate's hold a hundred): a cap below a page still takes whole pages.
+    # Deployments keep at least 100 (template.yaml's MinValue); tests use small pages and small caps.
+    sync_cap_per_list: int = Field(default=1000, ge=1, le=100_000)
     max_connections_per_ip: int = Field(default=5, ge=1, le=1000)
     broadcast_workers: int = Field(default=32, ge=1, le=256)
     # Inline progress asks the provider for fresh logs at most this often per job.
