@@ -1,67 +1,95 @@
 # jobsync — one target per gate. `make run` and `make test` work in a fresh clone.
+#
+# Installs happen once, each behind its own stamp file: `make run` installs only what the service and
+# the local stack need (requirements-local.txt); `make test` adds the test toolchain
+# (requirements-dev.txt) and SAM CLI (its own venv). So `make run` after `make test` installs nothing.
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+LOCAL_INSTALLED := $(VENV)/.local-installed
+DEV_INSTALLED := $(VENV)/.dev-installed
 SAM_VENV := .tools/sam
 SAM := $(SAM_VENV)/bin/sam
+SAM_INSTALLED := $(SAM_VENV)/.installed
 CHROMIUM := /usr/bin/chromium
 PYTEST_WORKERS ?= 2
 
-.PHONY: help install run test lint unit handlers e2e browser validate build deploy clean
+.PHONY: help install run test lint typecheck unit handlers e2e browser validate build deploy clean
 
 help:
 	@echo "make run       the whole service on 127.0.0.1:$${JOBSYNC_PORT:-8001} (no AWS, no internet)"
+	@echo "               (.venv/bin/python -m local.stack --help lists its variables)"
 	@echo "make test      every test: unit, handlers, template lint, end-to-end, browser"
 	@echo "make validate  sam validate --lint"
 	@echo "make build     sam build (the Lambda artefacts)"
 	@echo "make deploy    sam build && sam deploy --guided"
 
-$(VENV)/.installed: requirements-dev.txt layers/jobsync/requirements.txt
-	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
-	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	touch $@
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is needed (or PYTHON=<a Python 3.11> make ...)"; exit 1; }
+	@echo "creating the virtualenv $(VENV) (first run only)…"
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install --quiet --upgrade pip
 
-$(SAM_VENV)/.installed: requirements-sam.txt
-	test -d $(SAM_VENV) || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/pip install --quiet -r requirements-sam.txt
-	touch $@
+$(LOCAL_INSTALLED): requirements-local.txt layers/jobsync/requirements.txt | $(PY)
+	@echo "installing the local stack's packages into $(VENV) (first run only, about a minute)…"
+	@$(PIP) install --quiet -r requirements-local.txt
+	@touch $@
+
+$(DEV_INSTALLED): requirements-dev.txt $(LOCAL_INSTALLED)
+	@echo "installing the test toolchain into $(VENV) (first run only, about a minute)…"
+	@$(PIP) install --quiet -r requirements-dev.txt
+	@touch $@
+
+$(SAM_INSTALLED): requirements-sam.txt
+	@echo "installing SAM CLI into $(SAM_VENV) (first run only, a minute or two)…"
+	@test -d $(SAM_VENV) || $(PYTHON) -m venv $(SAM_VENV)
+	@$(SAM_VENV)/bin/python -m pip --disable-pip-version-check install --quiet --upgrade pip
+	@$(SAM_VENV)/bin/python -m pip --disable-pip-version-check install --quiet -r requirements-sam.txt
+	@touch $@
 
 # Debian's chromium for the browser tests (Playwright never downloads a browser here).
 $(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests…"
 	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium; \
 	else echo "install Debian's chromium: sudo apt-get install -y --no-install-recommends chromium"; exit 1; fi
 
-install: $(VENV)/.installed $(SAM_VENV)/.installed
+install: $(DEV_INSTALLED) $(SAM_INSTALLED)
 
-run: $(VENV)/.installed
-	$(PY) -m local.stack
+run: $(LOCAL_INSTALLED)
+	@echo "starting the local stack: $(PY) -m local.stack"
+	@$(PY) -m local.stack
 
-test: lint $(SAM_VENV)/.installed $(CHROMIUM)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
+test: lint typecheck $(SAM_INSTALLED) $(CHROMIUM)
+	@echo "running every test on $(PYTEST_WORKERS) workers…"
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q
 
-unit: $(VENV)/.installed
+unit: $(DEV_INSTALLED)
 	$(PY) -m pytest -q tests/unit
 
-handlers: $(VENV)/.installed
+handlers: $(DEV_INSTALLED)
 	$(PY) -m pytest -q tests/handlers
 
-e2e: $(VENV)/.installed
+e2e: $(DEV_INSTALLED)
 	$(PY) -m pytest -q -m e2e
 
-browser: $(VENV)/.installed $(CHROMIUM)
+browser: $(DEV_INSTALLED) $(CHROMIUM)
 	$(PY) -m pytest -q -m browser
 
-lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check layers functions local tests
+lint: $(DEV_INSTALLED)
+	@echo "linting with ruff…"
+	@$(VENV)/bin/ruff check layers functions local tests
 
-validate: $(SAM_VENV)/.installed
+# mypy, strict on the layer and the handlers ([tool.mypy] in pyproject.toml).
+typecheck: $(DEV_INSTALLED)
+	@echo "type-checking with mypy…"
+	@$(VENV)/bin/mypy
+
+validate: $(SAM_INSTALLED)
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
-build: $(SAM_VENV)/.installed
+build: $(SAM_INSTALLED)
 	$(SAM) build
 
 deploy: build

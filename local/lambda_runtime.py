@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TextIO
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "jobsync"
@@ -68,3 +70,61 @@ def load_handler(code_uri: str | Path, handler: str = "app.lambda_handler") -> H
 def invoke(code_uri: str | Path, handler: str, event: dict[str, Any], *, timeout: float = 30.0) -> Any:
     name = Path(code_uri).name
     return load_handler(code_uri, handler)(event, LambdaContext(function_name=name, timeout_seconds=timeout))
+
+
+# Powertools prints each CloudWatch embedded-metric (EMF) object as one line of JSON on stdout.
+EMF_PREFIX = '{"_aws"'
+
+
+class MetricLinesToFile:
+    """Stands in for sys.stdout: EMF metric lines go to a file, every other line to the terminal.
+
+    In AWS a function's stdout is its CloudWatch log, where EMF lines become metrics; on a terminal
+    they are only noise. Lines are gathered per thread, as the functions run on many threads.
+    """
+
+    def __init__(self, terminal: TextIO, metrics: TextIO) -> None:
+        self.terminal = terminal
+        self.metrics = metrics
+        self._pending = threading.local()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        *lines, rest = (getattr(self._pending, "text", "") + text).split("\n")
+        self._pending.text = rest
+        for line in lines:
+            self._emit(line + "\n")
+        return len(text)
+
+    def _emit(self, line: str) -> None:
+        target = self.metrics if line.startswith(EMF_PREFIX) else self.terminal
+        if target.closed:  # a function still running as the stack exits
+            return
+        with self._lock:
+            target.write(line)
+            target.flush()
+
+    def flush(self) -> None:
+        rest = getattr(self._pending, "text", "")
+        if rest and not rest.startswith(EMF_PREFIX):  # an EMF line waits for its end
+            self._pending.text = ""
+            with self._lock:
+                self.terminal.write(rest)
+        self.terminal.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.terminal, name)  # isatty, fileno, encoding...
+
+
+@contextlib.contextmanager
+def metric_lines_to(path: Path) -> Iterator[MetricLinesToFile]:
+    """While inside, the process's EMF metric lines go to `path` (started afresh), the rest to stdout."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    terminal = sys.stdout
+    with path.open("w", encoding="utf-8") as metrics:
+        sys.stdout = router = MetricLinesToFile(terminal, metrics)
+        try:
+            yield router
+        finally:
+            router.flush()
+            sys.stdout = terminal

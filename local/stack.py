@@ -3,55 +3,47 @@
 moto's DynamoDB server, tables from template.yaml, the jobs stream delivered
 to the broadcaster, the poller on its schedule, the Replicate simulator (when
 no REPLICATE_API_TOKEN is set) and a local API Gateway on one port — all in
-one foreground process tree that Ctrl-C stops cleanly. Jobs and settings are
-saved under the state folder and loaded again at the next start.
+one foreground process that Ctrl-C stops cleanly. Jobs and settings are saved
+under the state folder and loaded again at the next start.
 
 The state folder (JOBSYNC_STATE_DIR, default .local-state/) holds one folder per
 provider endpoint (`simulator/`, `replicate-<hash of the API base URL>/`): the
 jobs of one provider mean nothing to another, whose poller would end them as
 unknown. The generated API token is kept at its root, whatever the provider, so
 that an open dashboard keeps working across restarts.
+
+Idle, the stack does next to nothing: the stream is read and the snapshot
+written only after DynamoDB was asked to change something (moto's server counts
+those requests), and the poller runs on its schedule.
 """
 
 from __future__ import annotations
 
+import argparse
+import errno
 import hashlib
 import json
 import logging
 import os
 import secrets
+import shlex
+import signal
 import socket
 import sys
 import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import boto3
-import uvicorn
-from botocore.config import Config
+import httpx
 
 from local import lambda_runtime
-from local.gateway import WebSocketApi, create_gateway
-from local.persistence import load_tables, save_tables
-from local.streams import StreamReader
-from local.template import (
-    Schedule,
-    authorizer,
-    create_tables,
-    http_routes,
-    load_template,
-    rate_seconds,
-    resolve,
-    scheduled_functions,
-    stream_consumers,
-    websocket_routes,
-    websocket_stage,
-)
 
 log = logging.getLogger("local.stack")
 ROOT = lambda_runtime.ROOT
@@ -59,12 +51,37 @@ SIMULATOR_TOKEN = "r8_jobsync_simulator"
 REGION = "us-east-1"
 REPLICATE_API_URL = "https://api.replicate.com/v1"
 TOKEN_FILE = "api-token"
+METRICS_FILE = "metrics.log"
+DEFAULT_PORT = 8001
+PROVIDER_CHECK_SECONDS = 5.0
+STOP_SECONDS = 1.0  # what each part of the stack is given to finish at Ctrl-C
+
+# (variable, meaning) for --help; the README's Configuration table says the same.
+VARIABLES = (
+    ("JOBSYNC_PORT", f"port for HTTP, WebSocket and the dashboard (default {DEFAULT_PORT})"),
+    ("JOBSYNC_API_TOKEN", "the bearer token accepted; unset: one is generated and kept in <state>/api-token"),
+    ("JOBSYNC_STATE_DIR", "where jobs, settings and the token are kept (default .local-state/)"),
+    ("REPLICATE_API_TOKEN", "talk to Replicate; unset: the built-in Replicate simulator"),
+    ("REPLICATE_API_BASE_URL", f"the provider's API (default {REPLICATE_API_URL})"),
+    ("REPLICATE_WEBHOOK_SECRET", "whsec_...; unset: fetched from the provider"),
+    ("JOBSYNC_WEBHOOK_URL", "the webhook URL given to the provider; set, automatic polling is off"),
+    ("JOBSYNC_SIMULATOR_SPEED", "how much faster the simulator's jobs move (default 1)"),
+    ("JOBSYNC_SNAPSHOT_SECONDS", "how often changed tables are saved to the state folder (default 5)"),
+    ("JOBSYNC_LOG_LEVEL", "the functions' log level (default WARNING)"),
+    ("SIMPLETUNER_JOB_POLL_INTERVAL", "poll interval in seconds (default 30)"),
+    ("JOBSYNC_CONFIG", "YAML file with background.job_status_polling.enabled / interval_seconds"),
+    ("JOBSYNC_HARDWARE_MAP", 'JSON {"owner/model": "gpu-a100-large"} for costs'),
+    ("JOBSYNC_DEFAULT_HARDWARE", "hardware of the models not in the map (default gpu-h100)"),
+    ("JOBSYNC_MAX_CONNECTIONS_PER_IP", "WebSocket connections per source IP (default 5)"),
+    ("JOBSYNC_SYNC_CAP", "jobs taken per provider list in one sync (default 1000)"),
+)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+class StartError(Exception):
+    """The environment does not allow a start; the message says which variable to fix, in one line."""
+
+
+# ---- settings --------------------------------------------------------------------------------------
 
 
 def provider_state_dir(root: Path, replicate_token: str | None, replicate_base_url: str | None) -> Path:
@@ -108,6 +125,28 @@ def kept_api_token(root: Path) -> tuple[str, bool]:
     return token, True
 
 
+def _port(env: Mapping[str, str]) -> int:
+    text = (env.get("JOBSYNC_PORT") or "").strip()
+    if not text:
+        return DEFAULT_PORT
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise StartError(f"JOBSYNC_PORT={text} is not a port number (1-65535): set it to a free port, e.g. 8001")
+    return int(text)
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise StartError(f"{name}={text} is not a number above 0")
+    return value
+
+
 @dataclass(frozen=True)
 class LocalSettings:
     port: int
@@ -126,10 +165,20 @@ class LocalSettings:
     def token_file(self) -> Path:
         return self.state_root / TOKEN_FILE
 
+    @property
+    def provider_url(self) -> str:
+        return (self.replicate_base_url or REPLICATE_API_URL).rstrip("/")
+
     @classmethod
     def from_env(cls) -> LocalSettings:
-        """The settings from the environment; without JOBSYNC_API_TOKEN, the kept token (made on first use)."""
+        """The settings from the environment; without JOBSYNC_API_TOKEN, the kept token (made on first use).
+
+        A variable that cannot be used raises StartError, before anything is written.
+        """
         env = os.environ
+        port = _port(env)
+        simulator_speed = _positive(env, "JOBSYNC_SIMULATOR_SPEED", 1.0)
+        snapshot_seconds = _positive(env, "JOBSYNC_SNAPSHOT_SECONDS", 5.0)
         root = Path(env.get("JOBSYNC_STATE_DIR") or ROOT / ".local-state")
         replicate_token = env.get("REPLICATE_API_TOKEN") or None
         replicate_base_url = env.get("REPLICATE_API_BASE_URL") or None
@@ -140,7 +189,7 @@ class LocalSettings:
             token, made = kept_api_token(root)
             origin = "generated" if made else "kept"
         return cls(
-            port=int(env.get("JOBSYNC_PORT") or 8001),
+            port=port,
             api_token=token,
             token_origin=origin,
             state_root=root,
@@ -149,9 +198,220 @@ class LocalSettings:
             replicate_base_url=replicate_base_url,
             webhook_secret=env.get("REPLICATE_WEBHOOK_SECRET") or None,
             webhook_url=env.get("JOBSYNC_WEBHOOK_URL") or None,
-            simulator_speed=float(env.get("JOBSYNC_SIMULATOR_SPEED") or 1.0),
-            snapshot_seconds=float(env.get("JOBSYNC_SNAPSHOT_SECONDS") or 5.0),
+            simulator_speed=simulator_speed,
+            snapshot_seconds=snapshot_seconds,
         )
+
+
+def listen(port: int) -> socket.socket:
+    """The gateway's listening socket on 127.0.0.1:`port`, taken before anything else starts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a restart need not wait
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartError(
+                f"port {port} is in use (JOBSYNC_PORT={port}): stop what listens there "
+                f"or choose another port, e.g. JOBSYNC_PORT={port + 1 if port < 65535 else 8001} make run"
+            ) from None
+        raise StartError(f"cannot listen on 127.0.0.1:{port} (JOBSYNC_PORT={port}): {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+# ---- the provider ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProviderCheck:
+    ok: bool
+    line: str  # the account name, or what to fix
+
+
+def check_provider(
+    base_url: str, token: str, *, timeout: float = PROVIDER_CHECK_SECONDS, transport: httpx.BaseTransport | None = None
+) -> ProviderCheck:
+    """One GET /account with the token: the account's name, or the one line that says which variable to fix."""
+    url = base_url.rstrip("/")
+    try:
+        with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
+            answer = client.get(f"{url}/account", headers={"Authorization": f"Bearer {token}"})
+    except (httpx.HTTPError, httpx.InvalidURL):
+        return ProviderCheck(False, f"cannot reach {url}: check REPLICATE_API_BASE_URL")
+    if answer.status_code in (401, 403):
+        return ProviderCheck(False, f"REPLICATE_API_TOKEN was refused by {url}: check the token")
+    if answer.status_code >= 500:
+        return ProviderCheck(False, f"{url} answered HTTP {answer.status_code}: the poller will keep trying")
+    try:
+        username = answer.json().get("username") if answer.status_code == 200 else None
+    except (ValueError, AttributeError):
+        username = None
+    if not username:
+        return ProviderCheck(
+            False, f"{url} answered HTTP {answer.status_code} to GET /account: check REPLICATE_API_BASE_URL"
+        )
+    return ProviderCheck(True, f"account {username}")
+
+
+# ---- DynamoDB --------------------------------------------------------------------------------------
+
+
+# DynamoDB operations that never change data; any other one (unknown ones included) counts as a write.
+READ_OPERATIONS = frozenset(
+    {
+        "BatchGetItem",
+        "DescribeContinuousBackups",
+        "DescribeEndpoints",
+        "DescribeLimits",
+        "DescribeTable",
+        "DescribeTimeToLive",
+        "GetItem",
+        "ListTables",
+        "ListTagsOfResource",
+        "Query",
+        "Scan",
+        "TransactGetItems",
+    }
+)
+
+
+class MotoServer:
+    """moto's server on a free loopback port, counting the requests that may have changed a table.
+
+    The count is what lets the idle stack skip work: the stream is read, and the tables saved, only
+    when it moved.
+    """
+
+    def __init__(self) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from werkzeug.serving import make_server
+
+        self._changed = threading.Condition()
+        self._writes = 0
+        moto = DomainDispatcherApplication(create_backend_app)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+            response = moto(environ, start_response)  # handled in full: a stream record exists now
+            service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
+            if service.startswith("DynamoDB_") and operation not in READ_OPERATIONS:
+                with self._changed:
+                    self._writes += 1
+                    self._changed.notify_all()
+            return response
+
+        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def writes(self) -> int:
+        return self._writes
+
+    def wait_for_write(self, seen: int, timeout: float) -> int:
+        """The write count once it is beyond `seen`, or after `timeout` seconds or a wake()."""
+        with self._changed:
+            if self._writes == seen:
+                self._changed.wait(timeout)
+            return self._writes
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def items(self, table_name: str) -> list[dict[str, Any]]:
+        """Every item of a table, in DynamoDB's JSON as a Scan returns it, read in this process.
+
+        Over HTTP, moto's response serializer takes seconds for a few hundred jobs with their logs;
+        read here, it takes milliseconds. moto's own Scan reads the same dicts without a lock either;
+        a read that met a concurrent write is read again.
+        """
+        from moto.dynamodb.models import dynamodb_backends
+
+        for attempt in range(5):
+            try:
+                for regions in list(dynamodb_backends.values()):
+                    for backend in list(regions.values()):
+                        table = backend.tables.get(table_name)
+                        if table is not None:
+                            return [item.to_json()["Attributes"] for item in table.all_items()]
+            except RuntimeError:  # a dict changed size during the iteration
+                time.sleep(0.01 * (attempt + 1))
+                continue
+            raise KeyError(table_name)
+        raise RuntimeError(f"{table_name} kept changing while it was read")
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _aws_environment(moto_url: str) -> None:
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
+        }
+    )
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+    os.environ.pop("AWS_PROFILE", None)
+
+
+class _InProcessScans:
+    """The one call save_tables makes, a paginated Scan, answered by MotoServer.items."""
+
+    def __init__(self, dynamodb: MotoServer) -> None:
+        self._dynamodb = dynamodb
+
+    def get_paginator(self, operation: str) -> _InProcessScans:
+        if operation != "scan":
+            raise ValueError(f"only scans are read in process, not {operation}")
+        return self
+
+    def paginate(self, TableName: str) -> Iterator[dict[str, Any]]:  # noqa: N803 - boto3's spelling
+        yield {"Items": self._dynamodb.items(TableName)}
+
+
+class Snapshot:
+    """The tables saved to the state folder, when DynamoDB saw a write since the last save."""
+
+    def __init__(self, dynamodb: MotoServer, tables: dict[str, str], path: Path) -> None:
+        self.dynamodb = dynamodb
+        self.client = _InProcessScans(dynamodb)
+        self.tables = tables
+        self.path = path
+        self._saved_at: int | None = None
+        self._lock = threading.Lock()
+
+    def save(self, *, always: bool = False) -> int | None:
+        """Write the snapshot; returns the number of items, or None when nothing changed since the last one."""
+        from local.persistence import save_tables
+
+        with self._lock:
+            writes = self.dynamodb.writes  # read first: a write during the save makes the next one happen
+            if writes == self._saved_at and not always:
+                return None
+            saved = save_tables(self.client, self.tables, self.path)
+            self._saved_at = writes
+            return saved
+
+
+def _count_items(client: Any, table: str) -> int:
+    total = 0
+    for page in client.get_paginator("scan").paginate(TableName=table, Select="COUNT"):
+        total += page["Count"]
+    return total
+
+
+# ---- background work -------------------------------------------------------------------------------
 
 
 def _logged(name: str, task: Callable[..., Any], *args: Any) -> None:
@@ -168,15 +428,33 @@ class Background:
     def __init__(self) -> None:
         self.stop = threading.Event()
         self.threads: list[threading.Thread] = []
+        self._wakers: list[Callable[[], None]] = []
+
+    def _start(self, name: str, loop: Callable[[], None]) -> None:
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
 
     def every(self, seconds: float, name: str, task: Callable[[], Any]) -> None:
         def loop() -> None:
             while not self.stop.wait(seconds):
                 _logged(name, task)
 
-        thread = threading.Thread(target=loop, name=name, daemon=True)
-        thread.start()
-        self.threads.append(thread)
+        self._start(name, loop)
+
+    def after_writes(self, dynamodb: MotoServer, name: str, task: Callable[[], Any]) -> None:
+        """Run `task` each time DynamoDB saw a write since its last run (writes during a run start another)."""
+
+        def loop() -> None:
+            seen = dynamodb.writes
+            while not self.stop.is_set():
+                current = dynamodb.wait_for_write(seen, timeout=60)
+                if current != seen and not self.stop.is_set():
+                    seen = current
+                    _logged(name, task)
+
+        self._wakers.append(dynamodb.wake)
+        self._start(name, loop)
 
     def at_rate(self, seconds: float, name: str, task: Callable[[float], Any]) -> None:
         """Start `task(scheduled_time)` every `seconds`, each run on its own thread whether or not the
@@ -191,21 +469,28 @@ class Background:
                 if self.stop.wait(max(0.0, scheduled - time.time())):
                     return
 
-        thread = threading.Thread(target=loop, name=f"{name}-schedule", daemon=True)
-        thread.start()
-        self.threads.append(thread)
+        self._start(f"{name}-schedule", loop)
 
-    def close(self) -> None:
+    def close(self, timeout: float = STOP_SECONDS) -> None:
         self.stop.set()
+        for wake in self._wakers:
+            wake()
+        deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 class ThreadedServer:
     """A uvicorn server on its own thread (the Replicate simulator)."""
 
     def __init__(self, app: Any, port: int) -> None:
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        import uvicorn
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=STOP_SECONDS
+            )
+        )
         self.thread = threading.Thread(target=self.server.run, name="simulator", daemon=True)
 
     def start(self) -> None:
@@ -215,21 +500,13 @@ class ThreadedServer:
 
     def close(self) -> None:
         self.server.should_exit = True
-        self.thread.join(timeout=10)
+        self.thread.join(timeout=2 * STOP_SECONDS)
 
 
-def _aws_environment(moto_url: str) -> None:
-    os.environ.update(
-        {
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL_DYNAMODB": moto_url,
-        }
-    )
-    os.environ.pop("AWS_SESSION_TOKEN", None)
-    os.environ.pop("AWS_PROFILE", None)
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _start_simulator(settings: LocalSettings) -> tuple[ThreadedServer, str]:
@@ -257,6 +534,8 @@ def _function_environment(
     template: dict[str, Any], settings: LocalSettings, tables: dict[str, str], replicate: tuple[str, str]
 ) -> dict[str, str]:
     """The functions' environment from template.yaml, with this machine's values for its parameters."""
+    from local.template import resolve, websocket_stage
+
     env = os.environ
     replicate_token, replicate_url = replicate
     parameters = {
@@ -291,8 +570,10 @@ def _function_environment(
             # API Gateway's hostnames are this machine's port here.
             "JOBSYNC_WEBSOCKET_URL": f"ws://127.0.0.1:{settings.port}/{stage}",
             "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": f"http://127.0.0.1:{settings.port}/{stage}",
-            "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
+            # Metrics stay on, as in AWS: each invocation's EMF line goes to <state>/metrics.log (see
+            # lambda_runtime.MetricLinesToFile). Disabled, Powertools would never clear its metric set and
+            # would print it to the terminal whenever a metric reached 100 values.
+            "POWERTOOLS_METRICS_DISABLED": "false",
         }
     )
     return resolved
@@ -300,6 +581,12 @@ def _function_environment(
 
 def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str) -> Callable[[], None]:
     """Delivers the jobs stream to its consumer in batches, as Lambda's event source mapping does."""
+    import boto3
+    from botocore.config import Config
+
+    from local.streams import StreamReader
+    from local.template import stream_consumers
+
     consumer = stream_consumers(template)[0]
     streams = boto3.client(
         "dynamodbstreams", endpoint_url=moto_url, region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
@@ -322,7 +609,7 @@ def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str
     return pump
 
 
-def _scheduled_poller(schedule: Schedule) -> Callable[[float], None]:
+def _scheduled_poller(schedule: Any) -> Callable[[float], None]:
     """The poller invoked with the template's Input, its placeholder filled as EventBridge Scheduler fills it."""
     function = schedule.function
 
@@ -334,6 +621,9 @@ def _scheduled_poller(schedule: Schedule) -> Callable[[float], None]:
     return poll
 
 
+# ---- what the user sees ----------------------------------------------------------------------------
+
+
 def _token_note(settings: LocalSettings) -> str:
     if settings.token_origin == "generated":
         return f"  (generated and kept in {settings.token_file}; set JOBSYNC_API_TOKEN to choose one)"
@@ -342,21 +632,44 @@ def _token_note(settings: LocalSettings) -> str:
     return ""
 
 
-def _banner(settings: LocalSettings, simulated: bool, stage: str) -> str:
+def _banner(
+    settings: LocalSettings,
+    simulated: bool,
+    stage: str,
+    *,
+    jobs: int = 0,
+    provider: ProviderCheck | None = None,
+) -> str:
     base = f"http://127.0.0.1:{settings.port}"
+    if simulated:
+        provider_line = "built-in Replicate simulator"
+    else:
+        provider_line = settings.provider_url + (f"  ({provider.line})" if provider and provider.ok else "")
     lines = [
         "",
         "jobsync is up",
         f"  dashboard   {base}/#token={settings.api_token}",
-        f"  API         {base}/api  (Authorization: Bearer <token>)",
-        f"  WebSocket   ws://127.0.0.1:{settings.port}/{stage}?token=<token>",
+        f"  API         {base}/api  (Authorization: Bearer $TOKEN)",
+        f"  WebSocket   ws://127.0.0.1:{settings.port}/{stage}?token=$TOKEN",
         f"  token       {settings.api_token}" + _token_note(settings),
-        f"  provider    {'built-in Replicate simulator' if simulated else settings.replicate_base_url or 'Replicate'}",
+        f"  provider    {provider_line}",
+    ]
+    if provider and not provider.ok:
+        lines.append(f"  problem     {provider.line}")
+    lines += [
         f"  state       {settings.state_dir}",
-        "Open the dashboard and press Sync to import the provider's jobs; the poller keeps them current.",
-        "Ctrl-C stops everything; jobs and settings are kept for the next start.",
+        f"  metrics     {settings.state_dir / METRICS_FILE}",
+        "",
+        "For the README's curl examples, in another terminal:",
+        f"  export TOKEN={shlex.quote(settings.api_token)}",
+        f'  curl -X POST -H "Authorization: Bearer $TOKEN" {base}/api/cloud/jobs/sync',
         "",
     ]
+    if jobs:
+        lines.append(f"{jobs} job{'s' if jobs != 1 else ''} stored from earlier runs; the poller keeps them current.")
+    else:
+        lines.append("Open the dashboard and press Sync to import the provider's jobs; the poller keeps them current.")
+    lines += ["Ctrl-C stops everything; jobs and settings are kept for the next start.", ""]
     return "\n".join(lines)
 
 
@@ -390,77 +703,158 @@ def _note_shared_snapshot(settings: LocalSettings) -> None:
         )
 
 
-def main() -> int:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    width = max(len(name) for name, _ in VARIABLES) + 2
+    parser = argparse.ArgumentParser(
+        prog="python -m local.stack",
+        description=(
+            "jobsync on this machine (what `make run` starts): the HTTP API, the WebSocket and the dashboard "
+            "on one port, moto's DynamoDB, the jobs stream, the poller's schedule and, without "
+            "REPLICATE_API_TOKEN, a Replicate simulator. No AWS account, no Docker, no internet. "
+            "Ctrl-C stops it; jobs and settings are kept for the next start."
+        ),
+        epilog="environment variables:\n"
+        + "\n".join(f"  {name:<{width}}{meaning}" for name, meaning in VARIABLES)
+        + "\n\nexample:\n  JOBSYNC_PORT=8002 JOBSYNC_SIMULATOR_SPEED=10 make run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser.parse_args(argv)
+
+
+# ---- main --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    _arguments(argv)
+    _configure_logging()
+    with ExitStack() as cleanup:
+        try:
+            # The port first: a stack that cannot listen stops before it writes or starts anything.
+            gateway_socket = cleanup.enter_context(listen(_port(os.environ)))
+            settings = LocalSettings.from_env()
+            return _run(settings, gateway_socket, cleanup)
+        except StartError as problem:
+            print(f"jobsync: {problem}", file=sys.stderr)
+            return 2
+
+
+def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitStack) -> int:
+    log.info("starting jobsync's local stack in %s (python -m local.stack --help for the options)", settings.state_dir)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    snapshot_path = settings.state_dir / "dynamodb.json"
+    _note_shared_snapshot(settings)
+    # What Lambda prints to CloudWatch: the functions' metric lines go to a file, not the terminal.
+    cleanup.enter_context(lambda_runtime.metric_lines_to(settings.state_dir / METRICS_FILE))
     lambda_runtime.use_layer()
     # Powertools warns on every invocation that emitted no metric; locally that is only noise.
     warnings.filterwarnings("ignore", message="No application metrics to publish")
-    _configure_logging()
-    settings = LocalSettings.from_env()
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    snapshot = settings.state_dir / "dynamodb.json"
-    _note_shared_snapshot(settings)
 
-    from moto.server import ThreadedMotoServer
+    log.info("starting moto's DynamoDB (the first start imports moto, a few seconds)")
+    import boto3
+    import uvicorn
 
-    moto_port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
-    moto.start()
-    moto_url = f"http://127.0.0.1:{moto_port}"
-    _aws_environment(moto_url)
-    dynamodb = boto3.client("dynamodb", region_name=REGION)
+    from local.gateway import WebSocketApi, create_gateway
+    from local.persistence import load_tables
+    from local.template import (
+        authorizer,
+        create_tables,
+        functions,
+        http_routes,
+        load_template,
+        rate_seconds,
+        resolve,
+        scheduled_functions,
+        websocket_routes,
+        websocket_stage,
+    )
+
+    dynamodb = MotoServer()
+    dynamodb.start()
+    cleanup.callback(dynamodb.stop)
+    _aws_environment(dynamodb.url)
+    client = boto3.client("dynamodb", region_name=REGION)
     template = load_template()
-    tables = create_tables(dynamodb, template, lambda logical_id: f"jobsync-local-{logical_id}")
-    restored = load_tables(dynamodb, tables, snapshot)
-    log.info("DynamoDB (moto) on %s: %d items restored", moto_url, restored)
+    tables = create_tables(client, template, lambda logical_id: f"jobsync-local-{logical_id}")
+    restored = load_tables(client, tables, snapshot_path)
+    jobs = _count_items(client, tables["JobsTable"])
+    log.info("DynamoDB (moto) on %s: %d items restored (%d jobs)", dynamodb.url, restored, jobs)
 
     simulator = None
+    provider = None
     if settings.replicate_token:
-        replicate = (settings.replicate_token, settings.replicate_base_url or REPLICATE_API_URL)
+        replicate = (settings.replicate_token, settings.provider_url)
+        log.info("checking REPLICATE_API_TOKEN with GET %s/account", settings.provider_url)
+        provider = check_provider(settings.provider_url, settings.replicate_token)
+        if provider.ok:
+            log.info("Replicate at %s: %s", settings.provider_url, provider.line)
+        else:
+            log.warning("%s (the stack starts anyway)", provider.line)
     else:
+        log.info("starting the Replicate simulator")
         simulator, simulator_url = _start_simulator(settings)
+        cleanup.callback(simulator.close)
         replicate = (SIMULATOR_TOKEN, simulator_url)
         log.info("Replicate simulator on %s", simulator_url)
 
     os.environ.update(_function_environment(template, settings, tables, replicate))
-    from jobsync.config import get_settings
+    from jobsync.config import ConfigError, get_settings
 
-    get_settings()  # a configuration error stops the stack here, not at the first request
+    try:
+        get_settings()  # a configuration error stops the stack here, not at the first request
+    except ConfigError as problem:
+        raise StartError(str(problem)) from None
+    handlers = sorted({(spec.code_uri, spec.handler) for spec in functions(template).values()})
+    log.info("loading the %d functions of template.yaml", len(handlers))
+    for code_uri, handler in handlers:
+        lambda_runtime.load_handler(code_uri, handler)
+
     stage = websocket_stage(template)
     websocket = WebSocketApi(websocket_routes(template), stage)
     app = create_gateway(http_routes(template), authorizer(template), websocket, ROOT / "web")
 
+    snapshot = Snapshot(dynamodb, tables, snapshot_path)
     background = Background()
-    background.every(0.25, "stream", _stream_pump(template, tables, moto_url))
+    background.after_writes(dynamodb, "stream", _stream_pump(template, tables, dynamodb.url))
     schedule = scheduled_functions(template)[0]
     background.at_rate(rate_seconds(str(resolve(schedule.expression, template))), "poller", _scheduled_poller(schedule))
-    background.every(settings.snapshot_seconds, "snapshot", lambda: save_tables(dynamodb, tables, snapshot))
+    background.every(settings.snapshot_seconds, "snapshot", snapshot.save)
 
     server = uvicorn.Server(
         uvicorn.Config(
-            app, host="127.0.0.1", port=settings.port, log_level="warning", ws="websockets-sansio", lifespan="off"
+            app,
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+            ws="websockets-sansio",
+            lifespan="off",
+            timeout_graceful_shutdown=STOP_SECONDS,
         )
     )
     original_startup = server.startup
 
     async def startup(*args: Any, **kwargs: Any) -> None:
         await original_startup(*args, **kwargs)
-        print(_banner(settings, simulator is not None, stage), flush=True)
+        print(_banner(settings, simulator is not None, stage, jobs=jobs, provider=provider), flush=True)
 
     server.startup = startup  # type: ignore[method-assign]
+    log.info("starting API Gateway (HTTP and WebSocket) on http://127.0.0.1:%d", settings.port)
     try:
-        server.run()
+        server.run(sockets=[gateway_socket])
     except KeyboardInterrupt:
         pass  # uvicorn has shut down already and re-raises Ctrl-C for us to finish
-    finally:
-        log.info("stopping")
-        background.close()
-        saved = save_tables(dynamodb, tables, snapshot)
-        log.info("saved %d items to %s", saved, snapshot)
-        if simulator is not None:
-            simulator.close()
-        moto.stop()
+    # Stopping takes a second or two, each step bounded; a second Ctrl-C would only leave a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    log.info("stopping")
+    background.close()
+    saved = snapshot.save(always=True)
+    log.info("saved %d item%s to %s", saved, "" if saved == 1 else "s", snapshot_path)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is stopped and saved: skip the interpreter's teardown, which spends seconds collecting
+    # the garbage of moto's backends (Ctrl-C would take that long).
+    os._exit(code)
