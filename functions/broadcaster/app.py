@@ -1,7 +1,10 @@
 """DynamoDB stream of the jobs table → `job_status_changed` to every WebSocket client."""
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobsync.observability import logger, metrics
 from jobsync.services.broadcast import broadcast, status_changes
@@ -13,7 +16,7 @@ _WRITES = (DynamoDBRecordEventName.INSERT, DynamoDBRecordEventName.MODIFY)
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=DynamoDBStreamEvent)
-def lambda_handler(event: DynamoDBStreamEvent, context) -> dict:
+def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[str, Any]:
     writes = [
         (record.dynamodb.new_image, record.dynamodb.old_image)
         for record in event.records

@@ -1,12 +1,14 @@
 """GET /api/cloud/config — what a client needs to know to connect."""
 
+from typing import Any
+
 from jobsync.api.http import Request, http_handler
 from jobsync.api.routes import SERVICE_CONFIG
 from jobsync.services.overview import client_config
 
 
 @http_handler(SERVICE_CONFIG)
-def lambda_handler(request: Request) -> dict:
+def lambda_handler(request: Request) -> dict[str, Any]:
     config = client_config()
     return {
         "websocket_url": config.websocket_url,

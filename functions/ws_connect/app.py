@@ -1,6 +1,9 @@
 """WebSocket $connect: `?token=` must be valid and the source IP under its connection cap."""
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobsync.domain.errors import JobsyncError
 from jobsync.observability import logger
@@ -9,7 +12,7 @@ from jobsync.services.connections import connect
 
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=APIGatewayWebSocketEvent)
-def lambda_handler(event: APIGatewayWebSocketEvent, context) -> dict:
+def lambda_handler(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, Any]:
     request = event.request_context
     token = event.query_string_parameters.get("token")
     source_ip = request.identity.get("sourceIp") or "unknown"

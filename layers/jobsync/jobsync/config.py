@@ -140,7 +140,8 @@ def _yaml_polling(path: Path) -> dict[str, Any]:
     return {key: section[key] for key in ("enabled", "interval_seconds") if key in section}
 
 
-def _json_map(value: str | None) -> dict[str, str] | None:
+def _json_map(value: str | None) -> object:
+    """The JSON in `value` (None when unset); Settings checks that it is a mapping of strings."""
     if not value:
         return None
     try:

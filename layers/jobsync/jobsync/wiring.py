@@ -44,6 +44,6 @@ def reset() -> None:
     for cached in (job_store, state_store, connection_store, pricing, get_settings):
         cached.cache_clear()
     dynamo.forget_resources()
-    registry.provider_client.cache_clear()
+    registry.clear_provider_clients()
     secrets.forget_secrets()
     websocket.pusher.cache_clear()

@@ -25,6 +25,9 @@ from jobsync.providers.base import ProviderAuthError, ProviderError, ProviderRat
 
 _JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 
+# What http_handler makes of a function of a Request: a Lambda handler of an API Gateway event and a context.
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
 
 @dataclass(frozen=True)
 class Request:
@@ -136,10 +139,10 @@ def _answer_for(exc: Exception) -> dict[str, Any]:
     return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
 
 
-def http_handler(route: Route) -> Callable[[Callable[[Request], Any]], Callable[[dict, Any], dict]]:
+def http_handler(route: Route) -> Callable[[Callable[[Request], Any]], LambdaHandler]:
     """Wrap a function of a Request into a Lambda handler for `route`."""
 
-    def decorate(handle: Callable[[Request], Any]) -> Callable[[dict, Any], dict]:
+    def decorate(handle: Callable[[Request], Any]) -> LambdaHandler:
         @functools.wraps(handle)
         @metrics.log_metrics
         @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, clear_state=True)

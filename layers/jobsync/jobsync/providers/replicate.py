@@ -275,7 +275,7 @@ class ReplicateClient:
     # ------------------------------------------------------------------ HTTP
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
+        ceiling: float = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
     def _request(self, method: str, url: httpx.URL, read: Callable[[httpx.Response], _T]) -> _T:

@@ -55,10 +55,11 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
         if job is None:
             candidate = new_job(observation, wiring.pricing())
         else:
-            candidate = apply_observation(job, observation, wiring.pricing())
-            if candidate is None:
+            applied = apply_observation(job, observation, wiring.pricing())
+            if applied is None:
                 _keep_logs(observation, job)
                 return UpdateOutcome(job=job, created=False, changed=False, previous_status=job.status)
+            candidate = applied
         try:
             stored = store.save(candidate, job)
         except ConcurrentUpdate:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from jobsync import wiring
 from jobsync.config import Settings, get_settings
@@ -150,7 +151,7 @@ def _record_outcome(tick: PollTick) -> None:
 _TICK_BUDGET_SECONDS = 10.0
 
 
-def scheduled_time(event: dict) -> float | None:
+def scheduled_time(event: dict[str, Any]) -> float | None:
     """When EventBridge Scheduler meant to fire (its `<aws.scheduler.scheduled-time>`), as epoch seconds."""
     parsed = parse_timestamp(event.get("scheduled_time")) if isinstance(event.get("scheduled_time"), str) else None
     return parsed.timestamp() if parsed else None

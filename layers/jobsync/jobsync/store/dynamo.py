@@ -74,7 +74,8 @@ _deserializer = TypeDeserializer()
 
 def from_stream_image(image: dict[str, Any]) -> dict[str, Any]:
     """A DynamoDB-JSON image (as streams deliver it) as plain Python values."""
-    return from_dynamo({key: _deserializer.deserialize(value) for key, value in image.items()})
+    values: dict[str, Any] = from_dynamo({key: _deserializer.deserialize(value) for key, value in image.items()})
+    return values
 
 
 class ConcurrentUpdate(Exception):

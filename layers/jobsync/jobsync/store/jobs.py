@@ -11,11 +11,11 @@ import base64
 import binascii
 import json
 import re
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeGuard
 
 from boto3.dynamodb.conditions import Key
 
@@ -32,9 +32,9 @@ _BATCH_GET_LIMIT = 100
 TRANSACTION_JOBS = 99
 
 
-def _counter_deltas(job: Job, previous: Job | None) -> Counter[str]:
-    """How the metric counters move when `previous` becomes `job`."""
-    deltas: Counter[str] = Counter()
+def _counter_deltas(job: Job, previous: Job | None) -> dict[str, Decimal]:
+    """How the metric counters move when `previous` becomes `job` (as Decimals, DynamoDB's numbers)."""
+    deltas: defaultdict[str, Decimal] = defaultdict(Decimal)
     old_status = previous.status if previous else None
     if job.status != old_status:
         deltas[f"jobs_{job.status.value}"] += 1
@@ -79,7 +79,7 @@ def _index_for(provider: str | None, status: JobStatus | None) -> tuple[_Index, 
 
 
 def _item(job: Job) -> dict[str, Any]:
-    item = dynamo.to_dynamo(job.to_record())
+    item: dict[str, Any] = dynamo.to_dynamo(job.to_record())
     item["all_jobs"] = ALL_JOBS
     # Fixed-width UTC so that mixed provider precisions sort as time; the id breaks ties.
     item["created_sort"] = f"{sortable(job.created_at)}#{job.job_id}"
@@ -106,21 +106,20 @@ def decode_cursor(cursor: str, index: _Index) -> dict[str, str]:
         padded = cursor + "=" * (-len(cursor) % 4)
         decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
         key = decoded["k"]
-        valid = decoded["i"] == index.name and _is_start_key(key, index)
+        if decoded["i"] == index.name and _is_start_key(key, index):
+            return key
     except (binascii.Error, ValueError, KeyError, TypeError, RecursionError):
-        valid = False
-    if not valid:
-        raise InvalidInput("cursor is not one this list handed out for these filters")
-    return key
+        pass
+    raise InvalidInput("cursor is not one this list handed out for these filters")
 
 
-def _is_start_key(key: object, index: _Index) -> bool:
+def _is_start_key(key: object, index: _Index) -> TypeGuard[dict[str, str]]:
     if not isinstance(key, dict) or set(key) != index.key_attributes:
         return False
     if not all(isinstance(value, str) and 0 < len(value.encode("utf-8")) <= 1024 for value in key.values()):
         return False
     sort_key = _SORT_KEY.match(key["created_sort"])
-    return bool(sort_key) and sort_key.group(2) == key["job_id"]
+    return sort_key is not None and sort_key.group(2) == key["job_id"]
 
 
 class JobStore:
@@ -220,9 +219,10 @@ class JobStore:
         if len(jobs) > TRANSACTION_JOBS:
             raise ValueError(f"at most {TRANSACTION_JOBS} jobs in one transaction")
         stored = [replace(job, version=1) for job in jobs]
-        deltas: Counter[str] = Counter()
+        deltas: defaultdict[str, Decimal] = defaultdict(Decimal)
         for job in stored:
-            deltas.update(_counter_deltas(job, None))
+            for name, delta in _counter_deltas(job, None).items():
+                deltas[name] += delta
         actions: list[dict[str, Any]] = [{"Put": self._put(job, None)} for job in stored]
         counter_update = self._counter_update(deltas)
         if counter_update:

@@ -48,7 +48,8 @@ class StateStore:
 
     def _get(self, pk: str) -> dict[str, Any] | None:
         with dynamo.translated_errors():
-            return self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+            item: dict[str, Any] | None = self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
+            return item
 
     def _put(self, item: dict[str, Any]) -> None:
         with dynamo.translated_errors():
