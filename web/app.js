@@ -12,11 +12,16 @@ const TOAST_MS = 6000;
 const HIGHLIGHT_MS = 2400;
 const WS_BASE_DELAY_MS = 1000;
 const WS_MAX_DELAY_MS = 30000;
+const LIST_RETRY_BASE_MS = 2000;
+const LIST_RETRY_MAX_MS = 30000;
+// A failure seen by the page asks the server to check the provider's credentials, at most this often.
+const VALIDATE_GAP_MS = 10000;
 
 const pageParams = new URLSearchParams(window.location.search);
 
-// Intervals can be shortened for tests (`?poll_ms=200` or window.JOBSYNC_POLL_MS);
-// the defaults are the product's: 5 s inline progress, 30 s fallback refresh.
+// Intervals can be shortened (`?poll_ms=200` or window.JOBSYNC_POLL_MS); the defaults are the
+// product's: 5 s inline progress, 30 s fallback refresh, 30 s health check (polling status, and the
+// provider's credentials while they are in trouble).
 function intervalSetting(queryName, globalName, fallback) {
   const candidates = [pageParams.get(queryName), window[globalName]];
   for (const raw of candidates) {
@@ -28,6 +33,7 @@ function intervalSetting(queryName, globalName, fallback) {
 
 const POLL_MS = intervalSetting('poll_ms', 'JOBSYNC_POLL_MS', 5000);
 const REFRESH_MS = intervalSetting('refresh_ms', 'JOBSYNC_REFRESH_MS', 30000);
+const HEALTH_MS = intervalSetting('health_ms', 'JOBSYNC_HEALTH_MS', 30000);
 
 const API_BASE = (() => {
   const meta = document.querySelector('meta[name="jobsync-api-base"]');
@@ -61,6 +67,13 @@ const dom = {
   pollingSelect: $('#polling-select'),
   pollingState: $('#polling-state'),
   pollingText: $('.polling__text'),
+  trouble: $('#trouble'),
+  providerAlert: $('[data-testid="provider-alert"]'),
+  providerTitle: $('#provider-alert-title'),
+  providerDetail: $('#provider-alert-detail'),
+  providerRecheck: $('#provider-recheck'),
+  pollingAlert: $('[data-testid="polling-alert"]'),
+  pollingAlertDetail: $('#polling-alert-detail'),
 };
 
 // ---------------------------------------------------------------- state
@@ -78,7 +91,10 @@ const state = {
   progress: new Map(), // job_id -> last inline-progress answer
   pollers: new Map(), // job_id -> { timer, controller, stopped }
   highlight: new Set(), // job ids to flash after the next render
-  polling: { value: null, seq: 0, saving: false }, // value: the select's last confirmed option
+  polling: { value: null, seq: 0, saving: false, failing: null }, // value: the select's last confirmed option
+  // failing: { error, at } while the server's poller reports failing ticks, else null
+  provider: { problem: null, seq: 0, askedAt: -Infinity }, // problem: { title, detail, checkedAt } or null
+  listRetry: { timer: null, attempt: 0 },
 };
 
 // ---------------------------------------------------------------- helpers
@@ -106,6 +122,7 @@ function parseTimestamp(value) {
 }
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
 const intFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
 
 function formatInt(value) {
@@ -251,6 +268,8 @@ function onUnauthorized() {
   state.authFailed = true;
   stopAllPollers();
   stopLive();
+  stopListRetry();
+  window.clearInterval(healthTimer);
   setConnection('offline', 'Live updates paused until a valid token is saved');
   dom.pollingSelect.disabled = true;
   setPollingText('unknown', 'Polling state needs a valid API token');
@@ -283,6 +302,7 @@ async function loadJobs({ syncActive = false } = {}) {
       query: { limit, sync_active: syncActive ? 'true' : null },
     });
     if (seq !== state.listSeq) return;
+    stopListRetry();
     state.jobs = sortNewestFirst(Array.isArray(data.jobs) ? data.jobs : []);
     state.nextCursor = data.next_cursor || null;
     state.listLoaded = true;
@@ -290,7 +310,28 @@ async function loadJobs({ syncActive = false } = {}) {
   } catch (err) {
     if (seq !== state.listSeq || err.status === 401) return;
     setListStatus(`Could not load jobs: ${err.message}`);
+    if (isProviderFailure(err)) checkProvider();
+    // A failed reload must not leave the list stale until the next event: try again, with backoff.
+    scheduleListRetry();
   }
+}
+
+function scheduleListRetry() {
+  const retry = state.listRetry;
+  if (retry.timer) return;
+  const delay = Math.min(LIST_RETRY_MAX_MS, LIST_RETRY_BASE_MS * 2 ** retry.attempt);
+  retry.attempt = Math.min(retry.attempt + 1, 16);
+  retry.timer = window.setTimeout(() => {
+    retry.timer = null;
+    loadJobs();
+    loadMetrics();
+  }, delay);
+}
+
+function stopListRetry() {
+  window.clearTimeout(state.listRetry.timer);
+  state.listRetry.timer = null;
+  state.listRetry.attempt = 0;
 }
 
 async function loadMoreJobs() {
@@ -341,7 +382,7 @@ function buildStatusBadge(status) {
   ]);
 }
 
-// One wrapper per cell keeps the narrow-screen card layout (label | value) to two grid columns.
+// Each cell has a class of its own: on a phone the row becomes a two-line grid that places them.
 function cell(label, children, className) {
   return el('td', { 'data-label': label, class: className }, el('div', { class: 'cell' }, children));
 }
@@ -352,7 +393,8 @@ function buildRow(job) {
     ? el('time', { datetime: created.toISOString(), title: `${created.toISOString()} (UTC)` }, dateFormat.format(created))
     : el('span', { class: 'muted' }, job.created_at ? String(job.created_at) : '—');
 
-  const modelChildren = [el('span', { class: 'job-model' }, job.model ? String(job.model) : '—')];
+  const modelName = job.model ? String(job.model) : '—';
+  const modelChildren = [el('span', { class: 'job-model', title: modelName }, modelName)];
   if (job.config_name) modelChildren.push(el('span', { class: 'job-sub' }, String(job.config_name)));
 
   const row = el(
@@ -364,12 +406,12 @@ function buildRow(job) {
       'data-status': job.status == null ? '' : String(job.status),
     },
     [
-      cell('Status', buildStatusBadge(job.status)),
-      cell('Model', modelChildren),
-      cell('Job ID', el('code', { class: 'job-id', title: job.job_id }, shortId(job.job_id))),
-      cell('Created', createdNode),
-      cell('Duration', formatDuration(job.duration_seconds), 'num'),
-      cell('Cost', formatCost(job.cost_usd), 'num'),
+      cell('Status', buildStatusBadge(job.status), 'col-status'),
+      cell('Model', modelChildren, 'col-model'),
+      cell('Job ID', el('code', { class: 'job-id', title: job.job_id }, shortId(job.job_id)), 'col-id'),
+      cell('Created', createdNode, 'col-created'),
+      cell('Duration', formatDuration(job.duration_seconds), 'num col-duration'),
+      cell('Cost', formatCost(job.cost_usd), 'num col-cost'),
       cell('Details', buildDetails(job), 'details'),
     ],
   );
@@ -378,7 +420,7 @@ function buildRow(job) {
 
 function buildDetails(job) {
   if (job.status === 'running') {
-    const block = buildProgressBlock(job.job_id);
+    const block = buildProgressBlock(job);
     const data = state.progress.get(job.job_id);
     if (data) paintProgressBlock(block, data);
     return block;
@@ -386,7 +428,7 @@ function buildDetails(job) {
   const parts = [];
   if (job.status === 'failed') {
     parts.push(
-      el('p', { class: 'job-error', 'data-testid': 'job-error' }, [
+      el('p', { class: 'job-error', 'data-testid': 'job-error', title: job.error_message || null }, [
         el('span', { class: 'visually-hidden' }, 'Error: '),
         job.error_message ? String(job.error_message) : 'The provider reported no error message.',
       ]),
@@ -402,14 +444,16 @@ function buildDetails(job) {
 
 // ---------------------------------------------------------------- inline progress
 
-function buildProgressBlock(jobId) {
+function buildProgressBlock(job) {
+  // Each bar names its job: a screen reader's list of progress bars tells them apart.
+  const label = `Training progress of ${job.model ? String(job.model) : 'an unnamed model'} (job ${job.job_id})`;
   const bar = el('progress', {
     class: 'progress__bar',
     'data-testid': 'job-progress',
     max: '100',
-    'aria-label': 'Training progress',
+    'aria-label': label,
   });
-  return el('div', { class: 'progress', 'data-job-id': jobId }, [
+  return el('div', { class: 'progress', 'data-job-id': job.job_id }, [
     el('div', { class: 'progress__head' }, [
       el('span', { class: 'progress__stage', 'data-testid': 'job-stage' }, 'Starting…'),
       el('span', { class: 'progress__pct' }),
@@ -499,7 +543,9 @@ function startPoller(jobId) {
         stopPoller(jobId);
         return;
       }
-      // Other failures are transient: try again on the next tick.
+      // Other failures are transient: try again on the next tick. A provider failure may not be:
+      // ask the server whether the credentials still work, so that the banner can say what to fix.
+      if (isProviderFailure(err)) checkProvider();
     } finally {
       poller.controller = null;
     }
@@ -561,9 +607,10 @@ function pollingOption(preference) {
   return 'auto';
 }
 
-function setPollingText(kind, text) {
+// `how` (automatic or forced) repeats what the select shows: a phone leaves it out to keep one line.
+function setPollingText(kind, text, how = '') {
   dom.pollingState.dataset.state = kind;
-  dom.pollingText.textContent = text;
+  dom.pollingText.replaceChildren(text, how ? el('span', { class: 'polling__how' }, ` (${how})`) : '');
 }
 
 function renderPolling(data) {
@@ -573,12 +620,24 @@ function renderPolling(data) {
   dom.pollingSelect.value = option;
   dom.pollingSelect.disabled = false;
   dom.pollingState.removeAttribute('title');
+  const tick = data.last_tick && typeof data.last_tick === 'object' ? data.last_tick : {};
+  const failing =
+    data.is_active === true && typeof tick.error === 'string' && tick.error
+      ? { error: tick.error, at: parseTimestamp(tick.at) }
+      : null;
+  setPollingFailing(failing);
   if (typeof data.is_active !== 'boolean') {
     setPollingText('unknown', 'Polling state unknown');
     return;
   }
   const how = preference === null ? 'automatic' : 'forced';
-  setPollingText(data.is_active ? 'on' : 'off', `Polling is ${data.is_active ? 'on' : 'off'} (${how})`);
+  if (failing) {
+    // On, but its ticks fail: saying "on" alone would claim the jobs are being kept current.
+    setPollingText('failing', 'Polling is failing', how);
+    dom.pollingState.title = failing.error;
+    return;
+  }
+  setPollingText(data.is_active ? 'on' : 'off', `Polling is ${data.is_active ? 'on' : 'off'}`, how);
 }
 
 async function loadPolling() {
@@ -588,6 +647,7 @@ async function loadPolling() {
     const data = await api('/api/cloud/polling/status');
     if (seq !== state.polling.seq) return;
     renderPolling(data);
+    if (state.polling.failing) checkProvider();
   } catch (err) {
     if (seq !== state.polling.seq || err.status === 401) return;
     // Not worth a toast on load; the control says so and the next refresh tries again.
@@ -665,19 +725,119 @@ async function runSync() {
   setSyncBusy(true);
   try {
     const data = await api('/api/cloud/jobs/sync', { method: 'POST' });
-    const n = Math.max(0, Math.trunc(Number(data.synced) || 0));
-    showToast(`Discovered ${n} ${plural(n, 'job', 'jobs')} from Replicate`);
+    showToast(syncMessage(data));
+    // The provider answered: a banner about it may be out of date.
+    if (state.provider.problem) checkProvider({ force: true });
   } catch (err) {
     showToast(`Sync failed: ${err.message}`, 'error');
+    // The toast goes away; what the provider's trouble is, and what to fix, stays in the banner.
+    if (err.status !== 401) checkProvider({ force: true });
   } finally {
     setSyncBusy(false);
   }
   await Promise.all([loadJobs(), loadMetrics()]);
 }
 
+// The sync answer counts new and updated jobs. It does not say whether the provider's history is
+// all imported (a first sync may stop at its cap and go on at the next): the text claims no more.
+function syncMessage(data) {
+  const count = (value) => Math.max(0, Math.trunc(Number(value) || 0));
+  const discovered = count(data.synced);
+  const updated = count(data.updated);
+  const text = `Discovered ${discovered} new ${plural(discovered, 'job', 'jobs')} from Replicate`;
+  return updated > 0 ? `${text}, ${updated} updated` : text;
+}
+
+// ---------------------------------------------------------------- provider trouble
+
+// Errors that come from the provider rather than from jobsync: 502 (provider failed or refused our
+// credentials) and 503 provider_rate_limited.
+function isProviderFailure(err) {
+  return Boolean(err) && (err.status === 502 || (err.status === 503 && err.code === 'provider_rate_limited'));
+}
+
+function describeProviderProblem(error) {
+  const detail = typeof error === 'string' && error ? error : 'The provider gave no reason.';
+  if (/^could not reach the provider/i.test(detail)) {
+    return { title: 'Cannot reach the provider: check REPLICATE_API_BASE_URL', detail };
+  }
+  if (/REPLICATE_API_TOKEN is not set/.test(detail)) {
+    return { title: 'No Replicate token is configured: set REPLICATE_API_TOKEN', detail };
+  }
+  return { title: 'Replicate refused the token: check REPLICATE_API_TOKEN', detail };
+}
+
+// Asks the server whether the provider's credentials work (GET /api/cloud/replicate/validate). At load
+// and after a failed sync it always asks (`force`); after other failures at most every VALIDATE_GAP_MS.
+async function checkProvider({ force = false } = {}) {
+  if (!state.token || state.authFailed) return;
+  const provider = state.provider;
+  const now = Date.now();
+  if (!force && now - provider.askedAt < VALIDATE_GAP_MS) return;
+  provider.askedAt = now;
+  const seq = ++provider.seq;
+  let data;
+  try {
+    data = await api('/api/cloud/replicate/validate');
+  } catch {
+    return; // could not ask: what the banner says stays until an answer comes
+  }
+  if (seq !== provider.seq) return;
+  setProviderProblem(data.valid === true ? null : { ...describeProviderProblem(data.error), checkedAt: new Date() });
+}
+
+function setProviderProblem(problem) {
+  state.provider.problem = problem;
+  dom.providerAlert.hidden = !problem;
+  if (problem) {
+    dom.providerTitle.textContent = problem.title;
+    dom.providerDetail.textContent = `${problem.detail} (checked at ${timeFormat.format(problem.checkedAt)})`;
+  }
+  renderTrouble();
+}
+
+function setPollingFailing(failing) {
+  state.polling.failing = failing;
+  dom.pollingAlert.hidden = !failing;
+  if (failing) {
+    const when = failing.at ? ` (last failed tick at ${timeFormat.format(failing.at)})` : '';
+    dom.pollingAlertDetail.textContent = `${failing.error}${when}`;
+  }
+  renderTrouble();
+}
+
+// The banner stays while any problem lasts; the connection pill says "Live" plainly only when the
+// jobs it shows can be current.
+function renderTrouble() {
+  dom.trouble.hidden = !state.provider.problem && !state.polling.failing;
+  renderConnection();
+}
+
+let healthTimer = null;
+
+function startHealthChecks() {
+  window.clearInterval(healthTimer);
+  healthTimer = window.setInterval(healthCheck, HEALTH_MS);
+}
+
+function healthCheck() {
+  if (!state.token || state.authFailed) return;
+  loadPolling(); // the automatic state follows the server's configuration; the poller's last tick
+  if (state.provider.problem) checkProvider(); // so the banner goes once the problem is fixed
+}
+
 // ---------------------------------------------------------------- live updates
 
-const live = { socket: null, generation: 0, attempt: 0, timer: null, url: null, everOpened: false };
+const live = {
+  socket: null,
+  generation: 0,
+  attempt: 0,
+  timer: null,
+  url: null,
+  everOpened: false,
+  kind: 'connecting',
+  detail: '',
+};
 let reloadTimer = null;
 let reloadFirstAskedAt = 0;
 let reloadPolling = false; // the pending debounced reload also reads the polling status
@@ -686,11 +846,25 @@ let fallbackTimer = null;
 // Every change of the connection state goes through here, and so does the fallback
 // refresh: it runs exactly while the socket is not open and the token is usable.
 function setConnection(kind, detail) {
+  live.kind = kind;
+  live.detail = detail || 'Live updates over WebSocket';
+  renderConnection();
+  setFallbackRefresh(kind !== 'live' && Boolean(state.token) && !state.authFailed);
+}
+
+function renderConnection() {
   const labels = { live: 'Live', reconnecting: 'Reconnecting', connecting: 'Connecting', offline: 'Offline' };
+  const kind = live.kind;
+  if (kind === 'live' && (state.provider.problem || state.polling.failing)) {
+    // The socket is open, but what it carries can only be as fresh as jobsync's news from Replicate.
+    dom.connection.dataset.state = 'degraded';
+    dom.connectionText.textContent = 'Live, provider failing';
+    dom.connection.title = 'Connected to jobsync, but jobsync cannot get news from Replicate: statuses may be stale';
+    return;
+  }
   dom.connection.dataset.state = kind;
   dom.connectionText.textContent = labels[kind] || kind;
-  dom.connection.title = detail || 'Live updates over WebSocket';
-  setFallbackRefresh(kind !== 'live' && Boolean(state.token) && !state.authFailed);
+  dom.connection.title = live.detail;
 }
 
 // Fallback for when live updates are not arriving (connecting, reconnecting, offline, or
@@ -710,7 +884,6 @@ function fallbackRefresh() {
   if (!state.token || state.authFailed) return;
   loadJobs({ syncActive: true });
   loadMetrics();
-  loadPolling(); // the automatic state follows the server's configuration
 }
 
 function buildSocketUrl(raw) {
@@ -859,6 +1032,8 @@ function startAll() {
   loadJobs();
   loadMetrics();
   loadPolling();
+  checkProvider({ force: true });
+  startHealthChecks();
   startLive();
 }
 
@@ -897,6 +1072,7 @@ function boot() {
   dom.syncButton.addEventListener('click', runSync);
   dom.loadMore.addEventListener('click', loadMoreJobs);
   dom.pollingSelect.addEventListener('change', onPollingChange);
+  dom.providerRecheck.addEventListener('click', () => checkProvider({ force: true }));
 
   // The fallback refresh (sync_active=true every REFRESH_MS) is started and stopped by
   // setConnection(): it runs only while the WebSocket is not open.

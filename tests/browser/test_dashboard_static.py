@@ -2,6 +2,11 @@
 
 The page is served by a throwaway http.server; every `/api/**` request is answered by
 `FakeApi` through Playwright's request interception, so no jobsync server is needed.
+
+Every page runs its timers (polls, refreshes, health checks, reconnects, the toast) on Playwright's
+clock, paused: time moves only when a test says so (`page.clock.run_for`), so what a test reads
+cannot change under it, however slow the machine. Waits for the page itself are auto-waiting
+expectations with a generous timeout, never fixed sleeps.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +34,15 @@ WEB_DIR = ROOT / "web"
 ARTIFACTS = ROOT / "artifacts"
 TOKEN = "abc"
 RUNNING_ID = "r7bq3xkzv5rmc0cj8vrtrunning01"
+RUNNING_MODEL = "stability/sdxl-dreambooth-with-a-rather-long-model-name-to-wrap"
+# The page's default timers (web/app.js).
+POLL_MS = 5_000  # inline progress
+REFRESH_MS = 30_000  # fallback refresh while the WebSocket is not open
+HEALTH_MS = 30_000  # polling status, and the provider's credentials while they are in trouble
+TOAST_MS = 6_000
+NOW = datetime(2025, 3, 3, 12, 0, tzinfo=timezone.utc)
+VALID = {"valid": True, "username": "acme", "error": None}
+REFUSED = {"valid": False, "username": None, "error": "You did not pass a valid authentication token"}
 
 
 # --------------------------------------------------------------------------- fake API
@@ -71,7 +86,7 @@ def _initial_jobs() -> list[dict]:
             RUNNING_ID,
             "running",
             "2025-03-03T10:15:00.123456Z",
-            model="stability/sdxl-dreambooth-with-a-rather-long-model-name-to-wrap",
+            model=RUNNING_MODEL,
             duration_seconds=None,
         ),
         _job(
@@ -117,6 +132,10 @@ class FakeApi:
         self.fail_polling_setting = False
         self.hold_polling = False
         self.held_polling: list = []
+        self.last_tick: dict = {"at": "2025-03-03T10:00:00Z", "error": None}  # the server's poller
+        self.validate: dict = VALID
+        self.sync_answer: tuple[int, dict] | None = None  # (status, body) instead of the default sync
+        self.progress_failure: tuple[int, dict] | None = None  # (status, body) for every inline-progress
 
     # -- helpers for the tests
     def count(self, path: str, method: str = "GET") -> int:
@@ -139,6 +158,8 @@ class FakeApi:
 
     def handle(self, route, request) -> None:
         parts = urlsplit(request.url)
+        if parts.path == "/api/settle":  # see settle(): not part of the API, not counted
+            return route.fulfill(status=204)
         query = parse_qs(parts.query)
         auth = request.headers.get("authorization")
         self.requests.append(Seen(request.method, parts.path, query, auth, request.headers.get("content-type")))
@@ -149,6 +170,8 @@ class FakeApi:
         if path == "/api/cloud/jobs" and method == "GET":
             return self._fulfill(route, 200, self._list(query))
         if path == "/api/cloud/jobs/sync" and method == "POST":
+            if self.sync_answer is not None:
+                return self._fulfill(route, *self.sync_answer)
             if self.hold_sync:
                 self.held_sync.append(route)  # answered by release_sync(), so the spinner is observable
                 return None
@@ -165,6 +188,8 @@ class FakeApi:
                     "webhooks": {"configured": False},
                 },
             )
+        if path == "/api/cloud/replicate/validate" and method == "GET":
+            return self._fulfill(route, 200, self.validate)
         if path == "/api/cloud/polling/status" and method == "GET":
             return self._fulfill(route, 200, self._polling_status())
         if path == "/api/cloud/polling/setting" and method == "PUT":
@@ -218,7 +243,7 @@ class FakeApi:
 
     def _polling_status(self) -> dict:
         pref = self.polling_preference
-        return {"is_active": pref if pref is not None else True, "preference": pref}
+        return {"is_active": pref if pref is not None else True, "preference": pref, "last_tick": self.last_tick}
 
     def _polling_setting(self, route, raw: str | None) -> None:
         if self.fail_polling_setting:
@@ -238,6 +263,8 @@ class FakeApi:
         if job is None:
             return self._fulfill(route, 404, {"error": "not_found", "message": "Unknown job"})
         calls = self.progress_calls[job_id] = self.progress_calls.get(job_id, 0) + 1
+        if self.progress_failure is not None:
+            return self._fulfill(route, *self.progress_failure)
         if job["status"] != "running":
             return self._fulfill(route, 200, {"job_id": job_id, "stage": None, "last_log": None, "progress": None})
         step = min(1000, 100 + 70 * calls)
@@ -295,7 +322,8 @@ def make_page(browser, fake) -> Iterator[Callable]:
         context = browser.new_context(viewport={"width": width, "height": height}, locale="en-US", timezone_id="UTC")
         contexts.append(context)
         page = context.new_page()
-        page.set_default_timeout(5000)
+        page.set_default_timeout(15_000)  # what a slow machine may need; a passing wait takes no longer
+        pause_clock(page)
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.js_errors = errors  # type: ignore[attr-defined]
@@ -307,13 +335,28 @@ def make_page(browser, fake) -> Iterator[Callable]:
         context.close()
 
 
-def wait_until(page, predicate: Callable[[], bool], timeout: float = 5.0, message: str = "") -> None:
+def wait_until(page, predicate: Callable[[], bool], timeout: float = 15.0, message: str = "") -> None:
     """Wait for a condition on the Python side while letting Playwright deliver route events."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(message or "condition not met in time")
         page.wait_for_timeout(50)
+
+
+def pause_clock(page) -> None:
+    """Before `goto`: the page's timers fire only when the test runs the clock (`page.clock.run_for`)."""
+    page.clock.install(time=NOW)
+    page.clock.pause_at(NOW + timedelta(seconds=1))
+
+
+def settle(page) -> None:
+    """Returns once every request the page has sent so far has reached the fake.
+
+    The fake sees requests in the order the page sends them: a request sent now and answered means
+    that the ones before it were handled too.
+    """
+    page.evaluate("fetch('/api/settle', {cache: 'no-store'}).then(r => r.status)")
 
 
 def row_ids(page) -> list[str]:
@@ -384,11 +427,15 @@ def test_rows_newest_first_token_from_fragment_and_load_more(make_page, fake, we
     assert {r.authorization for r in fake.requests} == {f"Bearer {TOKEN}"}
     assert page.js_errors == []
 
+    # The address with the token was replaced, not followed by a new entry: Back does not bring it back.
+    page.go_back()
+    assert page.url == "about:blank"
+
 
 def test_sync_shows_spinner_then_toast_and_reloads(make_page, fake, web_base):
     fake.hold_sync = True
     page = make_page()
-    page.goto(f"{web_base}/?poll_ms=200#token={TOKEN}")
+    page.goto(f"{web_base}/#token={TOKEN}")
     expect = playwright_sync.expect
     rows = page.locator('[data-testid="job-row"]')
     expect(rows).to_have_count(8)
@@ -411,7 +458,7 @@ def test_sync_shows_spinner_then_toast_and_reloads(make_page, fake, web_base):
     fake.release_sync()
 
     toast = page.get_by_test_id("toast")
-    expect(toast).to_have_text("Discovered 3 jobs from Replicate")
+    expect(toast).to_have_text("Discovered 3 new jobs from Replicate, 1 updated")
     expect(toast).to_have_attribute("role", "status")
     expect(toast).to_have_attribute("aria-live", "polite")
     expect(spinner).to_be_hidden()
@@ -454,36 +501,34 @@ def test_sync_failure_shows_the_error_message(make_page, fake, web_base):
 
 
 def test_running_job_progress_is_polled_and_stops_when_it_ends(make_page, fake, web_base):
+    # The polls run on Playwright's clock, at the product's 5 s. With a 200 ms wall-clock interval this
+    # test read a value, then the bar, and a poll landed in between (31 % read, 45 % shown) on a busy machine.
     page = make_page()
-    page.goto(f"{web_base}/?poll_ms=200#token={TOKEN}")
+    page.goto(f"{web_base}/#token={TOKEN}")
     expect = playwright_sync.expect
     row = page.locator(f'[data-testid="job-row"][data-job-id="{RUNNING_ID}"]')
-    expect(row.get_by_test_id("job-progress")).to_have_attribute("aria-valuenow", re.compile(r"^\d"))
+    bar = row.get_by_test_id("job-progress")
+
+    # The fake answers step 100 + 70 per call: 17 %, then 24 %, then 31 %; one poll per interval.
+    expect(bar).to_have_attribute("aria-valuenow", "17")
     expect(row.get_by_test_id("job-stage")).to_have_text("Training")
-
-    seen = [progress_value(page)]
-    for _ in range(2):
-        wait_until(page, lambda: progress_value(page) > seen[-1], message="progress grows across polls")
-        seen.append(progress_value(page))
-    assert seen == sorted(seen) and len(set(seen)) == 3
-    assert row.get_by_test_id("job-progress").evaluate("el => el.value") == pytest.approx(seen[-1], abs=0.1)
-    expect(row.get_by_test_id("job-last-log")).to_contain_text("step ")
-    expect(row).to_contain_text("ETA ")
-
-    # Only the running job is polled.
-    polled = {r.path for r in fake.requests if r.path.endswith("/inline-progress")}
-    assert polled == {f"/api/cloud/jobs/{RUNNING_ID}/inline-progress"}
+    for value in ("24", "31"):
+        page.clock.run_for(POLL_MS)
+        expect(bar).to_have_attribute("aria-valuenow", value)
+    assert bar.evaluate("el => el.value") == pytest.approx(31, abs=0.1)
+    expect(row.get_by_test_id("job-last-log")).to_contain_text("step 310/1000")
+    expect(row).to_contain_text("ETA 23m 00s")
+    assert fake.progress_calls == {RUNNING_ID: 3}  # only the running job is polled, once per interval
 
     # The job ends; the next list load stops its polling.
     job = next(j for j in fake.jobs if j["job_id"] == RUNNING_ID)
     job.update(status="completed", is_active=False, is_terminal=True, duration_seconds=900, cost_usd=1.3725)
     page.get_by_test_id("sync-button").click()
     expect(row).to_have_attribute("data-status", "completed")
-    expect(row.get_by_test_id("job-progress")).to_have_count(0)
-    page.wait_for_timeout(250)  # let an in-flight poll settle
-    calls = fake.progress_calls[RUNNING_ID]
-    page.wait_for_timeout(1000)  # five polling intervals
-    assert fake.progress_calls[RUNNING_ID] == calls
+    expect(bar).to_have_count(0)
+    page.clock.run_for(10 * POLL_MS)
+    settle(page)
+    assert fake.progress_calls == {RUNNING_ID: 3}
     assert page.js_errors == []
 
 
@@ -572,12 +617,12 @@ def test_background_polling_control(make_page, fake, web_base):
 
 def test_phone_width_has_no_horizontal_overflow(make_page, fake, web_base):
     page = make_page(width=375, height=812)
-    page.goto(f"{web_base}/?poll_ms=200#token={TOKEN}")
+    page.goto(f"{web_base}/#token={TOKEN}")
     expect = playwright_sync.expect
     expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
     expect(page.locator(f'[data-job-id="{RUNNING_ID}"] [data-testid="job-stage"]')).to_have_text("Training")
     page.get_by_test_id("sync-button").click()
-    expect(page.get_by_test_id("toast")).to_have_text("Discovered 3 jobs from Replicate")
+    expect(page.get_by_test_id("toast")).to_have_text("Discovered 3 new jobs from Replicate, 1 updated")
     expect(page.locator('[data-testid="job-row"]')).to_have_count(11)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375 + 1, f"the page is {width}px wide at a 375px viewport"
@@ -606,17 +651,259 @@ def test_websocket_event_reloads_highlights_and_reconnects(make_page, fake, web_
     message = {"type": "job_status_changed", "job_id": job["job_id"], "status": "running", "previous_status": "queued"}
     for _ in range(3):  # a burst is debounced into one reload
         sockets[0].send(json.dumps(message))
+    page.evaluate("0")  # after the messages, which went the same way
+    page.clock.run_for(300)
     row = page.locator('[data-testid="job-row"][data-job-id="que00000000000000000000001"]')
     expect(row).to_have_attribute("data-status", "running")
     expect(row).to_have_class(re.compile(r"\bis-flash\b"))
+    settle(page)
     assert fake.count("/api/cloud/jobs") == lists + 1
     assert fake.count("/api/cloud/metrics") == metrics + 1
     expect(row.get_by_test_id("job-progress")).to_have_count(1)  # a newly running job is polled
 
     sockets[0].close()
     expect(page.get_by_test_id("connection-state")).to_have_text("Reconnecting")
-    expect(page.get_by_test_id("connection-state")).to_have_text("Live", timeout=4000)  # ~1 s backoff
+    page.clock.run_for(1_200)  # the first retry: 1 s, give or take a fifth
+    expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     assert len(sockets) == 2
+    assert page.js_errors == []
+
+
+def _live(page) -> None:
+    """Serve the page's WebSocket from the test, so that the connection pill can say Live."""
+    page.route_web_socket(lambda url: url.startswith("ws://jobsync.test/ws"), lambda ws: None)
+
+
+def test_a_refused_token_is_a_banner_until_validate_answers_valid(make_page, fake, web_base):
+    fake.ws_url = "ws://jobsync.test/ws"
+    fake.validate = REFUSED
+    page = make_page()
+    _live(page)
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    alert = page.get_by_test_id("provider-alert")
+    connection = page.get_by_test_id("connection-state")
+
+    # Checked at load: the banner names the problem, the provider's words and the variable to fix.
+    expect(alert).to_be_visible()
+    expect(alert).to_have_attribute("role", "alert")
+    expect(alert.locator(".alert__title")).to_have_text("Replicate refused the token: check REPLICATE_API_TOKEN")
+    expect(alert).to_contain_text("You did not pass a valid authentication token")
+    # The socket is open, but "Live" alone would say all is well.
+    expect(connection).to_have_text("Live, provider failing")
+    expect(connection).to_have_attribute("data-state", "degraded")
+    assert fake.count("/api/cloud/replicate/validate") == 1
+
+    # Not a toast: minutes later it is still there (checked again at every health check).
+    page.clock.run_for(2 * HEALTH_MS)
+    settle(page)
+    expect(alert).to_be_visible()
+    assert fake.count("/api/cloud/replicate/validate") == 3
+
+    # Fixed: the next health check answers valid, and the banner goes.
+    fake.validate = VALID
+    page.clock.run_for(HEALTH_MS)
+    expect(alert).to_be_hidden()
+    expect(page.get_by_test_id("trouble")).to_be_hidden()
+    expect(connection).to_have_text("Live")
+    expect(connection).to_have_attribute("data-state", "live")
+
+    # While all is well, health checks do not ask the provider.
+    page.clock.run_for(3 * HEALTH_MS)
+    settle(page)
+    assert fake.count("/api/cloud/replicate/validate") == 4
+    assert page.js_errors == []
+
+
+def test_a_failed_sync_leaves_a_banner_naming_the_variable_to_fix(make_page, fake, web_base):
+    page = make_page()
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    alert = page.get_by_test_id("provider-alert")
+    toast = page.get_by_test_id("toast")
+    expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
+    settle(page)
+    assert fake.count("/api/cloud/replicate/validate") == 1
+    expect(page.get_by_test_id("trouble")).to_be_hidden()
+
+    refused = "Replicate GET /v1/predictions failed: ConnectError: [Errno 111] Connection refused"
+    fake.sync_answer = (502, {"error": "provider_error", "message": f"the provider failed: {refused}"})
+    fake.validate = {"valid": False, "username": None, "error": f"could not reach the provider: {refused}"}
+    page.get_by_test_id("sync-button").click()
+
+    expect(toast).to_contain_text("Connection refused")
+    expect(alert.locator(".alert__title")).to_have_text("Cannot reach the provider: check REPLICATE_API_BASE_URL")
+    expect(alert).to_contain_text("could not reach the provider: Replicate GET /v1/predictions")
+    assert fake.count("/api/cloud/replicate/validate") == 2
+
+    # The toast goes, the banner stays.
+    page.clock.run_for(TOAST_MS + 1_000)
+    expect(toast).to_be_empty()
+    expect(alert).to_be_visible()
+
+    # Fixed; "Check again" asks at once.
+    fake.validate, fake.sync_answer = VALID, None
+    alert.get_by_role("button", name="Check again").click()
+    expect(alert).to_be_hidden()
+    assert page.js_errors == []
+
+
+def test_failing_polling_is_shown_until_a_tick_goes_well(make_page, fake, web_base):
+    fake.ws_url = "ws://jobsync.test/ws"
+    error = "replicate: training list: Replicate GET /v1/trainings: HTTP 503: Service Unavailable"
+    fake.last_tick = {"at": "2025-03-03T11:59:30Z", "error": error}
+    page = make_page()
+    _live(page)
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    state = page.get_by_test_id("polling-state")
+    alert = page.get_by_test_id("polling-alert")
+    connection = page.get_by_test_id("connection-state")
+
+    expect(state).to_have_text("Polling is failing (automatic)")
+    expect(state).to_have_attribute("data-state", "failing")
+    expect(state).to_have_attribute("title", error)
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("Background polling is failing")
+    expect(alert).to_contain_text(f"{error} (last failed tick at 11:59:30 AM)")
+    expect(connection).to_have_text("Live, provider failing")
+    expect(page.get_by_test_id("provider-alert")).to_be_hidden()  # the credentials themselves are good
+
+    # The poller recovers; the next health check reads it.
+    fake.last_tick = {"at": "2025-03-03T12:00:00Z", "error": None}
+    page.clock.run_for(HEALTH_MS)
+    expect(state).to_have_text("Polling is on (automatic)")
+    expect(state).to_have_attribute("data-state", "on")
+    expect(alert).to_be_hidden()
+    expect(connection).to_have_text("Live")
+
+    # A failure while polling is off is history, not trouble.
+    fake.polling_preference = False
+    fake.last_tick = {"at": "2025-03-03T12:00:30Z", "error": error}
+    page.clock.run_for(HEALTH_MS)
+    expect(state).to_have_text("Polling is off (forced)")
+    expect(alert).to_be_hidden()
+    assert page.js_errors == []
+
+
+def test_a_failing_progress_poll_asks_for_the_provider_check_at_most_every_ten_seconds(make_page, fake, web_base):
+    page = make_page()
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    row = page.locator(f'[data-testid="job-row"][data-job-id="{RUNNING_ID}"]')
+    expect(row.get_by_test_id("job-progress")).to_have_attribute("aria-valuenow", "17")
+    settle(page)
+    assert fake.count("/api/cloud/replicate/validate") == 1
+
+    fake.validate = REFUSED
+    message = "the provider refused our credentials: You did not pass a valid authentication token"
+    fake.progress_failure = (502, {"error": "provider_auth_failed", "message": message})
+
+    def failed_poll(calls: int) -> None:  # one interval on, the next poll has failed
+        page.clock.run_for(POLL_MS)
+        wait_until(page, lambda: fake.progress_calls[RUNNING_ID] == calls, message=f"poll {calls}")
+        settle(page)
+
+    failed_poll(2)  # 5 s after the check at load: too soon to ask again
+    assert fake.count("/api/cloud/replicate/validate") == 1
+    failed_poll(3)  # 10 s after it
+    expect(page.get_by_test_id("provider-alert")).to_contain_text("check REPLICATE_API_TOKEN")
+    assert fake.count("/api/cloud/replicate/validate") == 2
+    failed_poll(4)  # 5 s after the last check
+    assert fake.count("/api/cloud/replicate/validate") == 2
+    expect(row.get_by_test_id("job-progress")).to_have_attribute("aria-valuenow", "17")  # last known value
+    assert page.js_errors == []
+
+
+def test_the_sync_message_counts_new_and_updated_jobs(make_page, fake, web_base):
+    page = make_page()
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    toast = page.get_by_test_id("toast")
+    expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
+    fake.sync_answer = (200, {"synced": 1, "updated": 0, "message": "Discovered 1 new jobs from Replicate"})
+    page.get_by_test_id("sync-button").click()
+    expect(toast).to_have_text("Discovered 1 new job from Replicate")  # nothing about updates when none
+    fake.sync_answer = (200, {"synced": 0, "updated": 2, "message": "Discovered 0 new jobs from Replicate"})
+    page.get_by_test_id("sync-button").click()
+    expect(toast).to_have_text("Discovered 0 new jobs from Replicate, 2 updated")
+
+
+def test_each_progress_bar_names_its_job_and_the_page_has_an_icon(make_page, fake, web_base):
+    fake.jobs.append(_job("r2ndrunning000000000000001", "running", "2025-03-03T10:20:00Z", model="acme/other"))
+    page = make_page()
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    bars = page.get_by_role("progressbar")
+    expect(bars).to_have_count(2)
+    names = {
+        f"Training progress of {RUNNING_MODEL} (job {RUNNING_ID})",
+        "Training progress of acme/other (job r2ndrunning000000000000001)",
+    }
+    for name in names:
+        expect(page.get_by_role("progressbar", name=name, exact=True)).to_have_count(1)
+
+    href = page.locator('link[rel="icon"]').get_attribute("href")
+    assert href and href.startswith("data:image/svg+xml,")
+    width = page.evaluate(
+        """href => new Promise(done => {
+               const image = new Image();
+               image.onload = () => done(image.naturalWidth);
+               image.onerror = () => done(0);
+               image.src = href;
+           })""",
+        href,
+    )
+    assert width > 0, "the icon is an image the browser can draw"
+
+
+def test_fifty_jobs_at_phone_width_are_compact_rows(make_page, fake, web_base):
+    statuses = ["completed", "failed", "queued", "cancelled", "completed", "running"]
+    for n in range(42):
+        status = statuses[n % len(statuses)]
+        fake.jobs.append(
+            _job(
+                f"bulk{n:022d}",
+                status,
+                f"2025-02-{1 + n % 19:02d}T{n % 24:02d}:00:00Z",
+                duration_seconds=100 + n,
+                cost_usd=None if status == "running" else 0.05 * n,
+                error_message="CUDA out of memory. Tried to allocate 2.50 GiB" if status == "failed" else None,
+                output_url="https://example.invalid/weights.tar" if status == "completed" else None,
+            )
+        )
+    page = make_page(width=390, height=844)
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    rows = page.locator('[data-testid="job-row"]')
+    expect(rows).to_have_count(50)
+    expect(page.locator(f'[data-job-id="{RUNNING_ID}"] [data-testid="job-stage"]')).to_have_text("Training")
+    expect(page.get_by_test_id("metrics-total")).to_have_text("50")
+
+    # One card per job made 50 jobs about 12,000 px tall; two lines a job, they are under 4,000.
+    height = page.evaluate("document.documentElement.scrollHeight")
+    assert height < 4000, f"50 jobs are {height}px tall at 390px"
+    heights = rows.evaluate_all("rows => rows.map(row => row.getBoundingClientRect().height)")
+    assert max(heights) <= 70, f"rows of {sorted(set(round(h) for h in heights))}px"
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+
+    # A running job's second line is its stage, bar and percentage, side by side.
+    running = page.locator(f'[data-job-id="{RUNNING_ID}"]')
+    stage, bar, pct = (
+        running.locator(selector).bounding_box() for selector in (".progress__stage", "progress", ".progress__pct")
+    )
+    assert stage["x"] + stage["width"] <= bar["x"] and bar["x"] + bar["width"] <= pct["x"]
+    assert abs((stage["y"] + stage["height"] / 2) - (bar["y"] + bar["height"] / 2)) < 8
+
+    # The overview is one line: the totals and the counts by status.
+    tops = {
+        round(page.locator(selector).first.bounding_box()["y"])
+        for selector in ('[data-testid="metrics-total"]', '[data-testid="metrics-cost"]', ".status-count")
+    }
+    assert max(tops) - min(tops) < 8, tops
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-static-390.png"))
     assert page.js_errors == []
 
 
@@ -641,38 +928,44 @@ def test_fallback_refresh_runs_only_while_the_websocket_is_not_open(make_page, f
 
     page = make_page()
     page.route_web_socket(lambda url: url.startswith("ws://jobsync.test/ws"), on_socket)
-    page.goto(f"{web_base}/?refresh_ms=300#token={TOKEN}")
+    page.goto(f"{web_base}/#token={TOKEN}")
     expect = playwright_sync.expect
     connection = page.get_by_test_id("connection-state")
     expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
     expect(connection).to_have_text("Live")
 
-    # Live: pushed messages replace the provider refresh; several refresh periods pass without one.
-    page.wait_for_timeout(100)  # a request sent just before the socket opened has reached the fake
-    refreshes = _provider_refreshes(fake)
-    page.wait_for_timeout(1500)  # five refresh periods
-    assert _provider_refreshes(fake) == refreshes
-    assert fake.progress_calls.get(RUNNING_ID, 0) >= 1  # inline progress is still polled
+    # Live: pushed messages replace the provider refresh; five refresh periods pass without one.
+    settle(page)
+    statuses = fake.count("/api/cloud/polling/status")
+    page.clock.run_for(5 * REFRESH_MS)
+    settle(page)
+    assert _provider_refreshes(fake) == 0
+    assert fake.progress_calls[RUNNING_ID] > 1  # inline progress is still polled
+    assert fake.count("/api/cloud/polling/status") == statuses + 5  # the health check, every 30 s
 
     # The socket drops and reconnecting fails for now: the fallback refresh starts.
     refuse[0] = True
     sockets[0].close()
     expect(connection).to_have_text("Reconnecting")
-    wait_until(page, lambda: _provider_refreshes(fake) >= refreshes + 2, message="sync_active=true refreshes start")
+    page.clock.run_for(2 * REFRESH_MS)
+    settle(page)
+    assert _provider_refreshes(fake) == 2
 
-    # The socket comes back: one plain catch-up reload, and the fallback refresh stops.
-    lists = _plain_lists(fake)  # nothing else loads a plain list meanwhile
+    # The socket comes back (the next attempt is at most 30 s away): one plain catch-up reload, with the
+    # polling status, and the fallback refresh stops.
+    lists, statuses = _plain_lists(fake), fake.count("/api/cloud/polling/status")
     refuse[0] = False
-    expect(connection).to_have_text("Live", timeout=8000)  # within the backoff
-    wait_until(page, lambda: _plain_lists(fake) > lists, message="a plain list reload catches up after reconnecting")
-    page.wait_for_timeout(200)  # let the catch-up's other requests arrive
-    refreshes = _provider_refreshes(fake)
-    page.wait_for_timeout(1500)  # five refresh periods
+    page.clock.run_for(30_000)
+    expect(connection).to_have_text("Live")
+    page.clock.run_for(500)  # the catch-up is debounced
+    wait_until(page, lambda: _plain_lists(fake) == lists + 1, message="a plain list reload catches up")
+    settle(page)
+    assert fake.count("/api/cloud/polling/status") >= statuses + 1
+    refreshes, lists = _provider_refreshes(fake), _plain_lists(fake)
+    page.clock.run_for(5 * REFRESH_MS)
+    settle(page)
     assert _provider_refreshes(fake) == refreshes
-    assert _plain_lists(fake) == lists + 1 == 2  # the first load and one catch-up, no periodic plain reload
-    # Metrics and the polling status: read once at start, by every fallback refresh, and by the catch-up.
-    assert fake.count("/api/cloud/metrics") == 1 + refreshes + 1
-    assert fake.count("/api/cloud/polling/status") == 1 + refreshes + 1
+    assert _plain_lists(fake) == lists  # no periodic plain reload either
     assert connection.text_content().strip() == "Live"
     assert page.js_errors == []
 
@@ -686,10 +979,12 @@ def test_fallback_refresh_runs_without_live_updates(make_page, fake, web_base, w
     if ws_url is None:
         fake.ws_url = None  # the server offers no live updates
     page = make_page()
-    page.goto(f"{web_base}/?refresh_ms=300#token={TOKEN}")
+    page.goto(f"{web_base}/#token={TOKEN}")
     expect = playwright_sync.expect
     expect(page.locator('[data-testid="job-row"]')).to_have_count(8)
     expect(page.get_by_test_id("connection-state")).to_have_text(label)
-    wait_until(page, lambda: _provider_refreshes(fake) >= 3, message="sync_active=true every refresh period")
-    assert fake.count("/api/cloud/polling/status") >= 3
+    page.clock.run_for(3 * REFRESH_MS)
+    settle(page)
+    assert _provider_refreshes(fake) == 3  # sync_active=true every refresh period
+    assert fake.count("/api/cloud/polling/status") == 1 + 3  # at load, then every health check
     assert page.js_errors == []
