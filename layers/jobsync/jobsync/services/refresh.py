@@ -18,7 +18,13 @@ from jobsync.domain.job import Job, JobObservation, apply_observation
 from jobsync.domain.status import JobStatus
 from jobsync.domain.timestamps import sortable
 from jobsync.observability import count, logger
-from jobsync.providers.base import ProviderClient, ProviderError, ProviderNotFound, ProviderRateLimited
+from jobsync.providers.base import (
+    ProviderAuthError,
+    ProviderClient,
+    ProviderError,
+    ProviderNotFound,
+    ProviderRateLimited,
+)
 from jobsync.providers.registry import provider_client
 from jobsync.services.job_updates import record_observation
 
@@ -121,6 +127,9 @@ def with_final_logs(
 
 
 def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshReport) -> None:
+    """Fetch each job on its own. Only a 404 answer counts towards ending a job; a provider that fails as a
+    whole (throttling, 5xx, timeouts, answers cut short, refused credentials) stops the fetches: the rest
+    wait for the next tick rather than each spend their retries on it."""
     for job in jobs:
         try:
             report.single_fetches += 1
@@ -129,21 +138,28 @@ def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshRe
             if not _gone_for_good(job):
                 continue
             observation = _forgotten(job, client.display_name)
-        except ProviderRateLimited as exc:
-            _failed(report, f"{job.job_id}: {exc}")
-            return  # asking again now only makes the throttling longer
         except ProviderError as exc:
             _failed(report, f"{job.job_id}: {exc}")
+            if _about_the_provider(exc):
+                return  # asking again now only makes the throttling, or the outage, worse
             continue
         if apply_observation(job, observation, wiring.pricing()) is not None:
             _record(job, observation, report)
+
+
+def _about_the_provider(exc: ProviderError) -> bool:
+    """True when the failure says nothing about the one job asked for: the next request would meet it too."""
+    if isinstance(exc, (ProviderRateLimited, ProviderAuthError)):
+        return True
+    return exc.status is None or not 400 <= exc.status < 500
 
 
 def _gone_for_good(job: Job) -> bool:
     """True once the provider has answered 404 for the job without a break for FORGOTTEN_AFTER_SECONDS.
 
     One 404 is not enough to end a job for good: a misrouted request or a token
-    of another account answers 404 too.
+    of another account answers 404 too. Only a 404 answer is noted: a throttle,
+    a 5xx, a timeout or an answer cut short says nothing about the job.
     """
     since = wiring.state_store().note_not_found(job.job_id, time.time(), continuity_seconds=FORGOTTEN_AFTER_SECONDS)
     return time.time() - since >= FORGOTTEN_AFTER_SECONDS
