@@ -83,10 +83,14 @@ const state = {
   authFailed: false,
   jobs: [],
   nextCursor: null,
+  // Requests are numbered; an answer is shown unless a later one is on screen already. (Showing only the
+  // latest request's answer starves the list when reloads come faster than the server answers.)
   listSeq: 0,
+  listShown: 0,
   listLoaded: false,
   loadingMore: false,
   metricsSeq: 0,
+  metricsShown: 0,
   syncing: false,
   progress: new Map(), // job_id -> last inline-progress answer
   pollers: new Map(), // job_id -> { timer, controller, stopped }
@@ -301,14 +305,15 @@ async function loadJobs({ syncActive = false } = {}) {
     const data = await api('/api/cloud/jobs', {
       query: { limit, sync_active: syncActive ? 'true' : null },
     });
-    if (seq !== state.listSeq) return;
+    if (seq < state.listShown) return;
+    state.listShown = seq;
     stopListRetry();
     state.jobs = sortNewestFirst(Array.isArray(data.jobs) ? data.jobs : []);
     state.nextCursor = data.next_cursor || null;
     state.listLoaded = true;
     renderJobs();
   } catch (err) {
-    if (seq !== state.listSeq || err.status === 401) return;
+    if (seq < state.listShown || err.status === 401) return;
     setListStatus(`Could not load jobs: ${err.message}`);
     if (isProviderFailure(err)) checkProvider();
     // A failed reload must not leave the list stale until the next event: try again, with backoff.
@@ -336,13 +341,13 @@ function stopListRetry() {
 
 async function loadMoreJobs() {
   if (!state.nextCursor || state.loadingMore || state.authFailed) return;
-  const seq = state.listSeq;
+  const shown = state.listShown;
   state.loadingMore = true;
   dom.loadMore.disabled = true;
   dom.loadMore.setAttribute('aria-busy', 'true');
   try {
     const data = await api('/api/cloud/jobs', { query: { limit: PAGE_SIZE, cursor: state.nextCursor } });
-    if (seq !== state.listSeq) return; // a full reload happened meanwhile
+    if (state.listShown !== shown) return; // a full reload replaced the list meanwhile
     const known = new Set(state.jobs.map((job) => job.job_id));
     const fresh = (Array.isArray(data.jobs) ? data.jobs : []).filter((job) => !known.has(job.job_id));
     state.jobs = sortNewestFirst(state.jobs.concat(fresh));
@@ -574,7 +579,8 @@ async function loadMetrics() {
   const seq = ++state.metricsSeq;
   try {
     const data = await api('/api/cloud/metrics');
-    if (seq !== state.metricsSeq) return;
+    if (seq < state.metricsShown) return;
+    state.metricsShown = seq;
     renderMetrics(data);
   } catch {
     // The list shows errors; metrics keep their last known values.

@@ -136,6 +136,9 @@ class FakeApi:
         self.validate: dict = VALID
         self.sync_answer: tuple[int, dict] | None = None  # (status, body) instead of the default sync
         self.progress_failure: tuple[int, dict] | None = None  # (status, body) for every inline-progress
+        self.hold_lists = False  # list requests wait for release_list()
+        self.held_lists: list = []
+        self.failing_lists = 0  # how many list requests to answer 503 next
 
     # -- helpers for the tests
     def count(self, path: str, method: str = "GET") -> int:
@@ -145,6 +148,11 @@ class FakeApi:
         for route in self.held_sync:
             self._fulfill(route, 200, self._do_sync())
         self.held_sync.clear()
+
+    def release_list(self) -> None:
+        """Answers the oldest held list request, with the jobs as they are now."""
+        route, query = self.held_lists.pop(0)
+        self._fulfill(route, 200, self._list(query))
 
     def release_polling(self) -> None:
         for route, body in self.held_polling:
@@ -168,6 +176,14 @@ class FakeApi:
 
         path, method = parts.path, request.method
         if path == "/api/cloud/jobs" and method == "GET":
+            if self.failing_lists:
+                self.failing_lists -= 1
+                return self._fulfill(
+                    route, 503, {"error": "store_unavailable", "message": "the job store did not answer"}
+                )
+            if self.hold_lists:
+                self.held_lists.append((route, query))
+                return None
             return self._fulfill(route, 200, self._list(query))
         if path == "/api/cloud/jobs/sync" and method == "POST":
             if self.sync_answer is not None:
@@ -330,9 +346,14 @@ def make_page(browser, fake) -> Iterator[Callable]:
         page.route("**/api/**", fake.handle)
         return page
 
-    yield _make
-    for context in contexts:
-        context.close()
+    # Expectations wait for the page up to 15 s (Playwright's default is 5 s): a passing one takes no longer.
+    playwright_sync.expect.set_options(timeout=15_000)
+    try:
+        yield _make
+    finally:
+        playwright_sync.expect.set_options(timeout=5_000)
+        for context in contexts:
+            context.close()
 
 
 def wait_until(page, predicate: Callable[[], bool], timeout: float = 15.0, message: str = "") -> None:
@@ -666,6 +687,75 @@ def test_websocket_event_reloads_highlights_and_reconnects(make_page, fake, web_
     page.clock.run_for(1_200)  # the first retry: 1 s, give or take a fifth
     expect(page.get_by_test_id("connection-state")).to_have_text("Live")
     assert len(sockets) == 2
+    assert page.js_errors == []
+
+
+def _push_status(fake: FakeApi, socket, job_id: str, status: str) -> None:
+    job = next(j for j in fake.jobs if j["job_id"] == job_id)
+    previous = job["status"]
+    job.update(status=status, is_active=status in {"pending", "uploading", "queued", "running"})
+    job["is_terminal"] = not job["is_active"]
+    socket.send(
+        json.dumps({"type": "job_status_changed", "job_id": job_id, "status": status, "previous_status": previous})
+    )
+
+
+def test_reloads_faster_than_the_server_answers_still_show_each_answer(make_page, fake, web_base):
+    """Pushes kept coming while each reload was slower than the gap between them: no answer was ever shown."""
+    fake.ws_url = "ws://jobsync.test/ws"
+    sockets: list = []
+    page = make_page()
+    page.route_web_socket(lambda url: url.startswith("ws://jobsync.test/ws"), lambda ws: sockets.append(ws))
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    queued = page.locator('[data-testid="job-row"][data-job-id="que00000000000000000000001"]')
+    uploading = page.locator('[data-testid="job-row"][data-job-id="upl00000000000000000000001"]')
+    expect(queued).to_have_attribute("data-status", "queued")
+
+    fake.hold_lists = True
+    _push_status(fake, sockets[0], "que00000000000000000000001", "running")
+    page.evaluate("0")
+    page.clock.run_for(300)  # the first reload leaves
+    wait_until(page, lambda: len(fake.held_lists) == 1, message="the first reload reached the API")
+    _push_status(fake, sockets[0], "upl00000000000000000000001", "queued")
+    page.evaluate("0")
+    page.clock.run_for(300)  # the second leaves before the first is answered
+    wait_until(page, lambda: len(fake.held_lists) == 2, message="the second reload reached the API")
+
+    fake.release_list()  # the first answer arrives while the second request is out: it is shown
+    expect(queued).to_have_attribute("data-status", "running")
+    fake.release_list()
+    expect(uploading).to_have_attribute("data-status", "queued")
+    assert page.js_errors == []
+
+
+def test_a_failed_reload_is_retried(make_page, fake, web_base):
+    fake.ws_url = "ws://jobsync.test/ws"
+    sockets: list = []
+    page = make_page()
+    page.route_web_socket(lambda url: url.startswith("ws://jobsync.test/ws"), lambda ws: sockets.append(ws))
+    page.goto(f"{web_base}/#token={TOKEN}")
+    expect = playwright_sync.expect
+    expect(page.get_by_test_id("connection-state")).to_have_text("Live")
+    row = page.locator('[data-testid="job-row"][data-job-id="que00000000000000000000001"]')
+    expect(row).to_have_attribute("data-status", "queued")
+
+    fake.failing_lists = 2
+    _push_status(fake, sockets[0], "que00000000000000000000001", "running")
+    page.evaluate("0")
+    page.clock.run_for(300)
+    expect(page.locator("#jobs-status")).to_have_text("Could not load jobs: the job store did not answer")
+    page.clock.run_for(2_000)  # first retry: fails again
+    wait_until(page, lambda: fake.failing_lists == 0, message="the first retry reached the API")
+    page.clock.run_for(4_000)  # then twice the wait
+    expect(row).to_have_attribute("data-status", "running")
+    expect(page.locator("#jobs-status")).to_have_text("Showing 8 jobs.")
+    settle(page)
+    lists = fake.count("/api/cloud/jobs")
+    page.clock.run_for(60_000)  # no more retries once one worked (the socket is open: no refresh either)
+    settle(page)
+    assert fake.count("/api/cloud/jobs") == lists
     assert page.js_errors == []
 
 
