@@ -1,18 +1,28 @@
-"""The local stack's snapshot: jobs and settings come back, connections do not, counters match the jobs."""
+"""What a restart of the local stack keeps: jobs and settings come back, connections do not, counters match.
+
+The first tests load an older stack's snapshot (format 1) under moto's mock; the last ones restart the
+local DynamoDB server over its state folder, after kill -9 or over an older stack's snapshot.
+"""
 
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from pathlib import Path
 
 import boto3
 import pytest
+from moto.core.base_backend import BackendDict
 
 from jobsync.domain.job import Job
 from jobsync.domain.status import JobStatus
 from jobsync.store.connections import ConnectionStore
 from jobsync.store.jobs import METRICS_KEY, JobStore
-from local.persistence import load_tables, save_tables
+from local.dynamodb_server import LocalDynamoDB
+from local.persistence import load_tables, restore_tables, save_tables
 from local.template import create_tables, load_template
+from tests.unit.test_local_dynamodb_server import ServerProcess, make_tables
+from tests.unit.test_local_dynamodb_server import client as server_client
 
 LOGICAL = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state"}
 
@@ -107,3 +117,79 @@ def test_no_jobs_means_no_counts(client, tmp_path):
 
     counters = JobStore(fresh["JobsTable"], fresh["StateTable"]).counters()
     assert sum(counters.by_status.values()) == 0 and counters.total_cost_usd == 0
+
+
+# ------------------------------------------------ the local DynamoDB server's state folder
+
+NAMES = {logical: f"jobsync-local-{logical}" for logical in LOGICAL}
+
+
+def point_jobsync_at(monkeypatch, url: str) -> None:
+    from jobsync import wiring
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", url)
+    wiring.reset()
+
+
+@contextmanager
+def restarted(state_dir: Path, monkeypatch):
+    """A server in this process over `state_dir`, its tables created and restored as the stack does."""
+    server = LocalDynamoDB(state_dir)
+    url = server.start()
+    try:
+        make_tables(url)
+        restore_tables(server, server_client(url), NAMES)
+        point_jobsync_at(monkeypatch, url)
+        yield server, server_client(url)
+    finally:
+        server.stop()
+        BackendDict.reset()  # moto's data belongs to the process: a restart starts from nothing
+
+
+def fill_with_jobsync(dynamodb) -> dict:
+    """`fill`, written by jobsync's own stores to the server's tables."""
+    jobs = JobStore(NAMES["JobsTable"], NAMES["StateTable"])
+    running = jobs.save(Job(job_id="a", provider="replicate", status=JobStatus.RUNNING), None)
+    jobs.save(Job(job_id="b", provider="replicate", status=JobStatus.COMPLETED, cost_usd=0.915), None)
+    jobs.save(Job(job_id="a", provider="replicate", status=JobStatus.COMPLETED, cost_usd=1.2), running)
+    sockets = ConnectionStore(NAMES["ConnectionsTable"], NAMES["StateTable"])
+    assert all(sockets.open(f"conn-{number}", "10.0.0.7", 5) for number in range(5))
+    dynamodb.put_item(
+        TableName=NAMES["StateTable"], Item={"pk": {"S": "polling#preference"}, "enabled": {"BOOL": False}}
+    )
+    return dynamodb.get_item(TableName=NAMES["StateTable"], Key={"pk": {"S": METRICS_KEY}})["Item"]
+
+
+def assert_kept_without_sockets(dynamodb, exact: dict) -> None:
+    assert {item["job_id"]["S"] for item in scan(dynamodb, NAMES["JobsTable"])} == {"a", "b"}
+    assert_no_socket_and_exact_counters(dynamodb, NAMES, exact)
+    # The IP's slot is free again: all five sockets may open.
+    sockets = ConnectionStore(NAMES["ConnectionsTable"], NAMES["StateTable"])
+    assert all(sockets.open(f"new-{number}", "10.0.0.7", 5) for number in range(5))
+
+
+def test_a_stack_killed_with_sockets_open_comes_back_with_its_jobs_and_no_socket(aws_env, monkeypatch, tmp_path):
+    killed = ServerProcess(tmp_path)
+    try:
+        point_jobsync_at(monkeypatch, killed.url)
+        exact = fill_with_jobsync(killed.dynamodb)
+    finally:
+        killed.kill()  # every write is in the journal, the five sockets' rows and slot included
+
+    with restarted(tmp_path, monkeypatch) as (_, dynamodb):
+        assert_kept_without_sockets(dynamodb, exact)
+
+
+def test_an_older_stacks_snapshot_is_loaded_once_then_kept_in_the_new_format(aws_env, monkeypatch, tmp_path):
+    with restarted(tmp_path / "old", monkeypatch) as (_, dynamodb):
+        exact = fill_with_jobsync(dynamodb)
+        (tmp_path / "new").mkdir()
+        save_tables(dynamodb, NAMES, tmp_path / "new" / "dynamodb.json")  # as the stack saved it before the journal
+
+    with restarted(tmp_path / "new", monkeypatch) as (_, dynamodb):
+        assert_kept_without_sockets(dynamodb, exact)
+        assert json.loads((tmp_path / "new" / "dynamodb.json").read_text())["format"] == 2
+        dynamodb.delete_item(TableName=NAMES["JobsTable"], Key={"job_id": {"S": "b"}})
+
+    with restarted(tmp_path / "new", monkeypatch) as (_, dynamodb):
+        assert {item["job_id"]["S"] for item in scan(dynamodb, NAMES["JobsTable"])} == {"a"}  # not loaded again
