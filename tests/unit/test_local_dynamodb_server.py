@@ -277,8 +277,23 @@ class ServerProcess:
         assert self.process.wait(timeout=60) == 0
 
 
-def test_every_answered_write_survives_sigkill(tmp_path):
-    first = ServerProcess(tmp_path, compact_bytes=4000)  # compacts now and then while it is written to
+@pytest.fixture
+def start_server(tmp_path):
+    """Starts servers over `tmp_path`; any still running at the end (a test failed) is killed."""
+    started: list[ServerProcess] = []
+
+    def start(compact_bytes: int = 1 << 30) -> ServerProcess:
+        started.append(ServerProcess(tmp_path, compact_bytes))
+        return started[-1]
+
+    yield start
+    for server in started:
+        if server.process.poll() is None:
+            server.kill()
+
+
+def test_every_answered_write_survives_sigkill(start_server):
+    first = start_server(compact_bytes=4000)  # compacts now and then while it is written to
     for round_ in range(40):
         create_jobs(first.dynamodb, [f"job-{round_}-a", f"job-{round_}-b"])
     first.dynamodb.update_item(
@@ -292,18 +307,15 @@ def test_every_answered_write_survives_sigkill(tmp_path):
     first.dynamodb.delete_item(TableName=JOBS, Key={"job_id": {"S": "job-1-b"}})
     first.kill()
 
-    second = ServerProcess(tmp_path)
-    try:
-        assert counter(second.dynamodb) == 80
-        assert job_ids(second.dynamodb) == {f"job-{r}-{x}" for r in range(40) for x in "ab"} - {"job-1-b"}
-        running = second.dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "job-0-a"}})["Item"]
-        assert running["status"] == {"S": "running"}
-    finally:
-        second.kill()
+    second = start_server()
+    assert counter(second.dynamodb) == 80
+    assert job_ids(second.dynamodb) == {f"job-{r}-{x}" for r in range(40) for x in "ab"} - {"job-1-b"}
+    running = second.dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "job-0-a"}})["Item"]
+    assert running["status"] == {"S": "running"}
 
 
-def test_a_torn_last_journal_line_is_ignored(tmp_path):
-    first = ServerProcess(tmp_path)
+def test_a_torn_last_journal_line_is_ignored(start_server, tmp_path):
+    first = start_server()
     create_jobs(first.dynamodb, ["answered"])
     first.kill()
     entry = {"seq": 2, "key": "local", "region": REGION, "target": "DynamoDB_20120810.PutItem"}
@@ -311,27 +323,24 @@ def test_a_torn_last_journal_line_is_ignored(tmp_path):
     with (tmp_path / "journal").open("a") as journal:
         journal.write(json.dumps({**entry, "body": body})[:-20])  # the process died in the middle of the line
 
-    second = ServerProcess(tmp_path)
+    second = start_server()
     assert job_ids(second.dynamodb) == {"answered"}
     create_jobs(second.dynamodb, ["after"])
     second.kill()
 
-    third = ServerProcess(tmp_path)
-    try:
-        assert job_ids(third.dynamodb) == {"answered", "after"} and counter(third.dynamodb) == 2
-    finally:
-        third.kill()
+    third = start_server()
+    assert job_ids(third.dynamodb) == {"answered", "after"} and counter(third.dynamodb) == 2
 
 
-def test_compaction_keeps_the_same_contents_and_never_applies_a_write_twice(tmp_path):
-    first = ServerProcess(tmp_path)
+def test_compaction_keeps_the_same_contents_and_never_applies_a_write_twice(start_server, tmp_path):
+    first = start_server()
     for round_ in range(5):
         create_jobs(first.dynamodb, [f"job-{round_}"])
     first.dynamodb.delete_item(TableName=JOBS, Key={"job_id": {"S": "job-3"}})
     first.kill()
     journal = (tmp_path / "journal").read_bytes()
 
-    second = ServerProcess(tmp_path)
+    second = start_server()
     contents = (job_ids(second.dynamodb), counter(second.dynamodb))
     assert contents == ({"job-0", "job-1", "job-2", "job-4"}, 5)
     second.stop()  # Ctrl-C: one last compaction
@@ -340,8 +349,5 @@ def test_compaction_keeps_the_same_contents_and_never_applies_a_write_twice(tmp_
 
     # A crash after the snapshot was written but before the journal was emptied: its entries are in the snapshot.
     (tmp_path / "journal").write_bytes(journal)
-    third = ServerProcess(tmp_path)
-    try:
-        assert (job_ids(third.dynamodb), counter(third.dynamodb)) == contents
-    finally:
-        third.kill()
+    third = start_server()
+    assert (job_ids(third.dynamodb), counter(third.dynamodb)) == contents
