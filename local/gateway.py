@@ -3,11 +3,17 @@
 Every request becomes the event API Gateway would send, handed to the same
 handler in this process. HTTP and WebSocket share one port, like the two
 APIs share one stack.
+
+Served by uvicorn (local/stack.py) with `proxy_headers=False`, so the source
+IP is always the peer's, whatever `X-Forwarded-For` says (the WebSocket cap per
+source IP depends on it), and with `ws=WEBSOCKET_PROTOCOL`, which answers a
+handshake uvicorn's own protocol would leave hanging.
 """
 
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import re
 import secrets
@@ -16,6 +22,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +34,7 @@ from starlette.routing import BaseRoute, Match, NoMatchFound, Route, WebSocketRo
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from local import lambda_runtime
 from local.template import FunctionSpec, HttpRoute
@@ -35,9 +43,10 @@ log = logging.getLogger("local.gateway")
 
 API_ID = "local"
 ACCOUNT_ID = "000000000000"
-# The methods an HTTP API route can have; `ANY` stands for all of them.
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DEFAULT_ROUTE = "$default"
+# The most a WebSocket handshake's request line and headers may hold together: about what API Gateway takes
+# (10 KB for the HTTP API's), and no more than the 8 KB line websockets itself can read.
+MAX_HANDSHAKE_BYTES = 8192
 
 
 def _now() -> tuple[str, int]:
@@ -279,15 +288,72 @@ class WebSocketApi:
         )
 
 
+class WebSocketProtocol(WebSocketsSansIOProtocol):
+    """uvicorn's websockets-sansio protocol, answering the handshakes it would leave hanging.
+
+    websockets reads the upgrade request itself and gives up on one it cannot
+    read (a header line over 8 KB, more than 128 headers) by closing its side
+    of the connection without a word, a close uvicorn never sends: the client
+    waits for ever. Here a handshake larger than MAX_HANDSHAKE_BYTES is answered
+    431 and one websockets cannot read 400, with API Gateway's `{"message"}`
+    body, and the connection is closed.
+    """
+
+    def data_received(self, data: bytes) -> None:
+        if self.handshake_initiated:
+            super().data_received(data)
+            return
+        # uvicorn hands the whole upgrade request over at once, as it parsed it.
+        if len(data) > MAX_HANDSHAKE_BYTES:
+            self._refuse(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+            return
+        super().data_received(data)
+        if not self.handshake_initiated and self.conn.handshake_exc is not None:
+            self._refuse(HTTPStatus.BAD_REQUEST)
+
+    def _refuse(self, status: HTTPStatus) -> None:
+        body = json.dumps({"message": status.phrase}).encode()
+        head = (
+            f"HTTP/1.1 {status.value} {status.phrase}\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        log.warning("WebSocket handshake refused: %d %s", status.value, status.phrase)
+        # Nothing more is read or sent on this connection, and no ASGI app was started for it.
+        self.handshake_initiated = self.handshake_complete = self.close_sent = True
+        self.transport.write(head.encode("ascii") + body)
+        self.transport.close()
+
+
+# uvicorn's `ws` option for the gateway (an import string, as uvicorn takes it).
+WEBSOCKET_PROTOCOL = f"{__name__}:{WebSocketProtocol.__name__}"
+
+
 # ---- the app ------------------------------------------------------------------------
 
 
 def _not_found(request: Request, exc: Exception | None = None) -> Response:
-    # No route for this method and path (a known path with another method included). API Gateway's own
-    # answer would be {"message": "Not Found"}; the contract wants every error as {"error", "message"}.
-    # The template's catch-all route answers such requests when it has one; this is the fallback.
+    # No route for this path. API Gateway's own answer would be {"message": "Not Found"}; the contract
+    # wants every error as {"error", "message"}. The template's catch-all route answers such requests
+    # (and wrong methods) when it has one; this is the fallback without it.
     return JSONResponse(
         {"error": "not_found", "message": f"no route for {request.method} {request.url.path}"}, status_code=404
+    )
+
+
+def _method_not_allowed(request: Request, exc: Exception | None = None) -> Response:
+    # A known path asked with another method (TRACE included), when the template has no catch-all route to
+    # say so: 405 with every method the routes of this path take, in the contract's error shape.
+    allowed = sorted(
+        {
+            method
+            for route in request.app.router.routes
+            if isinstance(route, Route) and route.methods and route.matches(request.scope)[0] is not Match.NONE
+            for method in route.methods
+        }
+    )
+    message = f"{request.url.path} does not serve {request.method}; it serves {', '.join(allowed)}"
+    return JSONResponse(
+        {"error": "method_not_allowed", "message": message}, status_code=405, headers={"Allow": ", ".join(allowed)}
     )
 
 
@@ -311,8 +377,12 @@ def _specificity(route: HttpRoute) -> tuple[Any, ...]:
 def _starlette_route(route: HttpRoute, authorizer: FunctionSpec | None) -> Route:
     # `{proxy+}` matches one or more segments: Starlette's `path` convertor. $default matches every path.
     path = "/{path:path}" if route.path == DEFAULT_ROUTE else _GREEDY.sub(r"{\1:path}", route.path)
-    methods = list(HTTP_METHODS) if route.method == "ANY" else [route.method]
-    return Route(path, _http_endpoint(route, authorizer), methods=methods)
+    starlette_route = Route(path, _http_endpoint(route, authorizer), methods=[route.method])
+    if route.method == "ANY":
+        # Every method, TRACE and the like included: its function decides what to answer. (Starlette
+        # reads `methods=None` as GET alone for a function endpoint; None set afterwards means any.)
+        starlette_route.methods = None
+    return starlette_route
 
 
 class _DashboardFiles(BaseRoute):
@@ -362,5 +432,5 @@ def create_gateway(
     routes += [_starlette_route(route, authorizer) for route in ordered if _is_catch_all(route)]
     app = Starlette(routes=routes)
     app.add_exception_handler(404, _not_found)
-    app.add_exception_handler(405, _not_found)  # a wrong method on a known path: still no such route
+    app.add_exception_handler(405, _method_not_allowed)
     return app

@@ -1,19 +1,27 @@
-"""The local API Gateway's routing: the most specific route wins, `{proxy+}` catches the rest after the dashboard."""
+"""The local API Gateway: the most specific route wins, `{proxy+}` catches the rest after the dashboard, a wrong
+method is a 405 without a catch-all; served by uvicorn as the stack serves it, the source IP is the peer's and an
+oversized WebSocket handshake is answered."""
 
 from __future__ import annotations
 
+import socket
 import textwrap
+import threading
+import time
 import warnings
 
+import httpx
 import pytest
+import uvicorn
 from starlette.exceptions import StarletteDeprecationWarning
+from websockets.sync.client import connect
 
 with warnings.catch_warnings():
     # Starlette 1.x prefers `httpx2` for its TestClient; plain httpx still works.
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from starlette.testclient import TestClient
 
-from local.gateway import WebSocketApi, create_gateway
+from local.gateway import MAX_HANDSHAKE_BYTES, WEBSOCKET_PROTOCOL, WebSocketApi, create_gateway
 from local.template import FunctionSpec, HttpRoute
 
 ECHO = """
@@ -99,9 +107,12 @@ def test_specific_routes_win_over_the_catch_all(client):
         ("GET", "/missing.js", "missing.js"),
         ("GET", "/nested", "nested"),
         ("GET", "/live", "live"),
+        ("TRACE", "/api/health", "api/health"),
+        ("TRACE", "/nowhere", "nowhere"),
     ],
 )
 def test_everything_else_reaches_the_catch_all_with_its_proxy_parameter(client, method, path, proxy):
+    # The catch-all's function decides: the deployed one answers 405 for a known path, else 404.
     response = client.request(method, path)
     assert answered(response) == (404, "ANY /{proxy+}", {"proxy": proxy})
     assert response.json()["method"] == method
@@ -141,9 +152,134 @@ def test_a_default_route_catches_what_nothing_else_does_without_path_parameters(
 
 def test_without_a_catch_all_the_gateway_answers_the_contracts_404(functions, web_root):
     client = gateway(functions, web_root, *SPECIFIC)
-    for method, path in (("DELETE", "/api/health"), ("GET", "/api/nothing"), ("POST", "/app.js"), ("GET", "/x.js")):
+    for method, path in (("GET", "/api/nothing"), ("POST", "/app.js"), ("GET", "/x.js"), ("TRACE", "/nowhere")):
         response = client.request(method, path)
         assert response.status_code == 404, (method, path)
         assert response.json() == {"error": "not_found", "message": f"no route for {method} {path}"}
         assert response.headers["content-type"] == "application/json"
     assert client.get("/app.js").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/api/health", "GET, HEAD"),
+        ("PUT", "/api/cloud/jobs/sync", "GET, HEAD, POST"),  # every route of the path, not the first one
+        ("TRACE", "/api/cloud/jobs/abc", "GET, HEAD"),
+        ("TRACE", "/api/health", "GET, HEAD"),
+        ("PATCH", "/live/@connections/abc", "DELETE, GET, HEAD, POST"),
+    ],
+)
+def test_without_a_catch_all_a_wrong_method_is_a_405_with_allow(functions, web_root, method, path, allowed):
+    response = gateway(functions, web_root, *SPECIFIC).request(method, path)
+    assert response.status_code == 405
+    assert response.headers["allow"] == allowed
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "error": "method_not_allowed",
+        "message": f"{path} does not serve {method}; it serves {allowed}",
+    }
+
+
+# --------------------------------------------------------------------------- served by uvicorn, as the stack does
+
+SOURCE_IP = """
+def lambda_handler(event, context):
+    request = event["requestContext"]
+    source = request["identity"]["sourceIp"] if "identity" in request else request["http"]["sourceIp"]
+    return {"statusCode": 200, "body": source}
+"""
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, web_root):
+    """The gateway under uvicorn with the stack's options, on a free port: (http URL, host, port).
+
+    An HTTP route and the WebSocket's $default answer with the source IP of the event they were given.
+    """
+    folder = tmp_path_factory.mktemp("source_ip")
+    (folder / "app.py").write_text(textwrap.dedent(SOURCE_IP))
+    spec = FunctionSpec(
+        logical_id="source_ip", code_uri=str(folder), handler="app.lambda_handler", environment={}, timeout=5
+    )
+    websocket = WebSocketApi({"$connect": spec, "$disconnect": spec, "$default": spec}, "live")
+    app = create_gateway([HttpRoute("GET", "/whoami", spec, False, None)], None, websocket, web_root)
+    # What local/stack.py gives uvicorn for the gateway.
+    assert WEBSOCKET_PROTOCOL == "local.gateway:WebSocketProtocol"
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        ws=WEBSOCKET_PROTOCOL,
+        proxy_headers=False,
+        lifespan="off",
+        log_level="critical",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)  # waits for the server to start; no result depends on timing
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", port
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+SPOOFED = {"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9", "Forwarded": "for=203.0.113.9"}
+
+
+def test_the_source_ip_is_the_peers_whatever_forwarding_headers_say(served):
+    url, port = served
+    assert httpx.get(f"{url}/whoami", headers=SPOOFED).text == "127.0.0.1"
+    with connect(f"ws://127.0.0.1:{port}/live", additional_headers=SPOOFED, open_timeout=10) as socket_:
+        socket_.send("who am I?")
+        assert socket_.recv(timeout=10) == "127.0.0.1"
+
+
+def handshake(port: int, *headers: str) -> bytes:
+    """A raw WebSocket upgrade request with extra header lines; what the server sends before closing
+    (or its first answer, for a 101)."""
+    request = (
+        f"GET /live HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        + "".join(f"{header}\r\n" for header in headers)
+        + "\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(request.encode())
+        answer = b""
+        while chunk := client.recv(65536):  # a hang fails here, with socket.timeout, after 10 s
+            answer += chunk
+            if answer.startswith(b"HTTP/1.1 101"):
+                break
+        return answer
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        ["X-Big: " + "a" * 9000],  # one line longer than websockets reads: it used to hang
+        [f"X-Part-{n}: " + "a" * 3000 for n in range(4)],  # 12 KB in lines websockets would read
+    ],
+    ids=["one-long-line", "many-lines"],
+)
+def test_an_oversized_websocket_handshake_is_answered_431_and_closed(served, headers):
+    _, port = served
+    answer = handshake(port, *headers)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large")
+    assert body == b'{"message": "Request Header Fields Too Large"}'
+
+
+def test_a_websocket_handshake_websockets_cannot_read_is_answered_400(served):
+    _, port = served
+    answer = handshake(port, *[f"X-H{n}: a" for n in range(200)])  # more headers than websockets takes
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request") and answer.endswith(b'{"message": "Bad Request"}')
+
+
+def test_a_handshake_within_the_limit_still_connects(served):
+    _, port = served
+    near_the_limit = [f"X-Part-{n}: " + "a" * 3500 for n in range(2)]
+    assert sum(len(header) + 2 for header in near_the_limit) < MAX_HANDSHAKE_BYTES - 300
+    assert handshake(port, *near_the_limit).startswith(b"HTTP/1.1 101 Switching Protocols")
