@@ -825,7 +825,8 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
             host="127.0.0.1",
             port=settings.port,
             log_level="warning",
-            ws="websockets-sansio",
+            ws="local.gateway:WebSocketProtocol",  # websockets-sansio, answering a handshake it cannot read
+            proxy_headers=False,  # the source IP is the peer's: X-Forwarded-For cannot dodge the per-IP cap
             lifespan="off",
             timeout_graceful_shutdown=STOP_SECONDS,
         )
