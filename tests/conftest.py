@@ -6,6 +6,7 @@ import copy
 import functools
 import hashlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -126,8 +127,13 @@ def _template() -> dict[str, Any]:
     return load_template()  # parsing it takes a second: once per test process
 
 
+# DynamoDB applies each request atomically; moto, called from several threads, interleaves them
+# (two conditional writes could both pass their condition). One request at a time, as in AWS.
+_one_moto_request_at_a_time = threading.RLock()
+
+
 @pytest.fixture
-def tables(aws_env):
+def tables(aws_env, monkeypatch):
     """DynamoDB under moto, with the tables exactly as template.yaml declares them.
 
     Each test gets a fresh moto (no item, stream record or secret of another test), but the
@@ -137,9 +143,17 @@ def tables(aws_env):
     import boto3
     from moto import mock_aws
     from moto.core.config import default_user_config
+    from moto.core.models import botocore_stubber
 
     from local.template import create_tables
 
+    process_request = botocore_stubber.process_request
+
+    def atomically(request):
+        with _one_moto_request_at_a_time:
+            return process_request(request)
+
+    monkeypatch.setattr(botocore_stubber, "process_request", atomically)
     names = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state"}
     core = {**default_user_config["core"], "reset_boto3_session": False}
     with mock_aws(config={"core": core}):
@@ -196,3 +210,18 @@ class Api:
 @pytest.fixture
 def api(tables, replicate) -> Api:
     return Api()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that drove a local stack shows the end of that stack's log (its own output is in a file)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    from tests.stack_process import LocalStack
+
+    stacks = {id(value): value for value in getattr(item, "funcargs", {}).values() if isinstance(value, LocalStack)}
+    for stack in stacks.values():
+        tail = "\n".join(stack.log().splitlines()[-40:])
+        report.sections.append((f"stack log, last 40 lines of {stack.log_path}", tail))

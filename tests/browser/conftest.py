@@ -24,8 +24,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    """One chromium per test process; each test (or module) opens its own context in it."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is missing: apt-get install -y --no-install-recommends chromium")
     with sync_playwright() as playwright:

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.stack_process import ROOT, LocalStack, free_port
+from tests.stack_process import PATIENCE_SECONDS, REQUEST_SECONDS, ROOT, LocalStack, api, free_port, sync
 
 pytestmark = pytest.mark.e2e
 
@@ -38,16 +38,19 @@ def provider():
         env={"PYTHONPATH": f"{ROOT}/layers/jobsync", "PATH": "/usr/bin:/bin"},
     )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    deadline = time.monotonic() + PATIENCE_SECONDS
+    while True:
         try:
             httpx.get(f"{url}/account", timeout=1)
             break
         except httpx.HTTPError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"the simulator did not answer on {url} (exit code {process.poll()})")
             time.sleep(0.2)
     yield url
     process.terminate()
-    process.wait(timeout=10)
+    process.wait(timeout=PATIENCE_SECONDS)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +61,7 @@ def stack(tmp_path_factory, provider):
         webhook_secret="",
         REPLICATE_API_TOKEN="r8_e2e_custom",
         REPLICATE_API_BASE_URL=provider,
+        JOBSYNC_SYNC_CAP="100",  # a sync reads a page of each list: enough to show whose jobs they are
     )
     stack.start()  # no JOBSYNC_API_TOKEN: `stack.token` is the one the stack generated and printed
     yield stack
@@ -68,22 +72,21 @@ def replicate_folder(url: str) -> str:
     return f"replicate-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
 
 
-def api(stack: LocalStack, method: str, path: str, **kwargs) -> httpx.Response:
-    return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(), timeout=60, **kwargs)
+def get(url: str, **kwargs) -> httpx.Response:
+    return httpx.get(url, timeout=REQUEST_SECONDS, **kwargs)
 
 
 def test_the_generated_token_is_printed_and_accepted(stack):
     assert len(stack.token) >= 24
-    assert httpx.get(f"{stack.url}/api/cloud/metrics", headers=stack.headers()).status_code == 200
-    assert httpx.get(f"{stack.url}/api/cloud/metrics", headers={"Authorization": "Bearer x"}).status_code == 401
+    assert get(f"{stack.url}/api/cloud/metrics", headers=stack.headers()).status_code == 200
+    assert get(f"{stack.url}/api/cloud/metrics", headers={"Authorization": "Bearer x"}).status_code == 401
 
 
 def test_the_configured_provider_is_used(stack, provider):
     assert f"provider    {provider}" in stack.log()
-    answer = httpx.get(f"{stack.url}/api/cloud/replicate/validate", headers=stack.headers(), timeout=30).json()
+    answer = api(stack, "GET", "/api/cloud/replicate/validate").json()
     assert answer == {"valid": True, "username": "jobsync-simulator", "error": None}
-    synced = httpx.post(f"{stack.url}/api/cloud/jobs/sync", headers=stack.headers(), timeout=60).json()["synced"]
-    assert synced > 200
+    assert sync(stack)["synced"] > 0
     assert "r8_e2e_custom" not in stack.log()
 
 
@@ -111,7 +114,7 @@ def test_a_configured_token_wins_over_the_kept_one_and_is_not_saved(stack):
         stack.start()
         assert stack.token == "e2e-chosen-token"
         assert api(stack, "GET", "/api/cloud/metrics").status_code == 200
-        refused = httpx.get(f"{stack.url}/api/cloud/metrics", headers={"Authorization": f"Bearer {generated}"})
+        refused = get(f"{stack.url}/api/cloud/metrics", headers={"Authorization": f"Bearer {generated}"})
         assert refused.status_code == 401
         assert token_file.read_text().strip() == generated
     finally:
@@ -124,11 +127,16 @@ def test_a_configured_token_wins_over_the_kept_one_and_is_not_saved(stack):
 def test_each_provider_endpoint_keeps_its_own_jobs(tmp_path, provider):
     """The simulator's jobs never reach a stack that talks to another endpoint, nor its poller."""
     simulated = LocalStack(
-        tmp_path, token="e2e-switch", webhook_secret="", JOBSYNC_SIMULATOR_SPEED="10", JOBSYNC_SNAPSHOT_SECONDS="1"
+        tmp_path,
+        token="e2e-switch",
+        webhook_secret="",
+        JOBSYNC_SIMULATOR_SPEED="10",
+        JOBSYNC_SNAPSHOT_SECONDS="1",
+        JOBSYNC_SYNC_CAP="100",  # the trainings (the active jobs among them) and a page of predictions
     )
     simulated.start()
     try:
-        assert api(simulated, "POST", "/api/cloud/jobs/sync").json()["synced"] > 200
+        assert sync(simulated)["synced"] > 0
         before = {job["job_id"]: job for job in api(simulated, "GET", "/api/cloud/jobs?limit=500").json()["jobs"]}
         assert any(job["is_active"] for job in before.values())
     finally:
@@ -147,7 +155,12 @@ def test_each_provider_endpoint_keeps_its_own_jobs(tmp_path, provider):
     other.start()
     try:
         assert api(other, "GET", "/api/cloud/metrics").json()["job_count"] == 0
-        time.sleep(2.5)  # a few poller ticks: none of them may touch the simulator's jobs
+        # Its poller ticks (each second here): none of them may touch the simulator's jobs.
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while api(other, "GET", "/api/cloud/polling/status").json()["last_tick"]["at"] is None:
+            assert time.monotonic() < deadline, "the poller never ticked"
+            time.sleep(0.2)
+        time.sleep(2)  # a few more ticks
         assert api(other, "GET", "/api/cloud/jobs").json()["jobs"] == []
     finally:
         assert other.stop() == 0

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-import httpx
 import pytest
 
-from tests.stack_process import LocalStack
+from tests.stack_process import PATIENCE_SECONDS, LocalStack, api
 
 pytestmark = pytest.mark.e2e
 
@@ -25,17 +24,16 @@ def stack(tmp_path_factory):
 
 
 def test_webhooks_replace_polling(stack):
-    headers = stack.headers()
-    assert httpx.get(f"{stack.url}/api/cloud/polling/status", headers=headers).json() == {
+    assert api(stack, "GET", "/api/cloud/polling/status").json() == {
         "is_active": False,
         "preference": None,
         "last_tick": {"at": None, "error": None},  # polling never ran
     }
-    assert httpx.get(f"{stack.url}/api/cloud/config", headers=headers).json()["webhooks"] == {"configured": True}
+    assert api(stack, "GET", "/api/cloud/config").json()["webhooks"] == {"configured": True}
     # No sync, no polling: every job here arrived by a signed webhook from the simulator.
-    deadline, jobs = time.monotonic() + 30, []
+    deadline, jobs = time.monotonic() + PATIENCE_SECONDS, []
     while time.monotonic() < deadline:
-        jobs = httpx.get(f"{stack.url}/api/cloud/jobs", headers=headers).json()["jobs"]
+        jobs = api(stack, "GET", "/api/cloud/jobs").json()["jobs"]
         if any(job["status"] == "completed" for job in jobs) and any(job["status"] == "running" for job in jobs):
             break
         time.sleep(0.5)
