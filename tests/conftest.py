@@ -90,6 +90,7 @@ def aws_env(monkeypatch, invocation_clock):
         "JOBS_TABLE_NAME": "jobs",
         "CONNECTIONS_TABLE_NAME": "connections",
         "STATE_TABLE_NAME": "state",
+        "TOKENS_TABLE_NAME": "tokens",
         "JOBSYNC_API_TOKEN_HASHES": hashlib.sha256(API_TOKEN.encode()).hexdigest(),
         "REPLICATE_API_TOKEN": "r8_test_token",
         "REPLICATE_API_BASE_URL": BASE_URL,
@@ -154,7 +155,7 @@ def tables(aws_env, monkeypatch):
             return process_request(request)
 
     monkeypatch.setattr(botocore_stubber, "process_request", atomically)
-    names = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state"}
+    names = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state", "TokensTable": "tokens"}
     core = {**default_user_config["core"], "reset_boto3_session": False}
     with mock_aws(config={"core": core}):
         create_tables(boto3.client("dynamodb", region_name=REGION), _template(), names.__getitem__)
@@ -201,8 +202,10 @@ class Api:
             event["isBase64Encoded"] = False
         if headers is not None:
             event["headers"] = headers
-        authorizer = event.setdefault("requestContext", {}).setdefault("authorizer", {})
-        authorizer["lambda"] = {"authenticated": authenticated}
+        # Each protected handler checks the bearer token itself: the bootstrap (admin) token, or none at all.
+        event["headers"] = {k: v for k, v in (event.get("headers") or {}).items() if k.lower() != "authorization"}
+        if authenticated:
+            event["headers"]["authorization"] = f"Bearer {API_TOKEN}"
         answer = load_handler(function)(event, self.context)
         return answer["statusCode"], json.loads(answer["body"]) if answer.get("body") else None
 

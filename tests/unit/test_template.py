@@ -17,7 +17,7 @@ from local import template as cfn
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
-NON_ROUTE_FUNCTIONS = {"authorizer", "poller", "broadcaster", "ws_connect", "ws_disconnect", "ws_default"}
+NON_ROUTE_FUNCTIONS = {"poller", "broadcaster", "ws_connect", "ws_disconnect", "ws_default"}
 JOB_INDEXES = {
     "by_created": "all_jobs",
     "by_status": "status",
@@ -66,9 +66,12 @@ def test_short_tags_load_as_long_form(tmp_path: Path) -> None:
 # -------------------------------------------------------------------- HTTP API
 
 
+def _checks_tokens(template: dict, logical_id: str) -> bool:
+    return {"Ref": "TokenCheckPolicy"} in template["Resources"][logical_id]["Properties"].get("Policies", [])
+
+
 def test_every_route_is_in_the_template_with_its_function_and_auth(template: dict) -> None:
     deployed = {route.key: route for route in cfn.http_routes(template)}
-    default_authorizer = template["Resources"]["HttpApi"]["Properties"]["Auth"]["DefaultAuthorizer"]
     for route in DEPLOYED_ROUTES:
         assert route.key in deployed, f"{route.key} is missing from template.yaml"
         found = deployed[route.key]
@@ -77,8 +80,9 @@ def test_every_route_is_in_the_template_with_its_function_and_auth(template: dic
         assert found.code_uri == f"functions/{route.function}/"
         assert found.function_id == _logical_id(route.function)
         assert found.handler == "app.lambda_handler"
-        assert found.authenticated is route.authenticated, route.key
-        assert found.authorizer == (default_authorizer if route.authenticated else None), route.key
+        # No API Gateway authorizer: the function checks the token (so it may read the tokens table).
+        assert found.authenticated is False and found.authorizer is None, route.key
+        assert _checks_tokens(template, found.function_id) is route.authenticated, route.key
 
 
 def test_no_http_route_beyond_the_route_table(template: dict) -> None:
@@ -92,15 +96,35 @@ def test_http_events_use_payload_format_2(template: dict) -> None:
                 assert event["Properties"].get("PayloadFormatVersion", "2.0") == "2.0", logical_id
 
 
-def test_authorizer_answers_every_request_itself(template: dict) -> None:
-    assert cfn.authorizer(template).logical_id == "AuthorizerFunction"
-    config = template["Resources"]["HttpApi"]["Properties"]["Auth"]["Authorizers"]["TokenAuthorizer"]
-    assert config["AuthorizerPayloadFormatVersion"] == "2.0"
-    assert config["EnableSimpleResponses"] is True
-    # No identity source and no cache: a missing header must still reach the handler's own 401.
-    identity = config.get("Identity") or {}
-    assert identity.get("ReauthorizeEvery") == 0
-    assert not any(identity.get(key) for key in ("Headers", "QueryStrings", "Context", "StageVariables"))
+def test_no_authorizer_and_every_route_throttled(template: dict) -> None:
+    api = template["Resources"]["HttpApi"]["Properties"]
+    # A missing or refused token must reach the function's own 401/403 in the contract's shape.
+    assert "Auth" not in api and cfn.authorizer(template) is None
+    assert api["DefaultRouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"},
+    }
+    webhook = template["Resources"]["ReplicateWebhookFunction"]["Properties"]["Events"]["Api"]["Properties"]
+    assert webhook["RouteSettings"] == {
+        "ThrottlingRateLimit": {"Ref": "WebhookThrottleRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "WebhookThrottleBurstLimit"},
+    }
+    stage = template["Resources"]["WebSocketStage"]["Properties"]
+    assert stage["DefaultRouteSettings"] == api["DefaultRouteSettings"]
+    parameters = template["Parameters"]
+    assert parameters["WebhookThrottleRateLimit"]["Default"] < parameters["ThrottleRateLimit"]["Default"]
+    assert _checks_tokens(template, "WsConnectFunction")  # $connect needs the read scope
+
+
+def test_the_token_check_may_read_a_token_and_record_its_use_only(template: dict) -> None:
+    policy = template["Resources"]["TokenCheckPolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Action": ["dynamodb:GetItem", "dynamodb:UpdateItem"],
+            "Resource": {"Fn::GetAtt": ["TokensTable", "Arn"]},
+        }
+    ]
 
 
 def test_function_folders_are_routes_or_the_known_others(template: dict) -> None:
@@ -118,6 +142,7 @@ def test_every_function_gets_the_settings_the_code_reads(template: dict) -> None
         "JOBS_TABLE_NAME",
         "CONNECTIONS_TABLE_NAME",
         "STATE_TABLE_NAME",
+        "TOKENS_TABLE_NAME",
         "JOBSYNC_API_TOKEN_HASHES",
         "REPLICATE_API_TOKEN_SECRET_ARN",
         "REPLICATE_API_BASE_URL",
@@ -145,6 +170,7 @@ def test_environment_resolves_with_parameters(template: dict) -> None:
         "JobsTable": "jobs",
         "ConnectionsTable": "connections",
         "StateTable": "state",
+        "TokensTable": "tokens",
         "WebSocketApi": "abc",
         "WebSocketStage": "live",
     }
@@ -226,9 +252,10 @@ def test_jobs_table_has_the_stream_and_the_four_indexes(template: dict) -> None:
 
 def test_table_specs_carry_ttl(template: dict) -> None:
     specs = cfn.table_specs(template)
-    assert set(specs) == {"JobsTable", "ConnectionsTable", "StateTable"}
+    assert set(specs) == {"JobsTable", "ConnectionsTable", "StateTable", "TokensTable"}
     assert specs["ConnectionsTable"].ttl_attribute == "expires_at"
     assert specs["StateTable"].ttl_attribute == "expires_at"
+    assert specs["TokensTable"].ttl_attribute == "purge_at"
     for spec in specs.values():
         assert spec.create_kwargs["BillingMode"] == "PAY_PER_REQUEST"
 
@@ -254,6 +281,7 @@ def test_create_tables_under_moto(template: dict, dynamodb) -> None:
         "JobsTable": "test-JobsTable",
         "ConnectionsTable": "test-ConnectionsTable",
         "StateTable": "test-StateTable",
+        "TokensTable": "test-TokensTable",
     }
     assert set(dynamodb.list_tables()["TableNames"]) == set(names.values())
 
@@ -325,12 +353,9 @@ def test_http_sample_events_match_their_routes(template: dict) -> None:
         assert event["routeKey"] == route.key
         assert route.method in (event["requestContext"]["http"]["method"], "ANY")
         assert event["isBase64Encoded"] is False
-        authorizer = event["requestContext"].get("authorizer")
-        if route.authenticated:
-            assert authorizer == {"lambda": {"authenticated": True}}
-            assert event["headers"]["authorization"] == "Bearer test-token"
-        else:
-            assert authorizer is None
+        assert "authorizer" not in event["requestContext"]  # no API Gateway authorizer runs before a function
+        protected = next(r for r in DEPLOYED_ROUTES if r.key == route.key).authenticated
+        assert (event["headers"].get("authorization") == "Bearer test-token") is protected, route.key
 
 
 def test_websocket_sample_events_match_their_routes(template: dict) -> None:

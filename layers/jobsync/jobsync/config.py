@@ -47,8 +47,10 @@ class Settings(BaseModel):
     jobs_table: str = "jobsync-jobs"
     connections_table: str = "jobsync-connections"
     state_table: str = "jobsync-state"
+    tokens_table: str = "jobsync-tokens"
 
-    # sha256 hex digests of the accepted API tokens; the tokens themselves are never stored.
+    # sha256 hex digests of the bootstrap API tokens (admin scope); the tokens themselves are never stored.
+    # Tokens issued through the API live in the tokens table, also as digests.
     api_token_hashes: tuple[str, ...] = ()
 
     replicate_api_token: SecretStr | None = None
@@ -156,6 +158,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "jobs_table": env.get("JOBS_TABLE_NAME"),
         "connections_table": env.get("CONNECTIONS_TABLE_NAME"),
         "state_table": env.get("STATE_TABLE_NAME"),
+        "tokens_table": env.get("TOKENS_TABLE_NAME"),
         "api_token_hashes": _split(env.get("JOBSYNC_API_TOKEN_HASHES")),
         "replicate_api_token": env.get("REPLICATE_API_TOKEN") or None,
         "replicate_api_token_secret_arn": env.get("REPLICATE_API_TOKEN_SECRET_ARN") or None,

@@ -9,6 +9,7 @@ from jobsync.domain.cost import HardwarePricing
 from jobsync.store.connections import ConnectionStore
 from jobsync.store.jobs import JobStore
 from jobsync.store.state import StateStore
+from jobsync.store.tokens import TokenStore
 
 
 @lru_cache(maxsize=1)
@@ -29,6 +30,11 @@ def connection_store() -> ConnectionStore:
 
 
 @lru_cache(maxsize=1)
+def token_store() -> TokenStore:
+    return TokenStore(get_settings().tokens_table)
+
+
+@lru_cache(maxsize=1)
 def pricing() -> HardwarePricing:
     settings = get_settings()
     return HardwarePricing(hardware_by_model=dict(settings.hardware_by_model), default_sku=settings.default_hardware)
@@ -39,9 +45,10 @@ def reset() -> None:
     from jobsync import secrets
     from jobsync.providers import registry
     from jobsync.push import websocket
+    from jobsync.services import tokens
     from jobsync.store import dynamo
 
-    for cached in (job_store, state_store, connection_store, pricing, get_settings):
+    for cached in (job_store, state_store, connection_store, token_store, tokens.authority, pricing, get_settings):
         cached.cache_clear()
     dynamo.forget_resources()
     registry.clear_provider_clients()

@@ -1,8 +1,10 @@
 """Turning API Gateway HTTP API (payload 2.0) events into validated requests, and answers into responses.
 
-Handlers stay thin: `@http_handler(ROUTE)` parses and validates the event
-against the route's models, checks the caller, maps domain errors to the
-contract's `{"error", "message"}` answers and shapes the result.
+Handlers stay thin: `@http_handler(ROUTE)` checks the caller's token against
+the route's scope (no API Gateway authorizer: see the README's Security
+section), parses and validates the event against the route's models, maps
+domain errors to the contract's `{"error", "message"}` answers and shapes the
+result.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from aws_lambda_powertools.logging import correlation_paths
 from pydantic import BaseModel, ValidationError
 
 from jobsync.api.routes import Route
+from jobsync.auth import Principal, bearer_token
 from jobsync.deadline import invocation_deadline
-from jobsync.domain.errors import InvalidInput, JobsyncError, Unauthorized
+from jobsync.domain.errors import Forbidden, InvalidInput, JobsyncError, Unauthorized
 from jobsync.observability import logger, metrics
 from jobsync.providers.base import ProviderAuthError, ProviderError, ProviderRateLimited
 
@@ -40,7 +43,11 @@ class Request:
     query: Any = None
     body: Any = None
     path: Any = None
-    authenticated: bool = False
+    principal: Principal | None = None  # who the token speaks for; None on an open route
+
+    @property
+    def authenticated(self) -> bool:
+        return self.principal is not None
 
 
 def response(status: int, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
@@ -91,19 +98,31 @@ def _json_body(raw: bytes) -> Any:
         raise InvalidInput("body is not valid JSON") from exc
 
 
-def _authenticated(event: dict[str, Any]) -> bool:
-    # Set by the HTTP API's Lambda authorizer (functions/authorizer), which always lets the
-    # request through so that this layer can answer 401 in the contract's own error shape.
-    context = ((event.get("requestContext") or {}).get("authorizer") or {}).get("lambda") or {}
-    return context.get("authenticated") is True
+def check_caller(route: Route, headers: dict[str, str]) -> Principal | None:
+    """The caller's principal when the route needs one.
+
+    Unauthorized (401) without a valid token, Forbidden (403) when its scope is smaller than the route's.
+    Done before anything else is read from the request, so a refusal costs no more than the token check.
+    """
+    if route.scope is None:
+        return None
+    # Imported here: an open route such as health never loads the token store (nor boto3) at cold start.
+    from jobsync.services.tokens import authority
+
+    principal = authority().authenticate(bearer_token(headers.get("authorization")))
+    if principal is None:
+        raise Unauthorized("send a valid token as 'Authorization: Bearer <token>'")
+    if not principal.scope.allows(route.scope):
+        raise Forbidden(
+            f"{route.key} needs a token with the '{route.scope}' scope; this token has '{principal.scope}'"
+        )
+    return principal
 
 
 def parse_request(route: Route, event: dict[str, Any]) -> Request:
     headers = {key.lower(): value for key, value in (event.get("headers") or {}).items()}
+    principal = check_caller(route, headers)
     raw = _body_bytes(event)
-    authenticated = _authenticated(event)
-    if route.authenticated and not authenticated:
-        raise Unauthorized("send a valid token as 'Authorization: Bearer <token>'")
     # Query parameters the route does not define are ignored (cache busters and the like).
     query_values = event.get("queryStringParameters") or {}
     query = None
@@ -121,7 +140,7 @@ def parse_request(route: Route, event: dict[str, Any]) -> Request:
         query=query,
         body=_parse(route.body, _json_body(raw), "body") if route.body else None,
         path=_parse(route.path_params, event.get("pathParameters") or {}, "path"),
-        authenticated=authenticated,
+        principal=principal,
     )
 
 

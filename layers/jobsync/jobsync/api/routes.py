@@ -1,7 +1,9 @@
-"""Every HTTP route of the contract, once.
+"""Every HTTP route of the contract, once, with the token scope it needs.
 
 The handlers, the OpenAPI document and the template test all read this
-table, so none of them can drift from the others.
+table, so none of them can drift from the others. A route whose scope is
+None is open to anyone; every other route answers 401 without a valid token
+and 403 to a valid token whose scope is smaller than the route's.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from jobsync.api import models
+from jobsync.api import models, token_models
+from jobsync.auth import Scope
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class Route:
     function: str  # folder under functions/
     summary: str
     response: type[BaseModel] | None
-    authenticated: bool = True
+    scope: Scope | None = Scope.READ
     query: type[BaseModel] | None = None
     body: type[BaseModel] | None = None
     path_params: type[BaseModel] | None = None
@@ -30,8 +33,12 @@ class Route:
     def key(self) -> str:
         return f"{self.method} {self.path}"
 
+    @property
+    def authenticated(self) -> bool:
+        return self.scope is not None
 
-HEALTH = Route("GET", "/api/health", "health", "Liveness check", models.HealthOut, authenticated=False)
+
+HEALTH = Route("GET", "/api/health", "health", "Liveness check", models.HealthOut, scope=None)
 LIST_JOBS = Route(
     "GET",
     "/api/cloud/jobs",
@@ -65,6 +72,7 @@ SYNC_JOBS = Route(
     "sync_jobs",
     "Discover the provider's jobs and update known ones",
     models.SyncOut,
+    scope=Scope.OPERATE,
     errors=(502,),
 )
 VALIDATE_PROVIDER = Route(
@@ -95,6 +103,7 @@ POLLING_SETTING = Route(
     "polling_setting",
     "Force polling on or off, or back to automatic",
     models.PollingStatusOut,
+    scope=Scope.OPERATE,
     body=models.PollingSettingBody,
     errors=(400,),
 )
@@ -104,10 +113,33 @@ REPLICATE_WEBHOOK = Route(
     "replicate_webhook",
     "Replicate's signed webhook",
     models.WebhookOut,
-    authenticated=False,
+    scope=None,
     errors=(400, 401),
 )
 OPENAPI = Route("GET", "/api/openapi.json", "openapi", "This API's OpenAPI document", None)
+CREATE_TOKEN = Route(
+    "POST",
+    "/api/tokens",
+    "create_token",
+    "Issue an API token (its plaintext is in this answer only)",
+    token_models.TokenCreatedOut,
+    scope=Scope.ADMIN,
+    body=token_models.TokenCreateBody,
+    errors=(400,),
+)
+LIST_TOKENS = Route(
+    "GET", "/api/tokens", "list_tokens", "Every API token's metadata", token_models.TokenListOut, scope=Scope.ADMIN
+)
+REVOKE_TOKEN = Route(
+    "DELETE",
+    "/api/tokens/{token_id}",
+    "revoke_token",
+    "Revoke an API token (refused everywhere within 60 s)",
+    token_models.TokenRevokedOut,
+    scope=Scope.ADMIN,
+    path_params=token_models.TokenPath,
+    errors=(404,),
+)
 
 ROUTES: tuple[Route, ...] = (
     HEALTH,
@@ -122,12 +154,18 @@ ROUTES: tuple[Route, ...] = (
     POLLING_SETTING,
     REPLICATE_WEBHOOK,
     OPENAPI,
+    CREATE_TOKEN,
+    LIST_TOKENS,
+    REVOKE_TOKEN,
 )
+
+# The WebSocket's $connect (`?token=`) needs this scope.
+WEBSOCKET_SCOPE = Scope.READ
 
 # Not part of the API: API Gateway sends here whatever no route above serves,
 # so that even an unknown path is answered in the contract's error shape.
 NOT_FOUND = Route(
-    "ANY", "/{proxy+}", "not_found", "Anything no other route serves", None, authenticated=False, errors=(404,)
+    "ANY", "/{proxy+}", "not_found", "Anything no other route serves", None, scope=None, errors=(404,)
 )
 
 DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, NOT_FOUND)

@@ -33,3 +33,15 @@ class Unauthorized(JobsyncError):
 class StoreUnavailable(JobsyncError):
     code = "store_unavailable"
     http_status = 503
+
+
+class Forbidden(JobsyncError):
+    """A valid token whose scope is too small for what it asked."""
+
+    code = "forbidden"
+    http_status = 403
+
+
+class TokenNotFound(JobsyncError):
+    code = "token_not_found"
+    http_status = 404

@@ -1,11 +1,12 @@
-"""WebSocket clients arriving and leaving: token check and the per-IP cap."""
+"""WebSocket clients arriving and leaving: token and scope check, and the per-IP cap."""
 
 from __future__ import annotations
 
 from jobsync import wiring
-from jobsync.auth import token_is_valid
+from jobsync.auth import Scope
 from jobsync.config import get_settings
-from jobsync.domain.errors import JobsyncError, Unauthorized
+from jobsync.domain.errors import Forbidden, JobsyncError, Unauthorized
+from jobsync.services.tokens import authority
 
 
 class TooManyConnections(JobsyncError):
@@ -13,11 +14,14 @@ class TooManyConnections(JobsyncError):
     http_status = 429
 
 
-def connect(connection_id: str, source_ip: str, token: str | None) -> None:
-    settings = get_settings()
-    if not token_is_valid(token, settings.api_token_hashes):
+def connect(connection_id: str, source_ip: str, token: str | None, needed: Scope) -> None:
+    """Admit a client whose `token` has the `needed` scope (the route table's WEBSOCKET_SCOPE) under its IP's cap."""
+    principal = authority().authenticate(token)
+    if principal is None:
         raise Unauthorized("a valid ?token= is required")
-    limit = settings.max_connections_per_ip
+    if not principal.scope.allows(needed):
+        raise Forbidden(f"live updates need a token with the '{needed}' scope")
+    limit = get_settings().max_connections_per_ip
     if not wiring.connection_store().open(connection_id, source_ip, limit):
         raise TooManyConnections(f"at most {limit} connections per source IP")
 
