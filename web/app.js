@@ -744,14 +744,16 @@ async function runSync() {
   await Promise.all([loadJobs(), loadMetrics()]);
 }
 
-// The sync answer counts new and updated jobs. It does not say whether the provider's history is
-// all imported (a first sync may stop at its cap and go on at the next): the text claims no more.
+// The sync answer counts new and updated jobs and says whether the provider's history is all in
+// (`history_complete`): a first sync may stop at its cap or its time and go on at the next press.
 function syncMessage(data) {
   const count = (value) => Math.max(0, Math.trunc(Number(value) || 0));
   const discovered = count(data.synced);
   const updated = count(data.updated);
-  const text = `Discovered ${discovered} new ${plural(discovered, 'job', 'jobs')} from Replicate`;
-  return updated > 0 ? `${text}, ${updated} updated` : text;
+  let text = `Discovered ${discovered} new ${plural(discovered, 'job', 'jobs')} from Replicate`;
+  if (updated > 0) text = `${text}, ${updated} updated`;
+  if (data.history_complete === false) text = `${text}. The history import is not finished: press Sync again to go on`;
+  return text;
 }
 
 // ---------------------------------------------------------------- provider trouble

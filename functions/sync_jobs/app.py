@@ -13,4 +13,9 @@ from jobsync.services.discovery import discover_jobs
 @http_handler(SYNC_JOBS)
 def lambda_handler(request: Request) -> dict[str, Any]:
     report = discover_jobs("replicate")
-    return {"synced": report.discovered, "updated": report.updated, "message": report.message}
+    return {
+        "synced": report.discovered,
+        "updated": report.updated,
+        "message": report.message,
+        "history_complete": report.history_complete,
+    }

@@ -917,6 +917,14 @@ def test_the_sync_message_counts_new_and_updated_jobs(make_page, fake, web_base)
     fake.sync_answer = (200, {"synced": 0, "updated": 2, "message": "Discovered 0 new jobs from Replicate"})
     page.get_by_test_id("sync-button").click()
     expect(toast).to_have_text("Discovered 0 new jobs from Replicate, 2 updated")
+    fake.sync_answer = (
+        200,
+        {"synced": 20, "updated": 0, "message": "Discovered 20 new jobs from Replicate", "history_complete": False},
+    )
+    page.get_by_test_id("sync-button").click()
+    expect(toast).to_have_text(
+        "Discovered 20 new jobs from Replicate. The history import is not finished: press Sync again to go on"
+    )
 
 
 def test_each_progress_bar_names_its_job_and_the_page_has_an_icon(make_page, fake, web_base):

@@ -107,6 +107,9 @@ class SyncOut(ApiModel):
     synced: int
     updated: int
     message: str
+    history_complete: bool = Field(
+        description="false while the provider's history is still being imported: a later sync goes on from there"
+    )
 
 
 class ValidateOut(ApiModel):

@@ -32,6 +32,8 @@ class DiscoveryReport:
     display_name: str
     discovered: int
     updated: int
+    # False while some list's history is still being imported (the cap or the clock stopped this sync).
+    history_complete: bool = True
 
     @property
     def message(self) -> str:
@@ -43,12 +45,14 @@ def discover_jobs(provider: str) -> DiscoveryReport:
     client = provider_client(provider)
     seen: set[str] = set()
     discovered = updated = 0
+    history_complete = True
     # Trainings first: a training also shows in the predictions list, and its kind should say training.
     for kind in _TRAININGS_FIRST:
-        new, changed = _import_list(client, kind, seen)
-        discovered, updated = discovered + new, updated + changed
+        walk = _import_list(client, kind, seen)
+        discovered, updated = discovered + walk.discovered, updated + walk.updated
+        history_complete = history_complete and walk.history_complete
     count("JobsDiscovered", discovered)
-    return DiscoveryReport(provider, client.display_name, discovered, updated)
+    return DiscoveryReport(provider, client.display_name, discovered, updated, history_complete)
 
 
 @dataclass
@@ -62,9 +66,10 @@ class _Walk:
     pages: int = 0
     stopped_by: str = ""  # "end", "known", "cap" or "time"
     continue_from: str | None = None  # the page to read next, when stopped by "cap" or "time"
+    history_complete: bool = False  # the list's whole history is stored
 
 
-def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int, int]:
+def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> _Walk:
     """Import one list: what is new at its top, then the part of its history not imported yet.
 
     The history is imported newest first and may take several syncs (the cap,
@@ -82,11 +87,13 @@ def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> tuple[int
             # More is new than this pass could read: the next sync fills the gap from where it stopped.
             resume = walk.continue_from
             state.save_sync_progress(client.name, kind, history_imported=False, resume_page=resume)
-            return walk.discovered, walk.updated
+            return walk
         if progress.history_imported:
-            return walk.discovered, walk.updated
+            walk.history_complete = True
+            return walk
     _import_history(client, kind, walk, resume, cap)
-    return walk.discovered, walk.updated
+    walk.history_complete = walk.stopped_by == "end"
+    return walk
 
 
 def _import_history(client: ProviderClient, kind: str, walk: _Walk, resume: str | None, cap: int) -> None:
