@@ -35,6 +35,7 @@ $(PY):
 $(LOCAL_INSTALLED): requirements-local.txt layers/jobsync/requirements.txt | $(PY)
 	@echo "installing the local stack's packages into $(VENV) (first run only, about a minute)…"
 	@$(PIP) install --quiet -r requirements-local.txt
+	@$(PIP) install --quiet --no-deps -e .  # the `jobsync` command (pyproject.toml) in $(VENV)/bin
 	@touch $@
 
 $(DEV_INSTALLED): requirements-dev.txt $(LOCAL_INSTALLED)
@@ -79,7 +80,7 @@ browser: $(DEV_INSTALLED) $(CHROMIUM)
 
 lint: $(DEV_INSTALLED)
 	@echo "linting with ruff…"
-	@$(VENV)/bin/ruff check layers functions local tests
+	@$(VENV)/bin/ruff check layers functions local tests cli
 
 # mypy, strict on the layer and the handlers ([tool.mypy] in pyproject.toml).
 typecheck: $(DEV_INSTALLED)

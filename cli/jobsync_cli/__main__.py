@@ -1,0 +1,5 @@
+"""`python -m jobsync_cli` is the `jobsync` command."""
+
+from jobsync_cli.app import main
+
+main()
