@@ -113,9 +113,7 @@ def check_caller(route: Route, headers: dict[str, str]) -> Principal | None:
     if principal is None:
         raise Unauthorized("send a valid token as 'Authorization: Bearer <token>'")
     if not principal.scope.allows(route.scope):
-        raise Forbidden(
-            f"{route.key} needs a token with the '{route.scope}' scope; this token has '{principal.scope}'"
-        )
+        raise Forbidden(f"{route.key} needs a token with the '{route.scope}' scope; this token has '{principal.scope}'")
     return principal
 
 

@@ -164,8 +164,6 @@ WEBSOCKET_SCOPE = Scope.READ
 
 # Not part of the API: API Gateway sends here whatever no route above serves,
 # so that even an unknown path is answered in the contract's error shape.
-NOT_FOUND = Route(
-    "ANY", "/{proxy+}", "not_found", "Anything no other route serves", None, scope=None, errors=(404,)
-)
+NOT_FOUND = Route("ANY", "/{proxy+}", "not_found", "Anything no other route serves", None, scope=None, errors=(404,))
 
 DEPLOYED_ROUTES: tuple[Route, ...] = (*ROUTES, NOT_FOUND)
