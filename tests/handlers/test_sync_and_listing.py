@@ -40,7 +40,12 @@ def test_first_sync_imports_every_page_of_both_lists(api, replicate):
     status, body = api.call("sync_jobs")
 
     assert status == 200
-    assert body == {"synced": 26, "updated": 0, "message": "Discovered 26 new jobs from Replicate"}
+    assert body == {
+        "synced": 26,
+        "updated": 0,
+        "message": "Discovered 26 new jobs from Replicate",
+        "history_complete": True,
+    }
     assert replicate.count("GET", "/predictions") == 3  # 10 + 10 + 3
     status, listed = api.call("list_jobs", query={"limit": "500"})
     assert len(listed["jobs"]) == 26
