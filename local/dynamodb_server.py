@@ -309,9 +309,7 @@ class LocalDynamoDB:
                 return _error(
                     start_response, "400 Bad Request", "ExpiredIteratorException", "Iterator expired or unknown"
                 )
-            if action == "TransactWriteItems":
-                _undo_instead_of_copies()
-            status, headers, payload = _call(self._app, environ)
+            status, headers, payload = self._handle(environ, action)
             if journaled and status.startswith("200"):
                 try:
                     self._append(target, environ, body)
@@ -325,6 +323,12 @@ class LocalDynamoDB:
                 self._changed.notify_all()
         start_response(status, headers)
         return [payload]
+
+    def _handle(self, environ: dict[str, Any], action: str) -> tuple[str, list[tuple[str, str]], bytes]:
+        """moto's answer to one request (the lock held), transactions undone item by item when they fail."""
+        if action == "TransactWriteItems":
+            _undo_instead_of_copies()
+        return _call(self._app, environ)
 
     @property
     def writes(self) -> int:
@@ -422,7 +426,7 @@ class LocalDynamoDB:
                     ),
                 },
             ).get_environ()
-            status, _, payload = _call(self._app, environ)
+            status, _, payload = self._handle(environ, entry["target"][len(_DYNAMODB) :])
             if not status.startswith("200"):
                 failed += 1
                 log.warning("journal entry %d (%s) failed again: %s %s", entry["seq"], entry["target"], status, payload)
