@@ -753,8 +753,9 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
     import boto3
     import uvicorn
 
+    from local import dynamodb_server
     from local.gateway import WebSocketApi, create_gateway
-    from local.persistence import load_tables
+    from local.persistence import restore_tables
     from local.template import (
         authorizer,
         create_tables,
@@ -768,14 +769,14 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
         websocket_stage,
     )
 
-    dynamodb = MotoServer()
+    dynamodb = dynamodb_server.LocalDynamoDB(settings.state_dir)  # snapshot + journal: no answered write is lost
     dynamodb.start()
     cleanup.callback(dynamodb.stop)
     _aws_environment(dynamodb.url)
     client = boto3.client("dynamodb", region_name=REGION)
     template = load_template()
     tables = create_tables(client, template, lambda logical_id: f"jobsync-local-{logical_id}")
-    restored = load_tables(client, tables, snapshot_path)
+    restored = restore_tables(dynamodb, client, tables)
     jobs = _count_items(client, tables["JobsTable"])
     log.info("DynamoDB (moto) on %s: %d items restored (%d jobs)", dynamodb.url, restored, jobs)
 
@@ -812,12 +813,11 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
     websocket = WebSocketApi(websocket_routes(template), stage)
     app = create_gateway(http_routes(template), authorizer(template), websocket, ROOT / "web")
 
-    snapshot = Snapshot(dynamodb, tables, snapshot_path)
     background = Background()
     background.after_writes(dynamodb, "stream", _stream_pump(template, tables, dynamodb.url))
     schedule = scheduled_functions(template)[0]
     background.at_rate(rate_seconds(str(resolve(schedule.expression, template))), "poller", _scheduled_poller(schedule))
-    background.every(settings.snapshot_seconds, "snapshot", snapshot.save)
+    background.every(settings.snapshot_seconds, "compaction", dynamodb.compact_if_due)
 
     server = uvicorn.Server(
         uvicorn.Config(
@@ -847,7 +847,7 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     log.info("stopping")
     background.close()
-    saved = snapshot.save(always=True)
+    saved = dynamodb.compact()
     log.info("saved %d item%s to %s", saved, "" if saved == 1 else "s", snapshot_path)
     return 0
 
