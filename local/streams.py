@@ -1,4 +1,9 @@
-"""Reads a DynamoDB stream the way Lambda's event source mapping does, for the local stack and tests."""
+"""Reads a DynamoDB stream the way Lambda's event source mapping does, for the local stack and tests.
+
+The local DynamoDB server (local/dynamodb_server.py) drops a shard's records once a GetRecords call
+comes with an iterator past them, so memory stays flat: one reader per stream, reading forward only,
+as this one does.
+"""
 
 from __future__ import annotations
 
