@@ -228,3 +228,25 @@ def pytest_runtest_makereport(item, call):
     for stack in stacks.values():
         tail = "\n".join(stack.log().splitlines()[-40:])
         report.sections.append((f"stack log, last 40 lines of {stack.log_path}", tail))
+
+
+_SHARED_SCOPES = {"module", "class", "package"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """With `--dist loadgroup`, keep each module whose tests share something on one worker.
+
+    A module of tests/e2e or tests/browser (they drive local stacks and a browser page, some in file
+    order) or one with a module-scoped fixture runs whole on one worker, so that what it starts is
+    started once; every other test goes to whichever worker is free, which keeps the two busy.
+    """
+    for item in items:
+        path = item.path.relative_to(ROOT)
+        shared = path.parts[:2] in {("tests", "e2e"), ("tests", "browser")} or any(
+            definition.scope in _SHARED_SCOPES
+            for definitions in item._fixtureinfo.name2fixturedefs.values()
+            for definition in definitions
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(path.as_posix()))

@@ -24,9 +24,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs, the test process's main thread has a running
+# event loop, and a later test's asyncio.run() (the e2e WebSocket tests) would refuse to start.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """One chromium per test process; each test (or module) opens its own context in it."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian chromium is missing: apt-get install -y --no-install-recommends chromium")
     with sync_playwright() as playwright:

@@ -293,4 +293,4 @@ def test_the_stack_logs_its_own_lines_and_each_function_line_once(own_stack):
     assert log.count(refused) == 1
     assert "local.stack INFO DynamoDB (moto) on http://127.0.0.1:" in log
     assert "local.stack INFO stopping" in log
-    assert re.search(r"local\.stack INFO saved \d+ items to ", log)
+    assert re.search(r"local\.stack INFO saved \d+ items? to ", log)
