@@ -183,6 +183,127 @@ def test_every_committed_record_is_read_exactly_once_and_none_is_kept_after(serv
     assert len(dynamodbstreams_backends["123456789012"][REGION].shard_iterators) <= 2
 
 
+# ------------------------------------------------------------- answers, fast
+
+
+def every_kind_of_value(job_id: str) -> dict:
+    """A job item holding every DynamoDB type but binary, nested as the stack's items never are."""
+    return {
+        **job(job_id),
+        "cost": {"N": "1.25"},
+        "logs": {"S": "step 10/100 é ✓\nloss=0.5"},
+        "done": {"BOOL": False},
+        "error": {"NULL": True},
+        "tags": {"SS": ["a", "b"]},
+        "steps": {"NS": ["1", "2.5"]},
+        "input": {"M": {"prompt": {"S": "a fox"}, "n": {"N": "4"}, "deep": {"L": [{"S": "x"}, {"M": {}}]}}},
+        "history": {"L": [{"N": "1"}, {"BOOL": True}, {"NULL": True}]},
+    }
+
+
+def test_data_answers_are_the_documents_motos_serializer_writes(server, monkeypatch):
+    """The server writes data answers as JSON itself (`_serialized`); moto's serializer, shown the same
+    results, writes the same documents, for every operation that takes the fast way."""
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    from local import dynamodb_server as module
+
+    compared: Counter[str] = Counter()
+    by_moto: Counter[str] = Counter()
+    motos = module._moto_serialized
+
+    def counted(handler, action_result):
+        by_moto[handler._get_action()] += 1
+        return motos(handler, action_result)
+
+    def both(handler, action_result):
+        status, headers, body = module._serialized(handler, action_result)
+        result = action_result
+        if isinstance(result, module._UnconvertedResult):
+            result = module.DynamoResult(result.result)
+        moto_status, moto_headers, moto_body = motos(handler, result)
+        assert (status, headers["Content-Type"]) == (moto_status, moto_headers["Content-Type"])
+        assert json.loads(body) == json.loads(moto_body), handler._get_action()
+        compared[handler._get_action()] += 1
+        return status, headers, body
+
+    monkeypatch.setattr(module, "_moto_serialized", counted)
+    for handler in (DynamoHandler, DynamoDBStreamsHandler):
+        monkeypatch.setattr(handler, "serialized", both)
+    dynamodb = client(server.url)
+    reader = StreamReader.for_table(dynamodb, client(server.url, "dynamodbstreams"), JOBS)
+    items = [every_kind_of_value(f"job-{n}") for n in range(3)]
+    keys = [{"job_id": item["job_id"]} for item in items]
+    for item in items:
+        dynamodb.put_item(TableName=JOBS, Item=item, ReturnConsumedCapacity="TOTAL")
+    assert dynamodb.get_item(TableName=JOBS, Key=keys[0], ConsistentRead=True)["Item"] == items[0]
+    dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "absent"}}, ReturnConsumedCapacity="INDEXES")
+    got = dynamodb.batch_get_item(RequestItems={JOBS: {"Keys": [*keys, {"job_id": {"S": "absent"}}]}})
+    assert sorted(got["Responses"][JOBS], key=lambda item: item["job_id"]["S"]) == items
+    dynamodb.batch_get_item(RequestItems={JOBS: {"Keys": keys[:1], "ProjectionExpression": "job_id, input.prompt"}})
+    page = dynamodb.scan(TableName=JOBS, Limit=2)
+    dynamodb.scan(TableName=JOBS, ExclusiveStartKey=page["LastEvaluatedKey"], Select="COUNT")
+    dynamodb.query(
+        TableName=JOBS,
+        KeyConditionExpression="job_id = :id",
+        ExpressionAttributeValues={":id": {"S": "job-1"}},
+        ReturnConsumedCapacity="TOTAL",
+    )
+    dynamodb.transact_get_items(TransactItems=[{"Get": {"TableName": JOBS, "Key": key}} for key in keys])
+    dynamodb.put_item(TableName=JOBS, Item=job("job-0"), ReturnValues="ALL_OLD")
+    dynamodb.update_item(
+        TableName=JOBS,
+        Key=keys[1],
+        UpdateExpression="SET #s = :s ADD steps :n",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":s": {"S": "running"}, ":n": {"NS": ["7"]}},
+        ReturnValues="ALL_NEW",
+    )
+    dynamodb.update_item(TableName=JOBS, Key=keys[2], UpdateExpression="REMOVE tags", ReturnValues="UPDATED_OLD")
+    dynamodb.delete_item(TableName=JOBS, Key=keys[2], ReturnValues="ALL_OLD")
+    writes = [{"PutRequest": {"Item": every_kind_of_value("job-9")}}, {"DeleteRequest": {"Key": keys[1]}}]
+    dynamodb.batch_write_item(RequestItems={JOBS: writes})
+    create_jobs(dynamodb, ["job-10"])
+    records = reader.read()
+    assert [record["eventName"] for record in records][-3:] == ["INSERT", "REMOVE", "INSERT"]
+    assert records[-1]["dynamodb"]["NewImage"]["job_id"] == {"S": "job-10"}
+
+    assert module._PLAIN_ANSWERS <= set(compared)
+    assert not module._PLAIN_ANSWERS & set(by_moto)  # each of them took the fast way
+    # Binary values and anything else that is not plain data go to moto's serializer, and arrive whole.
+    binary = {**job("binary"), "blob": {"B": b"\x00\xffbytes"}, "blobs": {"BS": [b"\x01", b"\x02"]}}
+    dynamodb.put_item(TableName=JOBS, Item=binary)
+    assert dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "binary"}})["Item"] == binary
+    assert dynamodb.describe_table(TableName=JOBS)["Table"]["TableName"] == JOBS
+    assert {"GetItem", "DescribeTable"} <= set(by_moto)
+
+
+def test_item_sizes_and_the_item_size_limit_are_motos(server):
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.utilities import bytesize
+
+    from local.dynamodb_server import _item_size
+
+    values = {**every_kind_of_value("sized"), "blob": {"B": "AAE="}, "blobs": {"BS": ["AAE=", "Ag=="]}}
+    item = Item(DynamoType(values["job_id"]), None, values)
+    assert _item_size(item) == sum(bytesize(name) + value.size() for name, value in item.attrs.items())
+
+    dynamodb = client(server.url, config=NO_RETRIES)
+    under = {**job("big"), "logs": {"S": "x" * 404_000}}
+    dynamodb.put_item(TableName=JOBS, Item=under)
+    with pytest.raises(ClientError, match="Item size has exceeded the maximum allowed size"):
+        dynamodb.put_item(TableName=JOBS, Item={**under, "more": {"S": "y" * 2_000}})
+    with pytest.raises(ClientError, match="size"):
+        dynamodb.update_item(
+            TableName=JOBS,
+            Key={"job_id": {"S": "big"}},
+            UpdateExpression="SET more = :more",
+            ExpressionAttributeValues={":more": {"S": "y" * 2_000}},
+        )
+    assert dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "big"}})["Item"] == under
+
+
 # ------------------------------------------------------------------ the journal
 
 
