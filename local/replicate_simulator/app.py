@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from jobsync.domain.identifiers import is_job_id
 from local.replicate_simulator.listing import BadRequest
 from local.replicate_simulator.state import Fault, JobObject, SimulatedReplicate
 from local.replicate_simulator.webhooks import webhook_loop
@@ -136,7 +137,10 @@ def create_app(
 
     def one(kind: str | None, action: Callable[..., JobObject | None]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            found = action(request.path_params["job_id"], kind, base_url=_api_base(request))
+            job_id = request.path_params["job_id"]
+            if not is_job_id(job_id):  # never an id it issued: answered like any unknown one, without a lookup
+                return _not_found()
+            found = action(job_id, kind, base_url=_api_base(request))
             return _not_found() if found is None else JSONResponse(found)
 
         return endpoint

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from jobsync.domain.identifiers import is_job_id
 from jobsync.domain.status import JobStatus
 from jobsync.providers.replicate_mapping import observation_from
 
@@ -119,7 +120,10 @@ def test_kind_inferred_from_a_trainings_own_url_when_not_given():
     assert observation_from(prediction(), None).kind is None
 
 
-@pytest.mark.parametrize("junk", [None, "p1", 3, [], {}, {"id": 5}, {"id": ""}, {"id": None}])
+@pytest.mark.parametrize(
+    "junk",
+    [None, "p1", 3, [], {}, {"id": 5}, {"id": ""}, {"id": None}, {"id": "a" * 129}, {"id": "a/b"}, {"id": "ab "}],
+)
 def test_observation_from_rejects_junk(junk):
     with pytest.raises(ValueError):
         observation_from(junk, None)
@@ -174,7 +178,18 @@ _FIELDS = {
 
 
 @hypothesis_settings(max_examples=200, deadline=None)
-@given(st.fixed_dictionaries({}, optional=_FIELDS), st.text(min_size=1, max_size=300).filter(str.strip))
+@given(st.fixed_dictionaries({}, optional=_FIELDS), _JUNK.filter(lambda value: not is_job_id(value)))
+def test_a_job_object_whose_id_is_not_a_job_id_is_refused_whole(item, job_id):
+    # Never stored under a cut or altered id: the caller skips it (a list) or answers 400 (a webhook).
+    with pytest.raises(ValueError, match="job id"):
+        observation_from({**item, "id": job_id}, None)
+
+
+_JOB_IDS = st.from_regex(r"[A-Za-z0-9_-]{1,128}", fullmatch=True)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(st.fixed_dictionaries({}, optional=_FIELDS), _JOB_IDS)
 def test_any_job_object_maps_to_a_bounded_storable_observation(item, job_id):
     observation = observation_from({**item, "id": job_id}, None)
 
@@ -183,7 +198,7 @@ def test_any_job_object_maps_to_a_bounded_storable_observation(item, job_id):
     assert all(_storable(value) for value in strings.values()), strings
     assert not any(HF_TOKEN in value for value in strings.values())
     assert observation.provider == "replicate"
-    assert observation.job_id == _as_stored(job_id)
+    assert observation.job_id == job_id
     for name in ("model", "created_at"):
         raw = item.get(name)
         assert getattr(observation, name) == (_as_stored(raw) if isinstance(raw, str) else None)

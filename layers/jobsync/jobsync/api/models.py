@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
 
+from jobsync.domain import identifiers
 from jobsync.domain.job import Job
 from jobsync.domain.status import JobStatus
+from jobsync.providers.registry import PROVIDERS
 
 Stage = Literal["Preprocessing", "Warmup", "Training", "Validation", "Saving checkpoint"]
 
@@ -37,20 +39,31 @@ def _true_or_false(value: object) -> object:
     return value in ("true", True)
 
 
+def _one_of_the_providers(value: object) -> object:
+    if isinstance(value, str) and value not in PROVIDERS:
+        raise ValueError(f"must be one of: {', '.join(PROVIDERS)}")
+    return value
+
+
 QueryCount = Annotated[int, BeforeValidator(_whole_number)]
 QueryFlag = Annotated[bool, BeforeValidator(_true_or_false)]
+# The domain's one definition of a job id (jobsync.domain.identifiers), as a validated and documented type.
+JobId = Annotated[str, AfterValidator(identifiers.job_id), WithJsonSchema(identifiers.json_schema())]
+ProviderName = Annotated[
+    str, BeforeValidator(_one_of_the_providers), WithJsonSchema({"type": "string", "enum": list(PROVIDERS)})
+]
 
 
 class ListJobsQuery(Strict):
     limit: QueryCount = Field(default=50, ge=1, le=500)
-    provider: str | None = Field(default=None, min_length=1, max_length=64)
+    provider: ProviderName | None = None
     status: JobStatus | None = None
     sync_active: QueryFlag = False
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class JobPath(Strict):
-    job_id: str = Field(min_length=1, max_length=256)
+    job_id: JobId
 
 
 class PollingSettingBody(Strict):

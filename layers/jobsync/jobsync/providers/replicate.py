@@ -24,6 +24,7 @@ import httpx
 
 from jobsync.config import Settings
 from jobsync.deadline import seconds_left
+from jobsync.domain.identifiers import is_job_id
 from jobsync.domain.job import JobObservation
 from jobsync.observability import logger, milliseconds
 from jobsync.providers.base import (
@@ -46,9 +47,6 @@ _BACKOFF_CAP_SECONDS = 5.0
 _MAX_MESSAGE_CHARS = 300
 # A request given less time than this would only time out.
 _MIN_REQUEST_SECONDS = 1.0
-# Replicate's ids are short lowercase alphanumerics; allow the other URL-unreserved
-# characters for simulators, but never a separator, a dot segment or an escape.
-_JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._~-]{0,199}")
 _THROTTLE_WAIT = re.compile(r"~\s*(\d+(?:\.\d+)?)\s*s\b")
 
 Sleep = Callable[[float], Any]
@@ -243,7 +241,8 @@ class ReplicateClient:
 
     @staticmethod
     def _job_segment(job_id: str) -> str:
-        if not isinstance(job_id, str) or not _JOB_ID.fullmatch(job_id):
+        # The domain's job id never holds a separator, a dot segment or an escape.
+        if not is_job_id(job_id):
             raise ProviderNotFound(f"Replicate has no job with an id like {job_id!r:.80}", status=404)
         return quote(job_id, safe="")
 

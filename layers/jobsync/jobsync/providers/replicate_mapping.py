@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from jobsync.domain import identifiers
 from jobsync.domain.job import JobObservation
 from jobsync.domain.status import JobStatus
 
@@ -106,19 +107,20 @@ def observation_from(item: Any, kind: str | None) -> JobObservation:
 
     `kind` is what the caller knows ("prediction", "training"), or None to
     infer it from the object (a webhook body). Raises ValueError when `item`
-    is not an object with a non-empty string `id`.
+    is not an object whose `id` is a job id (jobsync.domain.identifiers): such
+    an item is refused, never stored under a cut or altered id.
     """
     if not isinstance(item, dict):
         raise ValueError(f"a Replicate job must be an object, not {type(item).__name__}")
-    job_id = item.get("id")
-    if not isinstance(job_id, str) or not job_id.strip():
-        raise ValueError("a Replicate job needs a non-empty string id")
+    if "id" not in item:
+        raise ValueError("a Replicate job needs an id")
+    job_id = identifiers.job_id(item["id"])
     raw_status = item.get("status")
     provider_status = storable(raw_status) if isinstance(raw_status, str) else ""
     job_input = item.get("input")
     config_name = job_input.get("config_name") if isinstance(job_input, dict) else None
     return JobObservation(
-        job_id=storable(job_id),
+        job_id=job_id,
         provider=PROVIDER,
         status=STATUS_MAP.get(provider_status.strip().lower()),
         provider_status=provider_status,

@@ -1,14 +1,17 @@
-"""Replicate's webhooks: verify the signature on the raw bytes, de-duplicate, apply."""
+"""Replicate's webhooks: verify the signature on the raw bytes, claim the webhook-id, apply."""
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jobsync import wiring
 from jobsync.config import get_settings
-from jobsync.domain.errors import InvalidInput, Unauthorized
+from jobsync.domain import identifiers
+from jobsync.domain.errors import InvalidInput, JobsyncError, Unauthorized
 from jobsync.domain.job import Job, JobObservation
 from jobsync.domain.webhook_signature import InvalidSignature, InvalidWebhookSecret, verify_webhook
 from jobsync.observability import count, logger
@@ -24,36 +27,64 @@ class WebhookReceipt:
     job: Job | None
 
 
-def receive_replicate_webhook(headers: Mapping[str, str], body: bytes) -> WebhookReceipt:
-    """Apply a signed Replicate webhook. Unauthorized for a bad signature, InvalidInput for a bad body.
+# A claim older than this belongs to an invocation that died between claim and apply (the webhook
+# function's timeout is 29 s): the provider's retry may take it over.
+CLAIM_STALE_SECONDS = 60.0
 
-    The receipt is recorded only after the job is stored: if storing fails,
-    Replicate's retry is applied rather than mistaken for a replay.
+
+def receive_replicate_webhook(headers: Mapping[str, str], body: bytes) -> WebhookReceipt:
+    """Apply a signed Replicate webhook. Unauthorized for a bad signature, InvalidInput for a bad id or body.
+
+    The webhook-id is claimed with a conditional write before the update is
+    applied, so of concurrent deliveries of one webhook exactly one applies it
+    and the others answer as replays. A delivery whose update fails gives its
+    claim up, so the provider's retry is applied rather than taken for a replay.
     """
     webhook_id = _verified_id(headers, body)
+    observation = _observation(body)
     state = wiring.state_store()
-    if state.webhook_seen(webhook_id):
+    claim = uuid.uuid4().hex
+    if not state.claim_webhook(webhook_id, claim, time.time(), CLAIM_STALE_SECONDS):
         count("WebhookReplays")
         return WebhookReceipt(duplicate=True, job=None)
-    observation = _observation(body)
-    outcome = record_observation(observation)
-    state.record_webhook(webhook_id, observation.job_id)
+    try:
+        outcome = record_observation(observation)
+    except BaseException:
+        _release(webhook_id, claim)
+        raise
+    try:
+        state.webhook_applied(webhook_id, claim, observation.job_id)
+    except JobsyncError:
+        # The job is stored, which is what the 2xx promises; the claim goes stale and a retry re-applies
+        # the same update, which changes nothing.
+        logger.warning("webhook applied but its receipt was not marked", extra={"webhook_id": webhook_id})
     count("WebhooksApplied")
     if outcome.created:
         count("JobsDiscovered")
     return WebhookReceipt(duplicate=False, job=outcome.job)
 
 
+def _release(webhook_id: str, claim: str) -> None:
+    try:
+        wiring.state_store().release_webhook(webhook_id, claim)
+    except JobsyncError:
+        logger.warning("could not release a webhook claim; it goes stale instead", extra={"webhook_id": webhook_id})
+
+
 def _verified_id(headers: Mapping[str, str], body: bytes) -> str:
     secret = _secret()
     try:
-        return verify_webhook(secret, headers, body)
+        webhook_id = verify_webhook(secret, headers, body)
     except InvalidWebhookSecret:
         logger.error("the configured webhook secret is not a valid whsec_ secret")
         raise
     except InvalidSignature as exc:
         logger.warning("webhook refused", extra={"reason": str(exc)})
         raise Unauthorized(f"webhook signature not accepted: {exc}") from exc
+    try:
+        return identifiers.webhook_id(webhook_id)
+    except identifiers.InvalidIdentifier as exc:
+        raise InvalidInput(f"webhook-id header: {exc}") from exc
 
 
 def _secret() -> str:

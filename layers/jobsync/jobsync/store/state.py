@@ -11,6 +11,7 @@ from jobsync.store import dynamo
 POLLING_PREFERENCE_KEY = "settings#polling"
 POLL_TICK_KEY = "status#poll-tick"
 _RECEIPT_DAYS = 7
+_CLAIMED, _APPLIED = "claimed", "applied"
 _LOG_TAIL_DAYS = 90
 _DAY = 86_400
 
@@ -105,20 +106,63 @@ class StateStore:
         return since
 
     # ---- webhook receipts (de-duplication by webhook-id) -------------------
+    #
+    # One item per webhook-id: `claimed` while a delivery applies it, `applied` after. The claim is a
+    # conditional put, so of any number of concurrent deliveries exactly one applies the webhook.
 
-    def webhook_seen(self, webhook_id: str) -> bool:
-        return self._get(f"webhook#{webhook_id}") is not None
+    def claim_webhook(self, webhook_id: str, claim: str, now: float, stale_after: float) -> bool:
+        """True for exactly one delivery of `webhook_id`: the one that may apply it, holding `claim`.
 
-    def record_webhook(self, webhook_id: str, job_id: str | None) -> None:
-        now = int(time.time())
-        self._put(
-            {
-                "pk": f"webhook#{webhook_id}",
-                "job_id": job_id,
-                "received_at": now,
-                "expires_at": now + _RECEIPT_DAYS * _DAY,
-            }
-        )
+        False when the webhook was applied, or when another delivery claimed it less than
+        `stale_after` seconds ago (a claim older than that belongs to an invocation that died).
+        """
+        try:
+            with dynamo.conditional_write():
+                self._table.put_item(
+                    Item={
+                        "pk": f"webhook#{webhook_id}",
+                        "state": _CLAIMED,
+                        "claim": claim,
+                        "claimed_at": dynamo.to_dynamo(now),
+                        "expires_at": int(now) + _RECEIPT_DAYS * _DAY,
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR (#state = :claimed AND claimed_at <= :stale)",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={":claimed": _CLAIMED, ":stale": dynamo.to_dynamo(now - stale_after)},
+                )
+        except dynamo.ConcurrentUpdate:
+            return False
+        return True
+
+    def webhook_applied(self, webhook_id: str, claim: str, job_id: str) -> None:
+        """Mark a claimed webhook as applied for good (only while `claim` still holds it)."""
+        try:
+            with dynamo.conditional_write():
+                self._table.update_item(
+                    Key={"pk": f"webhook#{webhook_id}"},
+                    UpdateExpression="SET #state = :applied, job_id = :job_id REMOVE claim",
+                    ConditionExpression="claim = :claim",
+                    ExpressionAttributeNames={"#state": "state"},
+                    ExpressionAttributeValues={":applied": _APPLIED, ":job_id": job_id, ":claim": claim},
+                )
+        except dynamo.ConcurrentUpdate:
+            pass  # our claim went stale and another delivery took it over: that one marks it
+
+    def release_webhook(self, webhook_id: str, claim: str) -> None:
+        """Give a claimed webhook up (its update failed), so that the provider's retry is applied."""
+        try:
+            with dynamo.conditional_write():
+                self._table.delete_item(
+                    Key={"pk": f"webhook#{webhook_id}"},
+                    ConditionExpression="claim = :claim",
+                    ExpressionAttributeValues={":claim": claim},
+                )
+        except dynamo.ConcurrentUpdate:
+            pass  # no longer ours to release
+
+    def webhook_receipt(self, webhook_id: str) -> dict[str, Any] | None:
+        """The receipt of `webhook_id` as stored (state, job_id, ...), or None."""
+        return self._get(f"webhook#{webhook_id}")
 
     # ---- log tails (the provider deletes logs an hour after a job ends) ----
 
