@@ -1,10 +1,11 @@
 """`make run`: the whole service on one machine, no AWS account, no Docker, no internet.
 
-moto's DynamoDB server, tables from template.yaml, the jobs stream delivered
-to the broadcaster, the poller on its schedule, the Replicate simulator (when
-no REPLICATE_API_TOKEN is set) and a local API Gateway on one port — all in
-one foreground process that Ctrl-C stops cleanly. Jobs and settings are saved
-under the state folder and loaded again at the next start.
+moto's DynamoDB behind the journaled local server (local/dynamodb_server.py),
+tables from template.yaml, the jobs stream delivered to the broadcaster, the
+poller on its schedule, the Replicate simulator (when no REPLICATE_API_TOKEN is
+set) and a local API Gateway on one port — all in one foreground process that
+Ctrl-C stops cleanly. Every answered write is on disk before its answer, so
+jobs and settings survive a restart, kill -9 included.
 
 The state folder (JOBSYNC_STATE_DIR, default .local-state/) holds one folder per
 provider endpoint (`simulator/`, `replicate-<hash of the API base URL>/`): the
@@ -12,9 +13,9 @@ jobs of one provider mean nothing to another, whose poller would end them as
 unknown. The generated API token is kept at its root, whatever the provider, so
 that an open dashboard keeps working across restarts.
 
-Idle, the stack does next to nothing: the stream is read and the snapshot
-written only after DynamoDB was asked to change something (moto's server counts
-those requests), and the poller runs on its schedule.
+Idle, the stack does next to nothing: the stream is read only after DynamoDB
+answered a write (the server counts them), the journal is compacted only once it
+has grown, and the poller runs on its schedule.
 """
 
 from __future__ import annotations
@@ -34,16 +35,19 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import httpx
 
 from local import lambda_runtime
+
+if TYPE_CHECKING:
+    from local.dynamodb_server import LocalDynamoDB
 
 log = logging.getLogger("local.stack")
 ROOT = lambda_runtime.ROOT
@@ -66,7 +70,7 @@ VARIABLES = (
     ("REPLICATE_WEBHOOK_SECRET", "whsec_...; unset: fetched from the provider"),
     ("JOBSYNC_WEBHOOK_URL", "the webhook URL given to the provider; set, automatic polling is off"),
     ("JOBSYNC_SIMULATOR_SPEED", "how much faster the simulator's jobs move (default 1)"),
-    ("JOBSYNC_SNAPSHOT_SECONDS", "how often changed tables are saved to the state folder (default 5)"),
+    ("JOBSYNC_SNAPSHOT_SECONDS", "how often the journal's size is checked for compaction (default 5)"),
     ("JOBSYNC_LOG_LEVEL", "the functions' log level (default WARNING)"),
     ("SIMPLETUNER_JOB_POLL_INTERVAL", "poll interval in seconds (default 30)"),
     ("JOBSYNC_CONFIG", "YAML file with background.job_status_polling.enabled / interval_seconds"),
@@ -259,98 +263,6 @@ def check_provider(
 # ---- DynamoDB --------------------------------------------------------------------------------------
 
 
-# DynamoDB operations that never change data; any other one (unknown ones included) counts as a write.
-READ_OPERATIONS = frozenset(
-    {
-        "BatchGetItem",
-        "DescribeContinuousBackups",
-        "DescribeEndpoints",
-        "DescribeLimits",
-        "DescribeTable",
-        "DescribeTimeToLive",
-        "GetItem",
-        "ListTables",
-        "ListTagsOfResource",
-        "Query",
-        "Scan",
-        "TransactGetItems",
-    }
-)
-
-
-class MotoServer:
-    """moto's server on a free loopback port, counting the requests that may have changed a table.
-
-    The count is what lets the idle stack skip work: the stream is read, and the tables saved, only
-    when it moved.
-    """
-
-    def __init__(self) -> None:
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
-        from werkzeug.serving import make_server
-
-        self._changed = threading.Condition()
-        self._writes = 0
-        moto = DomainDispatcherApplication(create_backend_app)
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-            response = moto(environ, start_response)  # handled in full: a stream record exists now
-            service, _, operation = environ.get("HTTP_X_AMZ_TARGET", "").partition(".")
-            if service.startswith("DynamoDB_") and operation not in READ_OPERATIONS:
-                with self._changed:
-                    self._writes += 1
-                    self._changed.notify_all()
-            return response
-
-        self._server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="dynamodb", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    @property
-    def writes(self) -> int:
-        return self._writes
-
-    def wait_for_write(self, seen: int, timeout: float) -> int:
-        """The write count once it is beyond `seen`, or after `timeout` seconds or a wake()."""
-        with self._changed:
-            if self._writes == seen:
-                self._changed.wait(timeout)
-            return self._writes
-
-    def wake(self) -> None:
-        with self._changed:
-            self._changed.notify_all()
-
-    def items(self, table_name: str) -> list[dict[str, Any]]:
-        """Every item of a table, in DynamoDB's JSON as a Scan returns it, read in this process.
-
-        Over HTTP, moto's response serializer takes seconds for a few hundred jobs with their logs;
-        read here, it takes milliseconds. moto's own Scan reads the same dicts without a lock either;
-        a read that met a concurrent write is read again.
-        """
-        from moto.dynamodb.models import dynamodb_backends
-
-        for attempt in range(5):
-            try:
-                for regions in list(dynamodb_backends.values()):
-                    for backend in list(regions.values()):
-                        table = backend.tables.get(table_name)
-                        if table is not None:
-                            return [item.to_json()["Attributes"] for item in table.all_items()]
-            except RuntimeError:  # a dict changed size during the iteration
-                time.sleep(0.01 * (attempt + 1))
-                continue
-            raise KeyError(table_name)
-        raise RuntimeError(f"{table_name} kept changing while it was read")
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
 def _aws_environment(moto_url: str) -> None:
     os.environ.update(
         {
@@ -363,45 +275,6 @@ def _aws_environment(moto_url: str) -> None:
     )
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.pop("AWS_PROFILE", None)
-
-
-class _InProcessScans:
-    """The one call save_tables makes, a paginated Scan, answered by MotoServer.items."""
-
-    def __init__(self, dynamodb: MotoServer) -> None:
-        self._dynamodb = dynamodb
-
-    def get_paginator(self, operation: str) -> _InProcessScans:
-        if operation != "scan":
-            raise ValueError(f"only scans are read in process, not {operation}")
-        return self
-
-    def paginate(self, TableName: str) -> Iterator[dict[str, Any]]:  # noqa: N803 - boto3's spelling
-        yield {"Items": self._dynamodb.items(TableName)}
-
-
-class Snapshot:
-    """The tables saved to the state folder, when DynamoDB saw a write since the last save."""
-
-    def __init__(self, dynamodb: MotoServer, tables: dict[str, str], path: Path) -> None:
-        self.dynamodb = dynamodb
-        self.client = _InProcessScans(dynamodb)
-        self.tables = tables
-        self.path = path
-        self._saved_at: int | None = None
-        self._lock = threading.Lock()
-
-    def save(self, *, always: bool = False) -> int | None:
-        """Write the snapshot; returns the number of items, or None when nothing changed since the last one."""
-        from local.persistence import save_tables
-
-        with self._lock:
-            writes = self.dynamodb.writes  # read first: a write during the save makes the next one happen
-            if writes == self._saved_at and not always:
-                return None
-            saved = save_tables(self.client, self.tables, self.path)
-            self._saved_at = writes
-            return saved
 
 
 def _count_items(client: Any, table: str) -> int:
@@ -442,7 +315,7 @@ class Background:
 
         self._start(name, loop)
 
-    def after_writes(self, dynamodb: MotoServer, name: str, task: Callable[[], Any]) -> None:
+    def after_writes(self, dynamodb: LocalDynamoDB, name: str, task: Callable[[], Any]) -> None:
         """Run `task` each time DynamoDB saw a write since its last run (writes during a run start another)."""
 
         def loop() -> None:

@@ -139,6 +139,19 @@ def test_concurrent_transactions_leave_exact_counters_and_no_server_error(server
     assert counter(dynamodb) == len(expected)
 
 
+def test_only_answered_writes_move_the_count_readers_of_the_stream_wait_on(server):
+    dynamodb = client(server.url, config=NO_RETRIES)
+    before = server.writes
+    dynamodb.get_item(TableName=JOBS, Key={"job_id": {"S": "a"}})
+    dynamodb.scan(TableName=JOBS)
+    dynamodb.describe_table(TableName=JOBS)
+    with pytest.raises(ClientError):  # refused: changed nothing
+        dynamodb.put_item(TableName=JOBS, Item=job("a"), ConditionExpression="attribute_exists(job_id)")
+    assert server.writes == before and server.wait_for_write(before, timeout=0) == before
+    dynamodb.put_item(TableName=JOBS, Item=job("a"))
+    assert server.writes == before + 1 and server.wait_for_write(before, timeout=0) == before + 1
+
+
 # ----------------------------------------------------------------------- stream
 
 

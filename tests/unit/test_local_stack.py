@@ -3,7 +3,6 @@ what stops a start, the banner, the provider check, EMF metric lines and what it
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
@@ -28,9 +27,7 @@ from local.stack import (
     VARIABLES,
     Background,
     LocalSettings,
-    MotoServer,
     ProviderCheck,
-    Snapshot,
     StartError,
     _banner,
     check_provider,
@@ -370,18 +367,20 @@ def test_powertools_metric_blobs_never_reach_the_terminal(tmp_path, monkeypatch,
     assert json.loads(lines[1])["JobsDiscovered"] == [3.0]
 
 
-# ---- idle: the stream and the snapshot wait for writes ------------------------------------------------
+# ---- idle: the stream waits for writes ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def dynamodb():
+def dynamodb(tmp_path_factory):
     import boto3
+    from moto.core.base_backend import BackendDict
 
-    server = MotoServer()
-    server.start()
+    from local.dynamodb_server import LocalDynamoDB
+
+    server = LocalDynamoDB(tmp_path_factory.mktemp("idle"))
     client = boto3.client(
         "dynamodb",
-        endpoint_url=server.url,
+        endpoint_url=server.start(),
         region_name="us-east-1",
         aws_access_key_id="local",
         aws_secret_access_key="x",
@@ -392,39 +391,10 @@ def dynamodb():
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+    server.restore()
     yield server, client
     server.stop()
-
-
-def test_only_requests_that_may_write_move_the_count(dynamodb):
-    server, client = dynamodb
-    before = server.writes
-    client.get_item(TableName="idle-test", Key={"pk": {"S": "a"}})
-    client.scan(TableName="idle-test")
-    client.describe_table(TableName="idle-test")
-    assert server.writes == before
-    client.put_item(TableName="idle-test", Item={"pk": {"S": "a"}, "n": {"N": "1"}, "m": {"M": {"l": {"L": []}}}})
-    assert server.writes == before + 1
-    assert server.wait_for_write(before, timeout=0) == before + 1
-
-
-def test_items_are_read_in_process_as_a_scan_returns_them(dynamodb):
-    server, client = dynamodb
-    client.put_item(TableName="idle-test", Item={"pk": {"S": "b"}, "tags": {"SS": ["x", "y"]}, "ok": {"BOOL": True}})
-    key = functools.partial(json.dumps, sort_keys=True)
-    assert sorted(map(key, server.items("idle-test"))) == sorted(map(key, client.scan(TableName="idle-test")["Items"]))
-    with pytest.raises(KeyError):
-        server.items("no-such-table")
-
-
-def test_a_snapshot_is_written_only_after_a_write(dynamodb, tmp_path):
-    server, client = dynamodb
-    snapshot = Snapshot(server, {"StateTable": "idle-test"}, tmp_path / "dynamodb.json")
-    assert snapshot.save() == len(server.items("idle-test"))
-    assert snapshot.save() is None  # nothing changed: no scan, no file written
-    client.put_item(TableName="idle-test", Item={"pk": {"S": "c"}})
-    assert snapshot.save() == len(server.items("idle-test"))
-    assert snapshot.save(always=True) is not None
+    BackendDict.reset()
 
 
 def test_the_stream_task_runs_after_writes_only_and_stops_at_once(dynamodb):
