@@ -1,0 +1,105 @@
+"""Cold start: each function's import against a boto3-only handler's, in fresh interpreters.
+
+Each run is a new `python -I` process that puts the function's folder and the layer on sys.path (as
+Lambda puts /var/task and /opt/python) and measures `import app`: its CPU time (time.process_time,
+user + system), which is what an import costs, and its wall time. The CPU time is the figure: on a
+machine shared with other work, wall time also counts the waits for a processor, which say nothing
+about the code. The interpreter's own start-up is left out (it is the same for both).
+
+The baseline is a handler that imports boto3 and makes one DynamoDB client at import, as AWS's
+samples do. Runs go round-robin (the baseline, then every function, RUNS times, and the baseline
+once more), after the .pyc files are written, as a deployed package ships them; each function's
+ratio is the median of its runs over the median of the baseline's.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.harness import LAYER, ROOT
+
+RUNS = 5
+_IMPORT = (
+    "import sys, time\n"
+    "wall, cpu = time.perf_counter(), time.process_time()\n"
+    "sys.path[:0] = sys.argv[1:]\n"
+    "import app\n"
+    "print(time.process_time() - cpu, time.perf_counter() - wall)\n"
+)
+BOTO3_HANDLER = '''"""A boto3-only handler: boto3 and one DynamoDB client, made at import."""
+import os
+
+import boto3
+
+client = boto3.client("dynamodb")
+
+
+def lambda_handler(event, context):
+    return client.get_item(TableName=os.environ["TABLE"], Key={"pk": {"S": event["id"]}}).get("Item")
+'''
+IMPORT_ONLY_HANDLER = "import boto3\n"
+
+
+def functions() -> list[str]:
+    return sorted(path.parent.name for path in (ROOT / "functions").glob("*/app.py"))
+
+
+def _environment() -> dict[str, str]:
+    keep = ("PATH", "HOME", "LANG", "TMPDIR")
+    env = {name: os.environ[name] for name in keep if name in os.environ}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "jobsync"})
+    return env
+
+
+def import_seconds(*paths: Path) -> tuple[float, float]:
+    """CPU and wall seconds to `import app` with `paths` first on sys.path, in a fresh interpreter."""
+    answer = subprocess.run(
+        [sys.executable, "-I", "-c", _IMPORT, *map(str, paths)],
+        env=_environment(),
+        cwd=paths[0],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    if answer.returncode != 0:
+        raise RuntimeError(f"importing {paths[0]}/app.py failed: {answer.stderr.strip()[-500:]}")
+    cpu, wall = answer.stdout.strip().splitlines()[-1].split()
+    return float(cpu), float(wall)
+
+
+def measure(runs: int = RUNS) -> dict[str, dict[str, float]]:
+    """Function -> {"ratio", "cpu_ms", "wall_ms"} (medians); also "(boto3 handler)" and "(import boto3 only)"."""
+    compileall.compile_dir(str(LAYER / "jobsync"), quiet=1)
+    compileall.compile_dir(str(ROOT / "functions"), quiet=1)
+    names = functions()
+    with tempfile.TemporaryDirectory(prefix="jobsync-bench-") as folder:
+        baseline, import_only = Path(folder) / "boto3_handler", Path(folder) / "import_only"
+        for path, text in ((baseline, BOTO3_HANDLER), (import_only, IMPORT_ONLY_HANDLER)):
+            path.mkdir()
+            (path / "app.py").write_text(text)
+        import_seconds(baseline)  # its .pyc
+        times: dict[str, list[tuple[float, float]]] = {name: [] for name in [*names, "(boto3 handler)"]}
+        for _ in range(runs):
+            times["(boto3 handler)"].append(import_seconds(baseline))
+            for name in names:
+                times[name].append(import_seconds(ROOT / "functions" / name, LAYER))
+        times["(boto3 handler)"].append(import_seconds(baseline))
+        times["(import boto3 only)"] = [import_seconds(import_only) for _ in range(runs)]
+    results = {
+        name: {
+            "cpu_ms": 1000 * statistics.median(cpu for cpu, _ in runs_of),
+            "wall_ms": 1000 * statistics.median(wall for _, wall in runs_of),
+        }
+        for name, runs_of in times.items()
+    }
+    base = results["(boto3 handler)"]["cpu_ms"]
+    for name in names:
+        results[name]["ratio"] = results[name]["cpu_ms"] / base
+    return results

@@ -1,0 +1,75 @@
+"""The quick version of `make bench`: what the poller, a list page and inline progress ask for, counted.
+
+Small worlds, no latency, nothing timed: only counts, which do not depend on the machine. Each
+ceiling is what today's code does at this scale; a change that makes the code ask the provider or
+DynamoDB for more fails here (lower a ceiling when the code gets better). The bench's own doubles
+are checked on the way: moto's answers written the fast way must equal moto's own.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import figures
+from bench.harness import Scenario
+
+# The bench's fake provider pages hold 10 jobs here (100 at Replicate): 100 active jobs are 10 pages.
+ACTIVE, STARTED, ENDED, PAGE = 100, 5, 5, 10
+
+
+@pytest.fixture
+def bench():
+    with Scenario(provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True) as scenario:
+        yield scenario
+
+
+def test_a_tick_reads_the_lists_and_fetches_only_the_jobs_that_ended(bench):
+    world = figures.stored_world(bench, ACTIVE, started=STARTED, ended=ENDED)
+
+    tick = figures.tick(bench)
+
+    assert figures.applied(bench, world) == STARTED + ENDED
+    assert tick.provider.get("list", 0) <= ACTIVE // PAGE  # every active job is in the first pages
+    assert tick.provider.get("get", 0) <= ENDED  # one GET per ended job, for its last logs
+    assert tick.reads <= ACTIVE // PAGE + ENDED
+    # 10 job writes (each with its counters), 5 final log tails, the tick's outcome
+    assert tick.counts.write_requests <= STARTED + ENDED + ENDED + 1
+
+
+def test_an_idle_tick_writes_nothing(bench):
+    figures.stored_world(bench, ACTIVE, started=STARTED, ended=ENDED)
+    figures.tick(bench)
+
+    idle = figures.tick(bench)
+
+    assert idle.counts.write_requests == 0
+    assert idle.reads <= ACTIVE // PAGE
+    assert idle.provider.get("get", 0) == 0
+
+
+def test_the_per_job_baseline_asks_once_per_job(bench):
+    world = figures.stored_world(bench, ACTIVE, started=STARTED, ended=ENDED)
+
+    with figures.measured(bench) as baseline:
+        figures.per_job_refresh()
+
+    assert baseline.provider == {"get": ACTIVE}
+    assert figures.applied(bench, world) == STARTED + ENDED
+
+
+def test_a_page_reads_at_most_one_item_more_than_it_shows(bench):
+    figures.stored_world(bench, 120, started=0, ended=0)
+
+    pages = figures.list_pages(bench, limit=PAGE)
+
+    assert sum(page["jobs"] == PAGE for page in pages) >= 10  # full pages, first and second, of most filters
+    assert max(page["items_read"] for page in pages) <= PAGE + 1
+
+
+def test_inline_progress_asks_the_provider_once_per_job_per_interval(bench):
+    ids = figures.running_jobs(bench, 3)
+
+    statuses = figures.progress_calls(bench, ids, rounds=2, clients=6, slots=3, threads=4)
+
+    assert statuses == [200] * (2 * 6 * 3)
+    assert all(bench.provider.gets[job] <= 2 for job in ids)  # two intervals: at most one GET each
