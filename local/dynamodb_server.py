@@ -465,10 +465,11 @@ class LocalDynamoDB:
     the journal into a new snapshot, `stop()` compacts one last time and stops.
     """
 
-    def __init__(self, state_dir: Path, port: int = 0, compact_bytes: int = 4 << 20) -> None:
+    def __init__(self, state_dir: Path, port: int = 0, compact_bytes: int = 4 << 20, compact_writes: int = 500) -> None:
         self.state_dir = state_dir
         self.snapshot_path = state_dir / SNAPSHOT_FILE
         self.compact_bytes = compact_bytes
+        self.compact_writes = compact_writes
         self._port = port
         _speed_up_moto()
         self._app = DomainDispatcherApplication(create_backend_app)
@@ -656,9 +657,14 @@ class LocalDynamoDB:
             return self._compact()
 
     def compact_if_due(self) -> None:
-        """Compact once the journal has grown past `compact_bytes` (it bounds the replay at the next start)."""
+        """Compact once the journal holds `compact_writes` writes or `compact_bytes`: that bounds the replay at
+        the next start, which costs moto's whole work for each write again (about 3 ms a write, 10 ms on a
+        loaded machine), whereas a snapshot loads in 0.25 s for 1,900 items and is written in 0.05 s."""
         with self._lock:
-            if self._restored and self.journal.size >= self.compact_bytes:
+            if not self._restored or self._failure is not None:
+                return
+            writes = self._sequence - (self._snapshot_sequence or 0)
+            if self.journal.size >= self.compact_bytes or writes >= self.compact_writes:
                 self._compact()
 
     def _compact(self) -> int:

@@ -360,6 +360,29 @@ def test_a_torn_tail_is_ignored_and_cut_off_but_a_hole_is_refused(tmp_path):
         Journal(path).read()
 
 
+def test_the_journal_is_compacted_after_so_many_writes_or_bytes(tmp_path):
+    server = LocalDynamoDB(tmp_path / "state", compact_writes=3)
+    try:
+        dynamodb = client(server.start(), config=NO_RETRIES)
+        make_tables(server.url)
+        server.restore()
+        for number in range(2):
+            dynamodb.put_item(TableName=JOBS, Item=job(f"job-{number}"))
+        server.compact_if_due()
+        assert len(server.journal.read()) == 2  # not due yet
+        dynamodb.put_item(TableName=JOBS, Item=job("job-2"))
+        server.compact_if_due()
+        assert server.journal.read() == [] and server.journal.size == 0
+        assert json.loads(server.snapshot_path.read_text())["sequence"] == 3
+        server.compact_bytes = 1  # any write at all is past it
+        dynamodb.put_item(TableName=JOBS, Item=job("job-3"))
+        server.compact_if_due()
+        assert server.journal.read() == [] and json.loads(server.snapshot_path.read_text())["sequence"] == 4
+    finally:
+        server.stop()
+        BackendDict.reset()
+
+
 # ------------------------------------------------------------- crash and restart
 
 
