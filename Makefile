@@ -94,6 +94,14 @@ bench: $(DEV_INSTALLED)
 	@echo "measuring the scaling figures (several minutes)…"
 	@$(PY) -m bench
 
+# The soak (tests/soak/; at most 5 minutes, loopback only): 300 trainings while a fifth of the provider's
+# answers fail, webhooks duplicated, shuffled and a tenth forged, a kill -9 midway; its figures in one line.
+# `make test` runs a short one (60 trainings).
+.PHONY: soak
+soak: $(DEV_INSTALLED)
+	@echo "soaking the local stack (about 3 minutes)…"
+	@$(PY) -m tests.soak
+
 validate: $(SAM_INSTALLED)
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
