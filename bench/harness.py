@@ -376,15 +376,13 @@ class AwsDouble:
         operation = target.rpartition(".")[2]
         item_keys = self._written_keys(operation, request.body) if operation in WRITE_OPERATIONS else []
         refused = self._hold(operation, item_keys)
-        if refused is not None:
-            return refused
         try:
             self.timeline.wait(DYNAMODB_HEAVY_SECONDS if operation in _HEAVY else DYNAMODB_SECONDS)
         finally:
-            if operation == "TransactWriteItems":
+            if operation == "TransactWriteItems" and refused is None:
                 with self._holds_lock:
                     self._held.difference_update(item_keys)
-        return self._at_moto(request)
+        return refused if refused is not None else self._at_moto(request)
 
     def _at_moto(self, request: Any) -> _Response | None:
         with self.moto_lock, self.timeline.busy("moto"):

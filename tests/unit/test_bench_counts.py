@@ -57,6 +57,14 @@ def test_the_per_job_baseline_asks_once_per_job(bench):
     assert figures.applied(bench, world) == STARTED + ENDED
 
 
+def test_the_sampled_baseline_scales_to_one_get_per_job(bench):
+    world = figures.stored_world(bench, ACTIVE, started=STARTED, ended=ENDED)
+
+    _, requests = figures.sampled_per_job_refresh(bench, world)
+
+    assert requests == ACTIVE
+
+
 def test_a_page_reads_at_most_one_item_more_than_it_shows(bench):
     figures.stored_world(bench, 120, started=0, ended=0)
 
