@@ -214,10 +214,14 @@ def test_a_sync_meeting_faults_keeps_what_it_stored_and_the_next_sync_imports_th
 
     provider.fail("/predictions", *["503"] * (RETRIES + 1), cursor=str(2 * PAGE))  # the saved page fails again
     status, body = api.call("sync_jobs")
-    if status != 200:  # the import goes on where it stopped, or over from the top: the sync after finishes it
-        status, body = api.call("sync_jobs")
+    # A passing fault is no refusal of the saved position: it is kept, not started over from the top.
+    assert status == 502 and body["error"] == "provider_error"
+    before = provider.fake.count("GET", "/predictions")
 
-    assert status == 200
+    status, body = api.call("sync_jobs")
+
+    assert status == 200 and body["history_complete"] is True
+    assert provider.fake.count("GET", "/predictions") - before == 3  # the top page, then pages 3 and 4
     assert statuses(api) == {**{job["id"]: "completed" for job in jobs}, running["id"]: "running"}
     assert api.call("metrics")[1]["job_count"] == 36
 

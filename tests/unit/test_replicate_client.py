@@ -16,6 +16,7 @@ from jobsync.providers.base import (
     ProviderError,
     ProviderNotFound,
     ProviderRateLimited,
+    ProviderUnavailable,
     iter_pages,
 )
 from jobsync.providers.registry import PROVIDERS, UnknownProvider, provider_client
@@ -333,7 +334,7 @@ def test_transport_errors_exhausted_raise_provider_error(client, router, sleeps)
     route = router.get("/account").mock(side_effect=httpx.ReadTimeout("read timed out"))
     with pytest.raises(ProviderError) as caught:
         client.account()
-    assert type(caught.value) is ProviderError
+    assert type(caught.value) is ProviderUnavailable  # a passing fault, neither "not found" nor a refusal
     assert route.call_count == MAX_RETRIES + 1
 
 

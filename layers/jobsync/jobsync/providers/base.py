@@ -29,7 +29,12 @@ class ProviderNotFound(ProviderError):
     """The provider does not know this job (any more)."""
 
 
-class ProviderRateLimited(ProviderError):
+class ProviderUnavailable(ProviderError):
+    """The provider failed in a passing way (throttling, 5xx, a timeout, a dropped or cut-short answer) after
+    our retries: asking again later may work, unlike a refusal of what we asked."""
+
+
+class ProviderRateLimited(ProviderUnavailable):
     """The provider throttled us for longer than we are willing to wait."""
 
     def __init__(self, message: str, retry_after: float | None = None) -> None:

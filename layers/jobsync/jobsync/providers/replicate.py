@@ -35,6 +35,7 @@ from jobsync.providers.base import (
     ProviderError,
     ProviderNotFound,
     ProviderRateLimited,
+    ProviderUnavailable,
 )
 from jobsync.providers.replicate_mapping import PROVIDER, observation_from, storable, storable_string
 
@@ -310,7 +311,8 @@ class ReplicateClient:
             )
             left = seconds_left()
             if left is not None and wait + _MIN_REQUEST_SECONDS > left:
-                raise ProviderError(f"Replicate {method} {url.path} kept failing and the invocation is out of time")
+                where = f"Replicate {method} {url.path}"
+                raise ProviderUnavailable(f"{where} kept failing and the invocation is out of time")
             self._sleep(wait)
             retries_left -= 1
             attempt += 1
@@ -327,7 +329,7 @@ class ReplicateClient:
         except (httpx.TransportError, httpx.DecodingError) as exc:
             # Timeouts, refused or reset connections, an answer cut short on the wire or in its encoding.
             self._log_call(method, url, None, started)
-            error = ProviderError(f"{where} failed: {type(exc).__name__}: {exc}")
+            error = ProviderUnavailable(f"{where} failed: {type(exc).__name__}: {exc}")
             error.__cause__ = exc
             raise _Fault(error) from None
         except httpx.HTTPError as exc:
@@ -346,7 +348,7 @@ class ReplicateClient:
             return read(self._checked(method, url, response, token))
         except _Unreadable as exc:
             # A 2xx whose body is cut short (or is no JSON at all): the provider's fault, like a dropped connection.
-            raise _Fault(ProviderError(f"{where}: {exc}", status=status)) from None
+            raise _Fault(ProviderUnavailable(f"{where}: {exc}", status=status)) from None
 
     def _time_for_one_request(self, method: str, url: httpx.URL) -> float:
         """The request timeout, shortened to what the invocation has left (a late answer is no answer)."""
@@ -354,7 +356,7 @@ class ReplicateClient:
         if left is None:
             return self._timeout
         if left < _MIN_REQUEST_SECONDS:
-            raise ProviderError(f"no time left in this invocation for Replicate {method} {url.path}")
+            raise ProviderUnavailable(f"no time left in this invocation for Replicate {method} {url.path}")
         # httpx applies a timeout to connecting, sending and each read apiece: a third each fits in what is left.
         return min(self._timeout, left / 3)
 
@@ -390,6 +392,8 @@ class ReplicateClient:
         if status == 429:
             return ProviderRateLimited(f"{where}: {detail or 'throttled'}", retry_after=_retry_after(response))
         reason = detail or response.reason_phrase or "unexpected answer"
+        if status >= 500:
+            return ProviderUnavailable(f"{where}: HTTP {status}: {reason}", status=status)
         return ProviderError(f"{where}: HTTP {status}: {reason}", status=status)
 
 

@@ -16,7 +16,7 @@ from jobsync.config import get_settings
 from jobsync.deadline import seconds_left
 from jobsync.domain.job import Job, JobObservation
 from jobsync.observability import count, logger
-from jobsync.providers.base import ProviderClient, ProviderError
+from jobsync.providers.base import ProviderClient, ProviderError, ProviderUnavailable
 from jobsync.providers.registry import provider_client
 from jobsync.services.job_updates import create_jobs, record_observation
 from jobsync.services.refresh import with_final_logs
@@ -106,6 +106,8 @@ def _import_history(client: ProviderClient, kind: str, walk: _Walk, resume: str 
     try:
         # Only new jobs count against the cap here: pages read again after a resume cost no budget.
         _walk(client, kind, walk, start=resume, stop_at_known=False, keep_progress=keep)
+    except ProviderUnavailable:
+        raise  # a passing fault: the saved position stays, and the next sync goes on from it
     except ProviderError:
         if resume is None or walk.pages > pages_before:
             raise
