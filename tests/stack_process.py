@@ -135,16 +135,18 @@ def sync(stack: LocalStack) -> dict[str, Any]:
 
 
 def sync_until_quiet(stack: LocalStack, most: int = 20) -> list[int]:
-    """The `synced` counts of syncs in a row, up to the first that finds nothing new.
+    """The `synced` counts of syncs in a row, up to the first that says the whole history is in.
 
-    However slow the machine, the provider's whole history is in once this returns.
+    However slow the machine (a sync short of time answers with what it stored), the provider's whole
+    history is in once this returns.
     """
     found: list[int] = []
     for _ in range(most):
-        found.append(sync(stack)["synced"])
-        if found[-1] == 0:
+        answer = sync(stack)
+        found.append(answer["synced"])
+        if answer["history_complete"]:
             return found
-    raise AssertionError(f"{most} syncs and still new jobs: {found}")
+    raise AssertionError(f"{most} syncs and the history is still not all in: {found}")
 
 
 _addresses = itertools.count(2)

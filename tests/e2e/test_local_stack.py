@@ -90,9 +90,9 @@ def test_sync_then_list_then_inline_progress(stack):
     # However slow the machine, syncs in a row import the simulator's whole history: one short of
     # time answers with what it stored and the next goes on.
     answers = [sync(stack)]
-    while answers[-1]["synced"] and len(answers) < 20:
+    while not answers[-1]["history_complete"] and len(answers) < 20:
         answers.append(sync(stack))
-    assert answers[-1]["synced"] == 0, answers
+    assert answers[-1]["history_complete"], answers
     for answer in answers:
         assert answer["message"] == f"Discovered {answer['synced']} new jobs from Replicate"
     metrics = api(stack, "GET", "/api/cloud/metrics").json()
@@ -212,24 +212,27 @@ def test_jobs_and_settings_survive_a_restart(own_stack):
     assert (status["is_active"], status["preference"]) == (False, False)
 
 
-def test_unknown_routes_and_wrong_methods_answer_the_contracts_404(stack):
+def test_unknown_routes_answer_404_and_wrong_methods_405_in_the_contracts_shape(stack):
     # Answered by the template's catch-all route (ANY /{proxy+}) when it has one, else by the gateway itself.
-    cases = (
-        ("DELETE", "/api/health"),
-        ("POST", "/api/cloud/metrics"),
-        ("PUT", "/api/cloud/jobs/sync"),
-        ("GET", "/api/no/such/route"),
-        ("GET", "/no-such-file.js"),
-        ("POST", "/app.js"),
+    unknown = (("GET", "/api/no/such/route"), ("GET", "/no-such-file.js"), ("POST", "/app.js"))
+    wrong_method = (
+        ("DELETE", "/api/health", "GET"),
+        ("POST", "/api/cloud/metrics", "GET"),
+        ("PUT", "/api/cloud/jobs/sync", "POST"),
+        ("TRACE", "/api/cloud/jobs", "GET"),
     )
-    for method, path in cases:
+    cases = [(method, path, 404, "not_found", None) for method, path in unknown]
+    cases += [(method, path, 405, "method_not_allowed", allow) for method, path, allow in wrong_method]
+    for method, path, status, error, allow in cases:
         for headers in (stack.headers(), {}):
             answer = request(method, f"{stack.url}{path}", headers=headers)
             body = answer.json()
-            assert answer.status_code == 404, (method, path, body)
-            assert set(body) == {"error", "message"} and body["error"] == "not_found", (method, path, body)
+            assert answer.status_code == status, (method, path, body)
+            assert set(body) == {"error", "message"} and body["error"] == error, (method, path, body)
             assert isinstance(body["message"], str) and body["message"], (method, path, body)
             assert answer.headers["content-type"].startswith("application/json")
+            if allow is not None:
+                assert answer.headers["allow"] == allow, (method, path, answer.headers)
     assert request("GET", f"{stack.url}/styles.css").status_code == 200  # the dashboard's files come first
 
 

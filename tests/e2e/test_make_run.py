@@ -9,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from local.template import functions, load_template
 from tests.stack_process import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -20,7 +21,9 @@ def test_a_session_a_restart_and_ctrl_c(tmp_path):
     try:
         first = stack.log()
         # Startup says what it is doing, then the banner gives the token as a line to paste.
-        for step in ("starting moto's DynamoDB", "starting the Replicate simulator", "loading the 19 functions"):
+        handlers = {(spec.code_uri, spec.handler) for spec in functions(load_template()).values()}
+        loading = f"loading the {len(handlers)} functions"
+        for step in ("starting moto's DynamoDB", "starting the Replicate simulator", loading):
             assert f"local.stack INFO {step}" in first
         assert re.search(rf"^  export TOKEN={re.escape(stack.token)}$", first, re.MULTILINE)
         assert "press Sync" in first
