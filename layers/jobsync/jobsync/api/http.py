@@ -22,7 +22,7 @@ from pydantic import BaseModel, ValidationError
 from jobsync.api.routes import Route
 from jobsync.auth import Principal, bearer_token
 from jobsync.deadline import invocation_deadline
-from jobsync.domain.errors import Forbidden, InvalidInput, JobsyncError, Unauthorized
+from jobsync.domain.errors import Forbidden, InvalidInput, JobsyncError, StoreUnavailable, Unauthorized
 from jobsync.observability import logger, metrics
 from jobsync.providers.base import ProviderAuthError, ProviderError, ProviderRateLimited
 
@@ -142,7 +142,15 @@ def parse_request(route: Route, event: dict[str, Any]) -> Request:
     )
 
 
+# DynamoDB throttling is retried with backoff by boto3 (store/dynamo.py); when that is spent the client is
+# told when to come back rather than left to guess.
+STORE_RETRY_AFTER_SECONDS = 2
+
+
 def _answer_for(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, StoreUnavailable):
+        body = {"error": exc.code, "message": str(exc)}
+        return response(exc.http_status, body, {"retry-after": str(STORE_RETRY_AFTER_SECONDS)})
     if isinstance(exc, JobsyncError):
         return error_response(exc.http_status, exc.code, str(exc))
     if isinstance(exc, ProviderRateLimited):
