@@ -86,6 +86,7 @@ from typing import Any
 
 import moto.core.responses
 import moto.dynamodb.responses
+from botocore.exceptions import ClientError
 from moto.core.responses import ActionResult, BaseResponse
 from moto.core.serialize import TimestampSerializer
 from moto.core.utils import get_service_model
@@ -179,7 +180,10 @@ def _dispatch(environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], byte
     if handler is None:
         return None
     request = BackendRequest(environ)
-    status, headers, content = handler.dispatch(request, request.raw_url, dict(request.headers))
+    try:
+        status, headers, content = handler.dispatch(request, request.raw_url, dict(request.headers))
+    except ClientError as error:  # as moto's Flask view answers it
+        status, headers, content = 400, {}, error.response["Error"]["Message"]
     body = content.encode() if isinstance(content, str) else bytes(content or b"")
     fields = [(name, str(value)) for name, value in headers.items() if name.lower() not in ("status", "content-length")]
     fields.append(("Content-Length", str(len(body))))
