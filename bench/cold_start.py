@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bench.harness import LAYER, ROOT
 
-RUNS = 5
+RUNS = 3
 PARALLEL = 2
 _IMPORT = (
     "import sys, time\n"
