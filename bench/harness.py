@@ -11,9 +11,9 @@ Each double is made to cost what the real service costs, and what moto itself co
   invocation's clock (`jobsync.deadline`) runs on the same adjusted time, so a handler's deadline is
   not eaten by moto either.
 - **Transaction conflicts**, which moto does not have: a TransactWriteItems holds its items for its
-  modelled latency; another transaction or single write on one of them in that window is refused as
-  DynamoDB refuses it (TransactionCanceledException with a TransactionConflict reason, or
-  TransactionConflictException).
+  modelled latency from its arrival; another transaction or single write on one of them in that
+  window is refused as DynamoDB refuses it (TransactionCanceledException with a TransactionConflict
+  reason, or TransactionConflictException), after its own round trip.
 - **API Gateway's management API** answers each post after 20 ms (moto is not involved).
 - **Replicate** is bench.provider.FakeReplicate: 50 ms an answer, 429 past 3,000 reads a minute.
 """
@@ -364,7 +364,7 @@ class AwsDouble:
         self._process_request = process_request
         self.moto_lock = threading.RLock()  # DynamoDB applies each request atomically; moto across threads does not
         self._holds_lock = threading.Lock()
-        self._held: set[_ItemKey] = set()
+        self._held: dict[_ItemKey, float] = {}  # item -> until when a transaction holds it
 
     def __call__(self, request: Any) -> _Response | None:
         url = str(request.url)
@@ -375,13 +375,9 @@ class AwsDouble:
             return self._at_moto(request)
         operation = target.rpartition(".")[2]
         item_keys = self._written_keys(operation, request.body) if operation in WRITE_OPERATIONS else []
-        refused = self._hold(operation, item_keys)
-        try:
-            self.timeline.wait(DYNAMODB_HEAVY_SECONDS if operation in _HEAVY else DYNAMODB_SECONDS)
-        finally:
-            if operation == "TransactWriteItems" and refused is None:
-                with self._holds_lock:
-                    self._held.difference_update(item_keys)
+        latency = DYNAMODB_HEAVY_SECONDS if operation in _HEAVY else DYNAMODB_SECONDS
+        refused = self._hold(operation, item_keys, latency)
+        self.timeline.wait(latency)
         return refused if refused is not None else self._at_moto(request)
 
     def _at_moto(self, request: Any) -> _Response | None:
@@ -410,15 +406,20 @@ class AwsDouble:
         key = {name: attributes.get(name) for name in _key_names().get(table, ())}
         return table, json.dumps(key, sort_keys=True)
 
-    def _hold(self, operation: str, item_keys: list[_ItemKey]) -> _Response | None:
-        """Refuse the request when an ongoing transaction holds one of its items; else, for a transaction, hold."""
+    def _hold(self, operation: str, item_keys: list[_ItemKey], latency: float) -> _Response | None:
+        """Refuse the request when a transaction holds one of its items; else, for a transaction, hold them.
+
+        A transaction holds its items for its modelled latency from its arrival, by the clock: a thread
+        of the bench that the machine wakes late does not hold them longer.
+        """
         if not item_keys:
             return None
+        now = time.monotonic()
         with self._holds_lock:
-            clashing = {key for key in item_keys if key in self._held}
+            clashing = {key for key in item_keys if self._held.get(key, 0.0) > now}
             if not clashing:
                 if operation == "TransactWriteItems":
-                    self._held.update(item_keys)
+                    self._held.update(dict.fromkeys(item_keys, now + latency))
                 return None
         self.meter.conflict()
         return _conflict(operation, item_keys, clashing)
