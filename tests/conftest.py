@@ -139,14 +139,12 @@ def tables(aws_env, monkeypatch):
 
     Each test gets a fresh moto (no item, stream record or secret of another test), but the
     boto3 session and its loaded service models are kept across tests (moto would otherwise
-    make every test load them again).
+    make every test load them again), and the tables are created once per test process and
+    copied, empty, into each test's moto.
     """
-    import boto3
     from moto import mock_aws
     from moto.core.config import default_user_config
     from moto.core.models import botocore_stubber
-
-    from local.template import create_tables
 
     process_request = botocore_stubber.process_request
 
@@ -158,8 +156,27 @@ def tables(aws_env, monkeypatch):
     names = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state", "TokensTable": "tokens"}
     core = {**default_user_config["core"], "reset_boto3_session": False}
     with mock_aws(config={"core": core}):
-        create_tables(boto3.client("dynamodb", region_name=REGION), _template(), names.__getitem__)
+        _create_tables(names)
         yield names
+
+
+_empty_tables: dict[str, Any] = {}
+
+
+def _create_tables(names: dict[str, str]) -> None:
+    """The template's tables in the current moto: created through the API the first time, then copied."""
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local.template import create_tables
+
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+    if _empty_tables.get("names") == names:
+        backend.tables = copy.deepcopy(_empty_tables["tables"])
+        return
+    create_tables(boto3.client("dynamodb", region_name=REGION), _template(), names.__getitem__)
+    _empty_tables.update(names=dict(names), tables=copy.deepcopy(backend.tables))
 
 
 @pytest.fixture
