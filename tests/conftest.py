@@ -247,23 +247,16 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f"stack log, last 40 lines of {stack.log_path}", tail))
 
 
-_SHARED_SCOPES = {"module", "class", "package"}
+# Where the long tests are: they start local stacks (a few seconds each, and a sync of the simulator's history),
+# a browser, or run for a minute or more.
+_LONG = ("tests/e2e/", "tests/browser/", "tests/soak/")
 
 
-@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """With `--dist loadgroup`, keep each module whose tests share something on one worker.
+    """The modules of tests/e2e, tests/browser and tests/soak first, each module's tests in their order.
 
-    A module of tests/e2e or tests/browser (they drive local stacks and a browser page, some in file
-    order) or one with a module-scoped fixture runs whole on one worker, so that what it starts is
-    started once; every other test goes to whichever worker is free, which keeps the two busy.
+    `make test` runs `--dist loadfile --no-loadscope-reorder`: xdist hands each worker whole files in this
+    order, so the long ones start first and the many short files even out the end. (Grouping with
+    `--dist loadgroup` would be finer, but pytest 9 ignores the node ids xdist 3.8 rewrites for it.)
     """
-    for item in items:
-        path = item.path.relative_to(ROOT)
-        shared = path.parts[:2] in {("tests", "e2e"), ("tests", "browser")} or any(
-            definition.scope in _SHARED_SCOPES
-            for definitions in item._fixtureinfo.name2fixturedefs.values()
-            for definition in definitions
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(path.as_posix()))
+    items.sort(key=lambda item: not item.path.relative_to(ROOT).as_posix().startswith(_LONG))
