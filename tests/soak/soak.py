@@ -452,19 +452,27 @@ def _judge_webhooks(result: SoakResult, relay: WebhookRelay) -> None:
         result.problems.append(f"genuine webhooks answered {genuine}")
 
 
-def _judge_listeners(result: SoakResult, listeners: Listeners, truth: dict[str, dict[str, Any]]) -> None:
-    """Each WebSocket client heard the final status of every job that ended after it connected."""
+def _finals_to_hear(listeners: Listeners, truth: dict[str, dict[str, Any]]) -> list[tuple[int, str, str, bool]]:
+    """(client, job id, final status, heard) for every job that ended after that client connected."""
+    expected = []
     for number, (connected, heard) in enumerate(zip(listeners.connected_at, listeners.heard, strict=True)):
-        finals = {(message.get("job_id"), message.get("status")) for message in heard}
+        finals = {(message.get("job_id"), message.get("status")) for message in list(heard)}
         for job_id, job in truth.items():
             ended = _epoch(job["completed_at"])
             if ended is None or ended <= connected + 1.0:
                 continue
-            result.to_hear += 1
-            if (job_id, STATUS_MAP[job["status"]].value) in finals:
-                result.heard += 1
-            else:
-                result.problems.append(f"WebSocket client {number} never heard {job_id} end ({job['status']})")
+            expected.append((number, job_id, job["status"], (job_id, STATUS_MAP[job["status"]].value) in finals))
+    return expected
+
+
+def _judge_listeners(result: SoakResult, listeners: Listeners, truth: dict[str, dict[str, Any]]) -> None:
+    """Each WebSocket client heard the final status of every job that ended after it connected."""
+    for number, job_id, status, heard in _finals_to_hear(listeners, truth):
+        result.to_hear += 1
+        if heard:
+            result.heard += 1
+        else:
+            result.problems.append(f"WebSocket client {number} never heard {job_id} end ({status})")
 
 
 def run_soak(plan: SoakPlan, workdir: Path, log: Callable[[str], None] = lambda line: None) -> SoakResult:
@@ -532,7 +540,8 @@ def run_soak(plan: SoakPlan, workdir: Path, log: Callable[[str], None] = lambda 
         while relay.pending and time.monotonic() < end_by:
             time.sleep(0.5)
         truth, stored, differences = _converge(stack, simulator, recorder, end_by)
-        time.sleep(3.0)  # the last status changes reach the sockets
+        while time.monotonic() < end_by and not all(heard for *_, heard in _finals_to_hear(listeners, truth)):
+            time.sleep(0.2)  # the last status changes are on their way to the sockets
         listeners.stop()
 
         result.jobs = len(truth)
