@@ -146,8 +146,10 @@ def test_api_shape_is_the_contracts():
         "is_active",
         "is_terminal",
         "duration_seconds",
+        "price_per_second_usd",
     }
     assert shape["duration_seconds"] == 90.5 and shape["is_terminal"] and not shape["is_active"]
+    assert shape["price_per_second_usd"] == 0.001525  # the default SKU's price, the one cost_usd used
     assert Job.from_record(replace(job, version=3).to_record()).version == 3
 
 

@@ -93,6 +93,7 @@ class JobOut(ApiModel):
     is_active: bool
     is_terminal: bool
     duration_seconds: float | None
+    price_per_second_usd: float | None = Field(description="USD per second of hardware_type, the price cost_usd uses")
 
     @classmethod
     def from_job(cls, job: Job) -> JobOut:

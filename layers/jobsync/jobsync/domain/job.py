@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-from jobsync.domain.cost import HardwarePricing
+from jobsync.domain.cost import HardwarePricing, price_per_second
+from jobsync.domain.history import Timestamps, Transition, derived_history, extended, steps_into
 from jobsync.domain.status import JobStatus, may_move
-from jobsync.domain.timestamps import seconds_between
+from jobsync.domain.timestamps import seconds_between, utc_now_iso
 
 PREDICTION, TRAINING = "prediction", "training"
 
@@ -54,6 +55,8 @@ class Job:
     output_url: str | None = None
     # Optimistic-lock counter: every stored change increments it.
     version: int = 0
+    # Status transitions, oldest first (domain/history.py); empty for a job stored before they were kept.
+    history: tuple[Transition, ...] = ()
 
     @property
     def is_active(self) -> bool:
@@ -67,9 +70,24 @@ class Job:
     def duration_seconds(self) -> float | None:
         return seconds_between(self.started_at, self.completed_at)
 
+    @property
+    def price_per_second_usd(self) -> float | None:
+        # The price the cost is reckoned at: a running job's cost so far is its elapsed time times this.
+        return price_per_second(self.hardware_type) if self.hardware_type else None
+
+    @property
+    def timestamps(self) -> Timestamps:
+        return Timestamps(self.created_at, self.started_at, self.completed_at)
+
+    @property
+    def status_history(self) -> tuple[Transition, ...]:
+        """The recorded transitions, or for a job stored before they were kept, what its timestamps prove."""
+        return self.history or derived_history(self.status, self.timestamps)
+
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
         record["status"] = self.status.value
+        record["history"] = [transition.to_record() for transition in self.history]
         return record
 
     @classmethod
@@ -77,6 +95,7 @@ class Job:
         known = {f.name for f in fields(cls)}
         values = {key: value for key, value in record.items() if key in known}
         values["status"] = JobStatus(values["status"])
+        values["history"] = tuple(Transition.from_record(item) for item in values.get("history") or ())
         return cls(**values)
 
 
@@ -98,20 +117,27 @@ def _priced(job: Job, pricing: HardwarePricing) -> Job:
     return replace(job, cost_usd=cost, hardware_type=sku)
 
 
-def new_job(observation: JobObservation, pricing: HardwarePricing) -> Job:
+def new_job(observation: JobObservation, pricing: HardwarePricing, *, seen_at: str | None = None) -> Job:
+    """The job `observation` describes, first seen at `seen_at` (now when not given; UTC ISO 8601)."""
     facts = {name: getattr(observation, name) for name in _OBSERVED_FACTS}
     facts["kind"] = observation.kind or PREDICTION
     status = observation.status or JobStatus.PENDING
-    return _priced(Job(job_id=observation.job_id, provider=observation.provider, status=status, **facts), pricing)
+    job = Job(job_id=observation.job_id, provider=observation.provider, status=status, **facts)
+    history = extended((), steps_into(status, None, job.timestamps, seen_at or utc_now_iso()))
+    return _priced(replace(job, history=history), pricing)
 
 
-def apply_observation(job: Job, observation: JobObservation, pricing: HardwarePricing) -> Job | None:
+def apply_observation(
+    job: Job, observation: JobObservation, pricing: HardwarePricing, *, seen_at: str | None = None
+) -> Job | None:
     """The job after `observation`, or None when the observation changes nothing.
 
     Forward-only: an observation with an unknown status, or one that would move
     the job backwards or out of its first terminal status, changes nothing at
     all. A same-status observation may add facts; a terminal job only gets
-    facts it is missing (its first terminal report stands).
+    facts it is missing (its first terminal report stands). A change of
+    status is added to the job's history, at the provider's time for it or
+    else `seen_at` (now when not given).
     """
     observed = observation.status
     if observed is None or not may_move(job.status, observed):
@@ -127,4 +153,7 @@ def apply_observation(job: Job, observation: JobObservation, pricing: HardwarePr
     if observation.kind == TRAINING:
         updates["kind"] = TRAINING
     changed = _priced(replace(job, **updates), pricing)
+    if changed.status != job.status:
+        steps = steps_into(changed.status, job.status, changed.timestamps, seen_at or utc_now_iso())
+        changed = replace(changed, history=extended(job.status_history, steps))
     return None if changed == job else changed
