@@ -56,6 +56,7 @@ REGION = "us-east-1"
 REPLICATE_API_URL = "https://api.replicate.com/v1"
 TOKEN_FILE = "api-token"
 METRICS_FILE = "metrics.log"
+DEAD_LETTERS_FILE = "dead-letters.jsonl"  # background invocations that failed every attempt
 DEFAULT_PORT = 8001
 PROVIDER_CHECK_SECONDS = 5.0
 STOP_SECONDS = 1.0  # what each part of the stack is given to finish at Ctrl-C
@@ -354,9 +355,9 @@ class Background:
 
 
 class ThreadedServer:
-    """A uvicorn server on its own thread (the Replicate simulator)."""
+    """A uvicorn server on its own thread (the Replicate simulator, Lambda's Invoke API)."""
 
-    def __init__(self, app: Any, port: int) -> None:
+    def __init__(self, app: Any, port: int, name: str = "simulator") -> None:
         import uvicorn
 
         self.server = uvicorn.Server(
@@ -364,7 +365,8 @@ class ThreadedServer:
                 app, host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=STOP_SECONDS
             )
         )
-        self.thread = threading.Thread(target=self.server.run, name="simulator", daemon=True)
+        self.thread = threading.Thread(target=self.server.run, name=name, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
 
     def start(self) -> None:
         self.thread.start()
@@ -480,6 +482,19 @@ def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str
             )
 
     return pump
+
+
+def _serve_lambda_invoke(template: dict[str, Any], settings: LocalSettings, cleanup: ExitStack) -> None:
+    """Lambda's Invoke API on a port of its own, for the functions' hand-offs (jobsync.background)."""
+    from local.async_invoke import AsyncInvoker, create_app, invokable_functions
+
+    invoker = AsyncInvoker(invokable_functions(template), settings.state_dir / DEAD_LETTERS_FILE)
+    server = ThreadedServer(create_app(invoker), free_port(), name="lambda-invoke")
+    server.start()
+    cleanup.callback(invoker.close)
+    cleanup.callback(server.close)
+    os.environ["AWS_ENDPOINT_URL_LAMBDA"] = server.url
+    log.info("Lambda's Invoke API on %s for %d function(s)", server.url, len(invoker.functions))
 
 
 def _scheduled_poller(schedule: Any) -> Callable[[float], None]:
@@ -681,6 +696,8 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
     log.info("loading the %d functions of template.yaml", len(handlers))
     for code_uri, handler in handlers:
         lambda_runtime.load_handler(code_uri, handler)
+
+    _serve_lambda_invoke(template, settings, cleanup)
 
     stage = websocket_stage(template)
     websocket = WebSocketApi(websocket_routes(template), stage)

@@ -93,6 +93,9 @@ class FunctionSpec:
     environment: dict[str, Any]  # Globals merged with the function's own; raw CloudFormation values
     timeout: int
     layers: tuple[str, ...] = ()  # ContentUri of each layer of this template the function uses
+    function_name: Any = None  # raw FunctionName (e.g. !Sub ${AWS::StackName}-x); None when CloudFormation names it
+    reserved_concurrency: Any = None  # raw ReservedConcurrentExecutions
+    async_retries: int = 2  # EventInvokeConfig.MaximumRetryAttempts (Lambda's default: 2)
 
     @property
     def folder(self) -> str:
@@ -232,6 +235,9 @@ def function_spec(template: Mapping[str, Any], logical_id: str) -> FunctionSpec:
         environment=environment,
         timeout=int(own.get("Timeout", defaults.get("Timeout", _SAM_DEFAULT_TIMEOUT))),
         layers=tuple(layers),
+        function_name=own.get("FunctionName"),
+        reserved_concurrency=own.get("ReservedConcurrentExecutions"),
+        async_retries=int((own.get("EventInvokeConfig") or {}).get("MaximumRetryAttempts", 2)),
     )
 
 

@@ -77,8 +77,10 @@ def load_handler(function: str):
 
 
 @pytest.fixture
-def aws_env(monkeypatch, invocation_clock):
-    """Environment for every function, pointing at moto and the fake Replicate."""
+def aws_env(monkeypatch, invocation_clock, handed_off):
+    """Environment for every function, pointing at moto and the fake Replicate.
+
+    No test hands work to Lambda: hand-offs are recorded (`handed_off`)."""
     from tests.fakes.replicate import BASE_URL
 
     values = {
@@ -110,6 +112,7 @@ def aws_env(monkeypatch, invocation_clock):
         "JOBSYNC_HARDWARE_MAP",
         "AWS_ENDPOINT_URL",
         "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_LAMBDA",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in values.items():
@@ -119,6 +122,55 @@ def aws_env(monkeypatch, invocation_clock):
     wiring.reset()
     yield values
     wiring.reset()
+
+
+class HandOffs:
+    """Hand-offs to other functions (jobsync.background), recorded instead of sent to Lambda.
+
+    `calls` keeps every (function name, payload) in order; `drain` runs the ones waiting for a
+    function through its handler, as Lambda's async invoke would, until none waits (a run may hand
+    off its successor). Set `refusing` to make every hand-off fail as a Lambda outage would.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.waiting: list[tuple[str, dict[str, Any]]] = []
+        self.refusing = False
+
+    def __call__(self, function_name: str, payload: bytes) -> None:
+        if self.refusing:
+            raise RuntimeError("Lambda refused the invoke")
+        call = (function_name, json.loads(payload))
+        self.calls.append(call)
+        self.waiting.append(call)
+
+    def to(self, function_name: str) -> list[dict[str, Any]]:
+        """The payloads handed to `function_name` so far, oldest first."""
+        return [payload for name, payload in self.calls if name == function_name]
+
+    def drain(self, function_name: str, folder: str, *, limit: int = 100, remaining_ms: int = 60_000) -> int:
+        """Run every waiting hand-off to `function_name` with functions/<folder>'s handler; how many ran."""
+        handler = load_handler(folder)
+        ran = 0
+        while True:
+            found = next((call for call in self.waiting if call[0] == function_name), None)
+            if found is None:
+                return ran
+            if ran >= limit:
+                raise AssertionError(f"{function_name} kept handing off after {limit} runs")
+            self.waiting.remove(found)
+            handler(found[1], LambdaContext(function_name=function_name, remaining_ms=remaining_ms))
+            ran += 1
+
+
+@pytest.fixture
+def handed_off(monkeypatch) -> HandOffs:
+    """What the code under test handed to other functions through jobsync.background."""
+    from jobsync import background
+
+    recorder = HandOffs()
+    monkeypatch.setattr(background, "invoker", recorder)
+    return recorder
 
 
 @functools.lru_cache(maxsize=1)
