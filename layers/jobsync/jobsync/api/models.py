@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    WithJsonSchema,
+)
 
 from jobsync.domain import identifiers
 from jobsync.domain.job import Job
@@ -105,8 +114,32 @@ class JobListOut(ApiModel):
     next_cursor: str | None
 
 
+class TransitionOut(ApiModel):
+    model_config = ConfigDict(from_attributes=True, defer_build=True)
+
+    status: JobStatus
+    at: str | None = Field(
+        description="When the job reached this status (UTC ISO 8601): the provider's time for it where it gives "
+        "one, else when jobsync saw it; null only for a job stored before histories were kept that has no time"
+    )
+
+
+class JobWithHistoryOut(JobOut):
+    """One job as `GET /api/cloud/jobs/{job_id}` and cancel answer it: a list's job plus its status history."""
+
+    # Read from Job.status_history: a job stored before histories were kept gets one derived from its timestamps.
+    history: list[TransitionOut] = Field(
+        validation_alias=AliasChoices("status_history", "history"),
+        description="The job's status transitions, oldest first (at most 50)",
+    )
+
+    @classmethod
+    def from_job(cls, job: Job) -> JobWithHistoryOut:
+        return cls.model_validate(job)
+
+
 class JobDetailOut(ApiModel):
-    job: JobOut
+    job: JobWithHistoryOut
 
 
 class InlineProgressOut(ApiModel):
