@@ -139,6 +139,7 @@ def main() -> int:
     parser.add_argument("--state-dir", type=Path, default=None, help="default: a temporary one")
     args = parser.parse_args()
     state_dir = args.state_dir or Path(tempfile.mkdtemp(prefix="jobsync-memwatch-"))
+    state_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "REPLICATE_", "JOBSYNC_"))}
