@@ -137,6 +137,13 @@ def _counters_item(job_items: list[dict[str, Any]]) -> dict[str, Any]:
     return {"pk": serialize(METRICS_KEY), **{name: serialize(value) for name, value in totals.items() if value}}
 
 
+def _is_counter_item(item: dict[str, Any]) -> bool:
+    """Any item the counters are summed from (all replaced by the one rebuilt from the jobs)."""
+    from jobsync.store.jobs import is_counter_key
+
+    return is_counter_key(item["pk"].get("S", ""))
+
+
 def load_tables(client: Any, table_names: dict[str, str], path: Path) -> int:
     """Put the lasting items of the format-1 snapshot in `path` back; returns how many. No file loads nothing."""
     legacy = _legacy_snapshot(path)
@@ -147,7 +154,7 @@ def _load(client: Any, table_names: dict[str, str], saved: dict[str, list[dict[s
     snapshot = {logical_id: _lasting(logical_id, items) for logical_id, items in saved.items()}
     if JOBS_TABLE in snapshot:
         counters = _counters_item(snapshot[JOBS_TABLE])
-        others = [item for item in snapshot.get(STATE_TABLE, []) if item["pk"] != counters["pk"]]
+        others = [item for item in snapshot.get(STATE_TABLE, []) if not _is_counter_item(item)]
         snapshot[STATE_TABLE] = [*others, counters]
     loaded = 0
     for logical_id, items in snapshot.items():

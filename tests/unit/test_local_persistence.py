@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from contextlib import contextmanager
+from decimal import Decimal
 from pathlib import Path
 
 import boto3
@@ -17,7 +18,7 @@ from moto.core.base_backend import BackendDict
 from jobsync.domain.job import Job
 from jobsync.domain.status import JobStatus
 from jobsync.store.connections import ConnectionStore
-from jobsync.store.jobs import METRICS_KEY, JobStore
+from jobsync.store.jobs import METRICS_KEY, JobStore, is_counter_key
 from local.dynamodb_server import LocalDynamoDB
 from local.persistence import load_tables, restore_tables, save_tables
 from local.template import create_tables, load_template
@@ -47,13 +48,20 @@ def fill(client) -> dict:
     connections = ConnectionStore("connections", "state")
     assert connections.open("conn-1", "10.0.0.7", 5) and connections.open("conn-2", "10.0.0.7", 5)
     client.put_item(TableName="state", Item={"pk": {"S": "polling#preference"}, "enabled": {"BOOL": False}})
-    counters = client.get_item(TableName="state", Key={"pk": {"S": METRICS_KEY}})["Item"]
-    assert counters["jobs_completed"] == {"N": "2"}
+    counters = summed_counters(scan(client, "state"))
+    assert counters["jobs_completed"] == 2
     return counters
 
 
-def nonzero(item: dict) -> dict:
-    return {name: value for name, value in item.items() if value != {"N": "0"}}
+def summed_counters(state_items: list[dict]) -> dict:
+    """The metric counters the state items hold, summed over the counter shards, zeros left out."""
+    totals: dict[str, Decimal] = {}
+    for item in state_items:
+        if is_counter_key(item["pk"]["S"]):
+            for name, value in item.items():
+                if name != "pk":
+                    totals[name] = totals.get(name, Decimal(0)) + Decimal(value["N"])
+    return {name: value for name, value in totals.items() if value}
 
 
 def fresh_tables(client) -> dict[str, str]:
@@ -63,18 +71,18 @@ def fresh_tables(client) -> dict[str, str]:
 def assert_no_socket_and_exact_counters(client, fresh: dict, exact: dict) -> None:
     """Connections never survive a restart; the counters are rebuilt from the jobs."""
     assert scan(client, fresh["ConnectionsTable"]) == []
-    state = {item["pk"]["S"]: item for item in scan(client, fresh["StateTable"])}
-    assert set(state) == {METRICS_KEY, "polling#preference"}
-    assert nonzero(state[METRICS_KEY]) == nonzero(exact)
+    state = scan(client, fresh["StateTable"])
+    assert {item["pk"]["S"] for item in state if not is_counter_key(item["pk"]["S"])} == {"polling#preference"}
+    assert summed_counters(state) == exact
 
 
 def test_a_restart_keeps_jobs_and_settings_but_no_connection_and_recounts_the_counters(client, tmp_path):
     exact = fill(client)
-    # A snapshot read while jobs changed: counters out of step with the jobs it holds.
-    client.put_item(
-        TableName="state",
-        Item={"pk": {"S": METRICS_KEY}, "jobs_running": {"N": "7"}, "total_cost_usd": {"N": "99.5"}},
-    )
+    # A snapshot read while jobs changed: counters (the old single item and a shard) out of step with its jobs.
+    for key in (METRICS_KEY, f"{METRICS_KEY}#3"):
+        client.put_item(
+            TableName="state", Item={"pk": {"S": key}, "jobs_running": {"N": "7"}, "total_cost_usd": {"N": "99.5"}}
+        )
     snapshot = tmp_path / "dynamodb.json"
 
     save_tables(client, LOGICAL, snapshot)
@@ -157,7 +165,7 @@ def fill_with_jobsync(dynamodb) -> dict:
     dynamodb.put_item(
         TableName=NAMES["StateTable"], Item={"pk": {"S": "polling#preference"}, "enabled": {"BOOL": False}}
     )
-    return dynamodb.get_item(TableName=NAMES["StateTable"], Key={"pk": {"S": METRICS_KEY}})["Item"]
+    return summed_counters(scan(dynamodb, NAMES["StateTable"]))
 
 
 def assert_kept_without_sockets(dynamodb, exact: dict) -> None:

@@ -1,9 +1,9 @@
-"""boto3 DynamoDB access shared by the stores: one resource per process, created lazily."""
+"""boto3 DynamoDB access shared by the stores: one resource and one Table object per table per thread, made lazily."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -30,6 +30,7 @@ def resource() -> Any:
     """
     if getattr(_local, "generation", None) != _generation:
         _local.resource = boto3.resource("dynamodb", config=_CLIENT_CONFIG)
+        _local.tables = {}
         _local.generation = _generation
     return _local.resource
 
@@ -41,11 +42,27 @@ def forget_resources() -> None:
 
 
 def table(name: str) -> Any:
-    return resource().Table(name)
+    """This thread's Table object for `name`, made once: building one costs boto3 a class built from its
+    model (a quarter of the CPU of concurrent syncs when it was made on every call)."""
+    dynamodb = resource()
+    tables: dict[str, Any] = _local.tables
+    if name not in tables:
+        tables[name] = dynamodb.Table(name)
+    return tables[name]
 
 
 def client() -> Any:
     return resource().meta.client
+
+
+def batch_get(table_name: str, keys: Sequence[dict[str, Any]], *, consistent: bool = False) -> Iterator[dict[str, Any]]:
+    """The items stored under `keys` (at most 100), in any order; keys DynamoDB left unprocessed are asked again."""
+    request: dict[str, Any] = {table_name: {"Keys": list(keys), "ConsistentRead": consistent}}
+    while request:
+        with translated_errors():
+            answer = resource().batch_get_item(RequestItems=request)
+        yield from answer.get("Responses", {}).get(table_name, [])
+        request = answer.get("UnprocessedKeys") or {}
 
 
 def to_dynamo(value: Any) -> Any:

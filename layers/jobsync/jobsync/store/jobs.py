@@ -2,7 +2,11 @@
 
 Every write is conditional on the version read, so two writers never lose an
 update, and it moves the metric counters in the same transaction, so the
-counters are exact without ever scanning the table.
+counters are exact without ever scanning the table. The counters are spread
+over COUNTER_SHARDS items, the one a job moves chosen by its id, and summed on
+read: DynamoDB cancels a transaction that meets another one on any of its
+items, so a single counter item would make every concurrent writer of
+different jobs collide.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import base64
 import binascii
 import json
 import re
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -27,6 +32,9 @@ from jobsync.store import dynamo
 
 ALL_JOBS = "job"
 METRICS_KEY = "metrics#jobs"
+# 64 shards: of 50 writers in flight at once, about 15 share a shard with another (49 with one item); a
+# metrics read stays one BatchGetItem of 65 small items (the shards and METRICS_KEY, the item of before).
+COUNTER_SHARDS = 64
 _BATCH_GET_LIMIT = 100
 # DynamoDB takes 100 actions a transaction: 99 jobs and their counter update.
 TRANSACTION_JOBS = 99
@@ -43,6 +51,20 @@ def _counter_deltas(job: Job, previous: Job | None) -> dict[str, Decimal]:
     previous_cost = previous.cost_usd if previous and previous.cost_usd else 0
     deltas["total_cost_usd"] += Decimal(str(job.cost_usd or 0)) - Decimal(str(previous_cost))
     return deltas
+
+
+def counter_key(job_id: str) -> str:
+    """The counter shard that `job_id`'s writes move (crc32: the same in every process, unlike hash())."""
+    return f"{METRICS_KEY}#{zlib.crc32(job_id.encode()) % COUNTER_SHARDS}"
+
+
+def counter_keys() -> list[str]:
+    """Every item the counters are summed from: the shards, and METRICS_KEY (what stacks wrote before the shards)."""
+    return [METRICS_KEY, *(f"{METRICS_KEY}#{shard}" for shard in range(COUNTER_SHARDS))]
+
+
+def is_counter_key(pk: str) -> bool:
+    return pk == METRICS_KEY or pk.startswith(f"{METRICS_KEY}#")
 
 
 @dataclass(frozen=True)
@@ -204,7 +226,7 @@ class JobStore:
         """Store `job` if the stored copy is still `previous`; returns the stored job (new version)."""
         stored = replace(job, version=(previous.version if previous else 0) + 1)
         actions = [{"Put": self._put(stored, previous)}]
-        counter_update = self._counter_update(_counter_deltas(stored, previous))
+        counter_update = self._counter_update(_counter_deltas(stored, previous), counter_key(job.job_id))
         if counter_update:
             actions.append({"Update": counter_update})
         self._transact(actions)
@@ -224,10 +246,37 @@ class JobStore:
             for name, delta in _counter_deltas(job, None).items():
                 deltas[name] += delta
         actions: list[dict[str, Any]] = [{"Put": self._put(job, None)} for job in stored]
-        counter_update = self._counter_update(deltas)
+        # One shard for the whole batch (a transaction takes 100 actions): any shard sums the same.
+        counter_update = self._counter_update(deltas, counter_key(stored[0].job_id)) if stored else None
         if counter_update:
             actions.append({"Update": counter_update})
         self._transact(actions)
+        return stored
+
+    def save_together(self, changes: list[tuple[Job, Job]]) -> list[Job]:
+        """Store up to 99 changed jobs, each `(job, previous)` as in `save`, and their counters in one transaction.
+
+        All or nothing: when any stored copy is no longer its `previous`, dynamo.ConcurrentUpdate is
+        raised and none is stored. Returns the stored jobs (new versions), in order.
+        """
+        if len(changes) > TRANSACTION_JOBS:
+            raise ValueError(f"at most {TRANSACTION_JOBS} jobs in one transaction")
+        if len(changes) == 1:
+            return [self.save(*changes[0])]
+        stored = [replace(job, version=previous.version + 1) for job, previous in changes]
+        deltas: defaultdict[str, Decimal] = defaultdict(Decimal)
+        for job, (_, previous) in zip(stored, changes, strict=True):
+            for name, delta in _counter_deltas(job, previous).items():
+                deltas[name] += delta
+        actions: list[dict[str, Any]] = [
+            {"Put": self._put(job, previous)} for job, (_, previous) in zip(stored, changes, strict=True)
+        ]
+        # One shard for the whole batch, as in create_together.
+        counter_update = self._counter_update(deltas, counter_key(stored[0].job_id)) if stored else None
+        if counter_update:
+            actions.append({"Update": counter_update})
+        if actions:
+            self._transact(actions)
         return stored
 
     def _put(self, job: Job, previous: Job | None) -> dict[str, Any]:
@@ -239,7 +288,7 @@ class JobStore:
             put["ExpressionAttributeValues"] = {":read_version": previous.version}
         return put
 
-    def _counter_update(self, deltas: Mapping[str, Any]) -> dict[str, Any] | None:
+    def _counter_update(self, deltas: Mapping[str, Any], key: str) -> dict[str, Any] | None:
         deltas = {name: delta for name, delta in deltas.items() if delta}
         if not deltas:
             return None
@@ -248,7 +297,7 @@ class JobStore:
         expression = "ADD " + ", ".join(f"#c{number} :d{number}" for number in range(len(deltas)))
         return {
             "TableName": self._state_table_name,
-            "Key": {"pk": METRICS_KEY},
+            "Key": {"pk": key},
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
@@ -267,7 +316,12 @@ class JobStore:
         self._table.put_item(**arguments)
 
     def counters(self) -> JobCounters:
-        with dynamo.translated_errors():
-            item = dynamo.table(self._state_table_name).get_item(Key={"pk": METRICS_KEY}).get("Item") or {}
-        by_status = {status.value: int(item.get(f"jobs_{status.value}", 0)) for status in JobStatus}
-        return JobCounters(by_status=by_status, total_cost_usd=float(item.get("total_cost_usd", 0)))
+        """The counters summed over their shards: one BatchGetItem, whatever the number of jobs."""
+        totals: defaultdict[str, Decimal] = defaultdict(Decimal)
+        keys = [{"pk": key} for key in counter_keys()]
+        for item in dynamo.batch_get(self._state_table_name, keys):
+            for name, value in item.items():
+                if name != "pk" and isinstance(value, Decimal):
+                    totals[name] += value
+        by_status = {status.value: int(totals[f"jobs_{status.value}"]) for status in JobStatus}
+        return JobCounters(by_status=by_status, total_cost_usd=float(totals["total_cost_usd"]))
