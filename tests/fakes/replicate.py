@@ -106,11 +106,21 @@ class FakeReplicate:
             return _problem(404, "Not found.")
         if not job_id:
             return self._page(request, collection, jobs[collection])
+        job_id, _, action = job_id.partition("/")
         everything = jobs[collection] + (jobs["trainings"] if collection == "predictions" else [])
         for job in everything:
-            if job["id"] == job_id:
+            if job["id"] == job_id and not action and request.method == "GET":
                 return httpx.Response(200, json=job)
+            if job["id"] == job_id and action == "cancel" and request.method == "POST":
+                return httpx.Response(200, json=self._cancel(job))
         return _problem(404, "Not found.")
+
+    @staticmethod
+    def _cancel(job: dict[str, Any]) -> dict[str, Any]:
+        # Replicate ends a job that has not ended as `canceled` and answers with it; an ended one is left as it is.
+        if job["status"] in ("starting", "processing"):
+            job.update(status="canceled", completed_at="2026-11-01T11:00:00.000000Z")
+        return job
 
     @staticmethod
     def _newest_first(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:

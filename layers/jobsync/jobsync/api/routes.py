@@ -66,6 +66,16 @@ INLINE_PROGRESS = Route(
     path_params=models.JobPath,
     errors=(404,),
 )
+CANCEL_JOB = Route(
+    "POST",
+    "/api/cloud/jobs/{job_id}/cancel",
+    "cancel_job",
+    "Ask the provider to cancel a job (sent once, never retried; an ended job answers 409)",
+    models.JobDetailOut,
+    scope=Scope.OPERATE,
+    path_params=models.JobPath,
+    errors=(404, 409, 502),
+)
 SYNC_JOBS = Route(
     "POST",
     "/api/cloud/jobs/sync",
@@ -146,6 +156,7 @@ ROUTES: tuple[Route, ...] = (
     LIST_JOBS,
     GET_JOB,
     INLINE_PROGRESS,
+    CANCEL_JOB,
     SYNC_JOBS,
     VALIDATE_PROVIDER,
     METRICS,

@@ -20,6 +20,17 @@ class JobNotFound(JobsyncError):
         self.job_id = job_id
 
 
+class JobAlreadyEnded(JobsyncError):
+    """An operation on an active job (cancel) asked of one that has ended."""
+
+    code = "job_already_ended"
+    http_status = 409
+
+    def __init__(self, job_id: str, status: str) -> None:
+        super().__init__(f"job {job_id!r} has already ended ({status}); there is nothing to cancel")
+        self.job_id = job_id
+
+
 class RouteNotFound(JobsyncError):
     code = "not_found"
     http_status = 404

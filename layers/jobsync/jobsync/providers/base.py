@@ -76,6 +76,10 @@ class ProviderClient(Protocol):
     def observation_from_webhook(self, payload: object) -> JobObservation:
         """The job a webhook's body (already parsed JSON) describes. Raises ValueError when it describes none."""
 
+    def cancel(self, job_id: str, kind: str | None = None) -> JobObservation | None:
+        """Ask the provider to cancel a job, once (never retried: the request may have landed). Returns the job
+        as the provider describes it after the request, or None when its answer does not describe it."""
+
 
 def iter_pages(client: ProviderClient, kind: str) -> Iterator[JobPage]:
     page = client.list_page(kind)
