@@ -76,9 +76,32 @@ class Settings(BaseModel):
     broadcast_workers: int = Field(default=32, ge=1, le=256)
     # Inline progress asks the provider for fresh logs at most this often per job.
     log_refresh_seconds: float = Field(default=5.0, ge=0, le=3600)
+    # The function that fetches ended jobs' final log tails (handed off to; see services/final_logs.py).
+    tail_keeper_function: str | None = None
+    # The function that imports a provider's history in the background (services/history_import.py),
+    # and how many pages of each list a sync reads itself before it answers and hands the rest to it.
+    history_importer_function: str | None = None
+    sync_first_pages: int = Field(default=2, ge=1, le=50)
+    # Final-tail fetches one tail keeper runs at once. The template runs at most 2 tail keepers
+    # (ReservedConcurrentExecutions): 8 requests in flight at Replicate's 150-500 ms a GET stay
+    # under its 3,000 reads a minute (50/s), leaving room for the poller's list pages.
+    final_log_workers: int = Field(default=4, ge=1, le=64)
+    # How many jobs one WebSocket connection may follow at once.
+    max_follows_per_connection: int = Field(default=10, ge=1, le=100)
 
     websocket_url: str | None = None
     websocket_management_url: str | None = None
+
+    # Notifications (services/notifications.py): the SNS topic, the cost that makes a job worth a message
+    # (None: no cost messages), the dashboard whose job page messages link to, and the webhook channel:
+    # the function that delivers, and the URL itself — in AWS in Secrets Manager (only its ARN here),
+    # locally given directly. The URL is a credential (Slack's is): never logged.
+    notify_topic_arn: str | None = None
+    notify_cost_threshold_usd: float | None = Field(default=None, gt=0)
+    dashboard_url: str | None = None
+    notify_webhook_function: str | None = None
+    notify_webhook_url: SecretStr | None = None
+    notify_webhook_url_secret_arn: str | None = None
 
     @field_validator("api_token_hashes")
     @classmethod
@@ -173,6 +196,15 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "websocket_url": env.get("JOBSYNC_WEBSOCKET_URL") or None,
         "websocket_management_url": env.get("JOBSYNC_WEBSOCKET_MANAGEMENT_URL") or None,
         "log_refresh_seconds": env.get("JOBSYNC_LOG_REFRESH_SECONDS"),
+        "notify_topic_arn": env.get("JOBSYNC_NOTIFY_TOPIC_ARN") or None,
+        "notify_cost_threshold_usd": env.get("JOBSYNC_NOTIFY_COST_THRESHOLD_USD") or None,
+        "dashboard_url": env.get("JOBSYNC_DASHBOARD_URL") or None,
+        "notify_webhook_function": env.get("JOBSYNC_NOTIFY_WEBHOOK_FUNCTION") or None,
+        "notify_webhook_url": env.get("JOBSYNC_NOTIFY_WEBHOOK_URL") or None,
+        "notify_webhook_url_secret_arn": env.get("JOBSYNC_NOTIFY_WEBHOOK_SECRET_ARN") or None,
+        "tail_keeper_function": env.get("JOBSYNC_TAIL_KEEPER_FUNCTION") or None,
+        "history_importer_function": env.get("JOBSYNC_HISTORY_IMPORTER_FUNCTION") or None,
+        "sync_first_pages": env.get("JOBSYNC_SYNC_FIRST_PAGES") or None,
     }
     try:
         return Settings(**{key: value for key, value in raw.items() if value is not None})

@@ -7,7 +7,10 @@ from functools import lru_cache
 from jobsync.config import get_settings
 from jobsync.domain.cost import HardwarePricing
 from jobsync.store.connections import ConnectionStore
+from jobsync.store.imports import ImportStore
 from jobsync.store.jobs import JobStore
+from jobsync.store.logs import LogStore
+from jobsync.store.notifications import NotificationStore
 from jobsync.store.state import StateStore
 from jobsync.store.tokens import TokenStore
 
@@ -24,6 +27,16 @@ def state_store() -> StateStore:
 
 
 @lru_cache(maxsize=1)
+def log_store() -> LogStore:
+    return LogStore(get_settings().state_table)
+
+
+@lru_cache(maxsize=1)
+def import_store() -> ImportStore:
+    return ImportStore(get_settings().state_table)
+
+
+@lru_cache(maxsize=1)
 def connection_store() -> ConnectionStore:
     settings = get_settings()
     return ConnectionStore(settings.connections_table, settings.state_table)
@@ -32,6 +45,11 @@ def connection_store() -> ConnectionStore:
 @lru_cache(maxsize=1)
 def token_store() -> TokenStore:
     return TokenStore(get_settings().tokens_table)
+
+
+@lru_cache(maxsize=1)
+def notification_store() -> NotificationStore:
+    return NotificationStore(get_settings().state_table)
 
 
 @lru_cache(maxsize=1)
@@ -44,13 +62,16 @@ def reset() -> None:
     """Forget everything built from the environment (tests and the local stack change it)."""
     from jobsync import secrets
     from jobsync.providers import registry
-    from jobsync.push import websocket
+    from jobsync.push import topic, websocket
     from jobsync.services import tokens
     from jobsync.store import dynamo
 
-    for cached in (job_store, state_store, connection_store, token_store, tokens.authority, pricing, get_settings):
+    for cached in (job_store, state_store, log_store, connection_store, token_store, tokens.authority, pricing, get_settings):
         cached.cache_clear()
     dynamo.forget_resources()
     registry.clear_provider_clients()
     secrets.forget_secrets()
     websocket.pusher.cache_clear()
+    import_store.cache_clear()
+    notification_store.cache_clear()
+    topic.topic.cache_clear()
