@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime, timezone
 
@@ -16,9 +15,17 @@ from tests.handlers.test_sync_and_listing import stamp
 _WRITES = {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
 
 
+# 2026-11-30T08:00:07Z: the poller's clock (the `poller_clock` fixture) starts here and moves only when the
+# poller sleeps, so each tick happens, and is recorded, exactly at its due time.
+START = 1_796_025_607.0
+FIRST_TICK, SECOND_TICK = START + 23, START + 53  # the multiples of the 30 s interval within the minute
+
+
 @pytest.fixture
-def no_sleep(monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda seconds: None)  # the poller waits for its second tick
+def no_sleep(poller_clock):
+    """The poller on a fixed clock that its sleeps move: no tick waits for, or depends on, the wall clock."""
+    poller_clock.now = START
+    return poller_clock
 
 
 @pytest.fixture
@@ -39,6 +46,10 @@ def last_tick(api) -> dict:
     return body["last_tick"]
 
 
+def stamp_of(epoch_seconds: float) -> str:
+    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def tick_time(tick: dict) -> float:
     assert tick["at"].endswith("Z"), tick
     return datetime.strptime(tick["at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
@@ -55,7 +66,6 @@ def test_a_failing_tick_is_reported_until_a_tick_goes_well(api, replicate, no_sl
     replicate.add(replicate_job("processing", created_at=stamp(1)))
     api.call("sync_jobs")
     replicate.token = "r8_rotated"  # Replicate refuses the token from now on
-    before = int(time.time())
 
     assert poll()["failed"] == 2
 
@@ -63,16 +73,18 @@ def test_a_failing_tick_is_reported_until_a_tick_goes_well(api, replicate, no_sl
     assert failing["error"].startswith("replicate: ")
     assert "You did not pass a valid authentication token" in failing["error"]
     assert "r8_test_token" not in failing["error"]
-    assert before <= tick_time(failing) <= time.time()
+    assert tick_time(failing) == SECOND_TICK  # each failing tick is recorded: the last one is the second
     # The setting's answer is the same shape: the page keeps showing the failure after a change.
     status, answer = api.call("polling_setting", body={"enabled": True})
     assert status == 200 and answer["last_tick"] == failing
 
     replicate.token = "r8_test_token"  # fixed
+    no_sleep.now = START + 60  # the scheduler's next invocation
     assert poll()["failed"] == 0
 
     healthy = last_tick(api)
-    assert healthy["error"] is None and tick_time(healthy) >= tick_time(failing)
+    # The first healthy tick ends the failure and is recorded; the second, healthy after healthy, is not.
+    assert healthy == {"at": stamp_of(FIRST_TICK + 60), "error": None}
 
 
 def test_an_idle_healthy_tick_writes_nothing(api, replicate, no_sleep, dynamodb_calls):
