@@ -1,8 +1,27 @@
 // jobsync dashboard: a plain ES module, no build step, no external resources.
 // Every value that comes from the API reaches the DOM through textContent,
-// Text nodes or setAttribute, never through innerHTML.
+// Text nodes or setAttribute, never through innerHTML. One job's page is job-page.js; the helpers both
+// use are util.js.
 
-const STATUSES = ['pending', 'uploading', 'queued', 'running', 'completed', 'failed', 'cancelled'];
+import { createJobPage } from './job-page.js';
+import {
+  STATUSES,
+  buildStatusBadge,
+  costSoFar,
+  dateFormat,
+  el,
+  formatCost,
+  formatDuration,
+  formatInt,
+  jobHref,
+  parseTimestamp,
+  plural,
+  runningSeconds,
+  safeHttpUrl,
+  shortId,
+  timeFormat,
+} from './util.js';
+
 const PAGE_SIZE = 50;
 const MAX_LIMIT = 500;
 const TOKEN_KEY = 'jobsync.apiToken';
@@ -74,6 +93,8 @@ const dom = {
   providerRecheck: $('#provider-recheck'),
   pollingAlert: $('[data-testid="polling-alert"]'),
   pollingAlertDetail: $('#polling-alert-detail'),
+  listSections: [$('section.metrics'), $('section.jobs')],
+  jobBack: $('#job-back'),
 };
 
 // ---------------------------------------------------------------- state
@@ -99,76 +120,8 @@ const state = {
   // failing: { error, at } while the server's poller reports failing ticks, else null
   provider: { problem: null, seq: 0, askedAt: -Infinity }, // problem: { title, detail, checkedAt } or null
   listRetry: { timer: null, attempt: 0 },
+  view: 'list', // 'list' or 'job' (#/jobs/<id>)
 };
-
-// ---------------------------------------------------------------- helpers
-
-function el(tag, attrs = {}, children = []) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attrs)) {
-    if (value == null || value === false) continue;
-    if (name === 'class') node.className = value;
-    else if (name === 'text') node.textContent = String(value);
-    else node.setAttribute(name, value === true ? '' : String(value));
-  }
-  for (const child of [].concat(children)) {
-    if (child != null && child !== false) node.append(child); // strings become Text nodes
-  }
-  return node;
-}
-
-function parseTimestamp(value) {
-  if (typeof value !== 'string' || !value) return null;
-  // The API's timestamps are UTC; treat a bare date-time without an offset as UTC too.
-  const hasZone = /(?:[zZ]|[+-]\d{2}:?\d{2})$/.test(value);
-  const date = new Date(hasZone || !value.includes('T') ? value : `${value}Z`);
-  return Number.isNaN(date.getTime()) ? null : date;
-}
-
-const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
-const intFormat = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
-
-function formatInt(value) {
-  const n = Number(value);
-  return value == null || !Number.isFinite(n) ? '—' : intFormat.format(n);
-}
-
-function formatCost(value) {
-  const n = Number(value);
-  return value == null || !Number.isFinite(n) ? '—' : `$${n.toFixed(4)}`;
-}
-
-function formatDuration(value) {
-  const n = Number(value);
-  if (value == null || !Number.isFinite(n)) return '—';
-  const total = Math.max(0, Math.round(n));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = total % 60;
-  const pad = (x) => String(x).padStart(2, '0');
-  if (h > 0) return `${h}h ${pad(m)}m ${pad(s)}s`;
-  if (m > 0) return `${m}m ${pad(s)}s`;
-  return `${s}s`;
-}
-
-function shortId(id) {
-  return id.length > 12 ? `${id.slice(0, 10)}…` : id;
-}
-
-function safeHttpUrl(value) {
-  if (typeof value !== 'string') return null;
-  try {
-    const url = new URL(value);
-    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
-  } catch {
-    return null;
-  }
-}
-
-function plural(n, one, many) {
-  return n === 1 ? one : many;
-}
 
 // ---------------------------------------------------------------- token
 
@@ -379,14 +332,6 @@ function renderJobs() {
   flashHighlightedRows();
 }
 
-function buildStatusBadge(status) {
-  const known = STATUSES.includes(status);
-  return el('span', { class: `badge badge--${known ? status : 'unknown'}`, 'data-testid': 'job-status' }, [
-    el('span', { class: 'badge__icon', 'aria-hidden': 'true' }),
-    String(status || 'unknown'),
-  ]);
-}
-
 // Each cell has a class of its own: on a phone the row becomes a two-line grid that places them.
 function cell(label, children, className) {
   return el('td', { 'data-label': label, class: className }, el('div', { class: 'cell' }, children));
@@ -399,7 +344,14 @@ function buildRow(job) {
     : el('span', { class: 'muted' }, job.created_at ? String(job.created_at) : '—');
 
   const modelName = job.model ? String(job.model) : '—';
-  const modelChildren = [el('span', { class: 'job-model', title: modelName }, modelName)];
+  // The model is the link to the job's page (the ID column is out of sight on a phone); its name says
+  // which job, as several rows may share a model.
+  const modelChildren = [
+    el('a', { class: 'job-open', href: jobHref(job.job_id), 'data-testid': 'job-open' }, [
+      el('span', { class: 'job-model', title: modelName }, modelName),
+      el('span', { class: 'visually-hidden' }, `, job ${job.job_id}`),
+    ]),
+  ];
   if (job.config_name) modelChildren.push(el('span', { class: 'job-sub' }, String(job.config_name)));
 
   const row = el(
@@ -420,7 +372,31 @@ function buildRow(job) {
       cell('Details', buildDetails(job), 'details'),
     ],
   );
+  if (job.status === 'running') paintRowClock(row, job, Date.now());
   return row;
+}
+
+// A running job has no final duration or cost yet: show its time so far and what that has cost at
+// its hardware's price, redrawn every second by tickRunningRows().
+function paintRowClock(row, job, nowMs) {
+  const duration = row.querySelector('.col-duration .cell');
+  const cost = row.querySelector('.col-cost .cell');
+  const seconds = runningSeconds(job, nowMs);
+  const soFar = costSoFar(job, seconds);
+  duration.textContent = formatDuration(seconds);
+  duration.title = seconds == null ? '' : 'Running for';
+  cost.textContent = soFar == null ? '—' : `≈ ${formatCost(soFar)}`;
+  cost.title = soFar == null ? '' : 'Cost so far, estimated from the time so far and the hardware price';
+}
+
+function tickRunningRows() {
+  if (state.view === 'job') return;
+  const now = Date.now();
+  const byId = new Map(state.jobs.map((job) => [job.job_id, job]));
+  for (const row of dom.jobsBody.querySelectorAll('tr.job-row[data-status="running"]')) {
+    const job = byId.get(row.dataset.jobId);
+    if (job) paintRowClock(row, job, now);
+  }
 }
 
 function buildDetails(job) {
@@ -516,7 +492,9 @@ function paintProgress(jobId) {
 }
 
 function reconcilePollers() {
-  const running = new Set(state.jobs.filter((job) => job.status === 'running').map((job) => job.job_id));
+  // The list's progress is polled only while the list is on screen; the job page polls its own job.
+  const shown = state.view === 'job' ? [] : state.jobs;
+  const running = new Set(shown.filter((job) => job.status === 'running').map((job) => job.job_id));
   for (const jobId of [...state.pollers.keys()]) {
     if (!running.has(jobId)) stopPoller(jobId);
   }
@@ -972,6 +950,10 @@ async function connectLive(generation) {
     // refresh), plus the polling status, which is otherwise only read by the fallback refresh.
     // The first open right after startAll() needs none: the list was just loaded.
     if (wasReconnect) scheduleReload({ polling: true });
+    jobPage.onSocketOpen(); // a follow lives on one connection: the job page asks again
+  });
+  socket.addEventListener('message', (event) => {
+    if (generation === live.generation) forwardToJobPage(event.data);
   });
   socket.addEventListener('message', (event) => {
     if (generation !== live.generation) return;
@@ -980,6 +962,7 @@ async function connectLive(generation) {
   socket.addEventListener('close', () => {
     if (generation !== live.generation) return;
     live.socket = null;
+    jobPage.onSocketClosed();
     setConnection('reconnecting', 'Connection lost; retrying with backoff');
     scheduleReconnect(generation);
   });
@@ -1033,6 +1016,105 @@ function flashHighlightedRows() {
   state.highlight.clear();
 }
 
+// Sends a message on the open socket (the job page's follow and unfollow); false when none is open.
+function sendLive(message) {
+  const socket = live.socket;
+  if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+  try {
+    socket.send(JSON.stringify(message));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function forwardToJobPage(raw) {
+  if (!jobPage.currentJobId()) return;
+  try {
+    jobPage.onSocketMessage(JSON.parse(raw));
+  } catch {
+    // not JSON: nothing for the job page
+  }
+}
+
+// ---------------------------------------------------------------- pages: the list and #/jobs/<id>
+
+const LIST_TITLE = document.title;
+const JOB_ROUTE = /^#\/jobs\/([^/?#]+)\/?$/;
+const jobPage = createJobPage({
+  api,
+  canCall: () => Boolean(state.token) && !state.authFailed,
+  isLive: () => live.kind === 'live',
+  sendLive,
+  showToast,
+  onProviderTrouble: (err) => {
+    if (isProviderFailure(err)) checkProvider();
+  },
+  pollMs: POLL_MS,
+  refreshMs: REFRESH_MS,
+});
+const nav = { listScrollY: 0, openedFromList: false, lastJobId: null };
+
+function routedJobId() {
+  const match = JOB_ROUTE.exec(window.location.hash);
+  if (!match) return null;
+  try {
+    return decodeURIComponent(match[1]);
+  } catch {
+    return null;
+  }
+}
+
+function route({ initial = false } = {}) {
+  const jobId = routedJobId();
+  if (jobId != null) {
+    if (state.view !== 'job') {
+      nav.listScrollY = window.scrollY;
+      nav.openedFromList = !initial;
+    }
+    state.view = 'job';
+    for (const section of dom.listSections) section.hidden = true;
+    reconcilePollers();
+    jobPage.show(jobId, { focus: !initial });
+    nav.lastJobId = jobId;
+    if (!initial) window.scrollTo(0, 0);
+    return;
+  }
+  const wasJob = state.view === 'job';
+  state.view = 'list';
+  jobPage.hide();
+  document.title = LIST_TITLE;
+  for (const section of dom.listSections) section.hidden = false;
+  if (!wasJob) return;
+  nav.openedFromList = false;
+  reconcilePollers();
+  tickRunningRows();
+  window.scrollTo(0, nav.listScrollY);
+  // Back where the reader left: on the link of the job they had opened.
+  const link = [...dom.jobsBody.querySelectorAll('a.job-open')].find(
+    (a) => a.closest('tr.job-row').dataset.jobId === nav.lastJobId,
+  );
+  if (link) link.focus({ preventScroll: true });
+}
+
+// A click anywhere on a row opens the job, as its link does (unless it was on another link or a
+// selection of text).
+function onRowClick(event) {
+  if (event.defaultPrevented || event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey) return;
+  if (event.target.closest('a, button, input, select, textarea')) return;
+  if (String(window.getSelection() || '')) return;
+  const row = event.target.closest('tr.job-row');
+  if (row && row.dataset.jobId) window.location.hash = jobHref(row.dataset.jobId);
+}
+
+// "All jobs" is the browser's Back when the list is where the reader came from, so the list keeps its
+// place in the history; from a deep link it opens the list.
+function onBackClick(event) {
+  if (!nav.openedFromList || event.button !== 0 || event.metaKey || event.ctrlKey) return;
+  event.preventDefault();
+  window.history.back();
+}
+
 // ---------------------------------------------------------------- boot
 
 function startAll() {
@@ -1043,6 +1125,7 @@ function startAll() {
   checkProvider({ force: true });
   startHealthChecks();
   startLive();
+  jobPage.reload(); // a job page shown before the token was saved reads its job now
 }
 
 function onTokenSubmit(event) {
@@ -1081,6 +1164,10 @@ function boot() {
   dom.loadMore.addEventListener('click', loadMoreJobs);
   dom.pollingSelect.addEventListener('change', onPollingChange);
   dom.providerRecheck.addEventListener('click', () => checkProvider({ force: true }));
+  dom.jobsBody.addEventListener('click', onRowClick);
+  dom.jobBack.addEventListener('click', onBackClick);
+  window.addEventListener('hashchange', () => route());
+  window.setInterval(tickRunningRows, 1000);
 
   // The fallback refresh (sync_active=true every REFRESH_MS) is started and stopped by
   // setConnection(): it runs only while the WebSocket is not open.
@@ -1093,6 +1180,7 @@ function boot() {
     setPollingText('unknown', 'Polling state needs the API token');
     showTokenPanel('Enter the bearer token of the jobsync API to load jobs.', { focus: true });
   }
+  route({ initial: true }); // a deep link (#/jobs/<id>) opens that job's page
 }
 
 boot();
