@@ -399,6 +399,8 @@ def _start_simulator(settings: LocalSettings) -> tuple[ThreadedServer, str]:
         token=SIMULATOR_TOKEN,
         webhook_secret=settings.webhook_secret,
         base_url=base_url,
+        # Cancels made through its API survive a restart, like the anchor: a canceled job stays canceled.
+        cancellations_file=settings.state_dir / "simulator-cancellations.jsonl",
     )
     server = ThreadedServer(create_app(simulator, settings.webhook_url), port)
     server.start()

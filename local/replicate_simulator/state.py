@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -148,6 +149,29 @@ class WebhookEvent:
     webhook_id: str
 
 
+def _read_cancellations(path: Path | None) -> dict[str, float]:
+    """The cancellations kept in `path` (job id → epoch seconds); a torn last line was never answered."""
+    found: dict[str, float] = {}
+    if path is None or not path.exists():
+        return found
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entry = json.loads(line)
+            found.setdefault(str(entry["id"]), float(entry["at"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def _append_cancellation(path: Path | None, job_id: str, at: float) -> None:
+    if path is None:
+        return
+    with path.open("a", encoding="utf-8") as journal:
+        journal.write(json.dumps({"id": job_id, "at": at}) + "\n")
+        journal.flush()
+        os.fsync(journal.fileno())
+
+
 def _iso(ns: int, nanos: bool) -> str:
     """ISO 8601 UTC with `Z`, microseconds or (like some Replicate answers) nanoseconds."""
     seconds, fraction = divmod(ns, NS_PER_S)
@@ -164,6 +188,9 @@ class SimulatedReplicate:
     is laid out in real time before the anchor and does not scale. `faults`
     draws faults at a seeded rate (default: `FaultPlan.from_env()`, none when
     the variables are unset); `inject_faults` queues exact ones ahead of those.
+    `cancellations_file`, when given, keeps the cancellations made through the
+    API (one JSON line each, written and fsynced before the cancel answers),
+    so a restart continues the story with them: a job canceled stays canceled.
     """
 
     def __init__(
@@ -178,6 +205,7 @@ class SimulatedReplicate:
         base_url: str = DEFAULT_BASE_URL,
         history_size: int = HISTORY_SIZE,
         faults: FaultPlan | None = None,
+        cancellations_file: Path | None = None,
     ) -> None:
         if not (isinstance(speed, (int, float)) and math.isfinite(speed) and speed > 0):
             raise ValueError(f"speed must be a positive number, not {speed!r}")
@@ -193,7 +221,8 @@ class SimulatedReplicate:
             "whsec_" + base64.b64encode(seeded.digest(seed, "webhook-secret")[:24]).decode("ascii")
         )
         self._lock = threading.Lock()
-        self._cancellations: dict[str, float] = {}
+        self._cancellations_file = cancellations_file
+        self._cancellations: dict[str, float] = _read_cancellations(cancellations_file)
         plan = FaultPlan.from_env() if faults is None else faults
         self._faults = _Faults(plan, random.Random(seed if plan.seed is None else plan.seed))
         self._requests: Counter[tuple[str, str]] = Counter()
@@ -310,7 +339,9 @@ class SimulatedReplicate:
         end, _, _ = self._end(job, moment)
         if moment < end:
             with self._lock:
-                self._cancellations.setdefault(job.id, moment)
+                if job.id not in self._cancellations:
+                    self._cancellations[job.id] = moment
+                    _append_cancellation(self._cancellations_file, job.id, moment)
         return self._object(job, moment, base_url or self.base_url, with_logs=True)
 
     @property

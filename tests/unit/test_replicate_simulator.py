@@ -350,6 +350,25 @@ def test_a_canceled_job_stops_logging_and_its_last_webhook_says_canceled(
     assert completed["status"] == "canceled" and completed["logs"] == canceled["logs"]
 
 
+def test_cancellations_kept_in_a_file_survive_a_restart(tmp_path) -> None:
+    kept = tmp_path / "cancellations.jsonl"
+    first = SimulatedReplicate(anchor=ANCHOR, token=TOKEN, faults=FaultPlan(), cancellations_file=kept)
+    job_id = first.scenario_ids["flux-long"]
+    canceled = first.cancel(job_id, "training", now=ANCHOR + 60)
+    first.cancel(job_id, "training", now=ANCHOR + 90)  # a second cancel is not a second line
+    assert len(kept.read_text().splitlines()) == 1
+    with kept.open("a") as journal:
+        journal.write('{"id": "torn')  # a crash mid-write: that cancel was never answered
+
+    restarted = SimulatedReplicate(anchor=ANCHOR, token=TOKEN, faults=FaultPlan(), cancellations_file=kept)
+    later = restarted.get(job_id, now=ANCHOR + 3000)
+    assert later["status"] == "canceled" and later["completed_at"] == canceled["completed_at"]
+    assert later["logs"] == canceled["logs"]
+    # Without the file a restart forgets it (the story plays on): the file is what keeps it.
+    forgetful = SimulatedReplicate(anchor=ANCHOR, token=TOKEN, faults=FaultPlan())
+    assert forgetful.get(job_id, now=ANCHOR + 3000)["status"] != "canceled"
+
+
 def test_cancel_while_starting_never_starts(sim: SimulatedReplicate) -> None:
     job_id = sim.scenario_ids["sdxl-queued"]
     assert sim.cancel(job_id, "training", now=ANCHOR + 10)["status"] == "canceled"
