@@ -17,7 +17,9 @@ from local import template as cfn
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
-NON_ROUTE_FUNCTIONS = {"poller", "broadcaster", "ws_connect", "ws_disconnect", "ws_default"}
+NON_ROUTE_FUNCTIONS = {"poller", "broadcaster", "ws_connect", "ws_disconnect", "ws_default", "history_importer"}
+NON_ROUTE_FUNCTIONS |= {"tail_keeper"}  # ended jobs' final log tails, handed off to
+NON_ROUTE_FUNCTIONS |= {"notifier", "notify_webhook"}  # the jobs stream's notifier and its webhook channel
 JOB_INDEXES = {
     "by_created": "all_jobs",
     "by_status": "status",
@@ -223,7 +225,9 @@ def test_poller_schedule(template: dict) -> None:
 
 
 def test_broadcaster_consumes_the_jobs_stream(template: dict) -> None:
-    (consumer,) = cfn.stream_consumers(template)
+    consumers = {consumer.function.logical_id: consumer for consumer in cfn.stream_consumers(template)}
+    assert set(consumers) == {"BroadcasterFunction", "NotifierFunction"}
+    consumer = consumers["BroadcasterFunction"]
     assert consumer.function.logical_id == "BroadcasterFunction"
     assert consumer.table_id == "JobsTable"
     assert consumer.batch_size == 100
@@ -388,7 +392,7 @@ def test_no_secret_reaches_a_functions_environment(template: dict) -> None:
         assert "REPLICATE_API_TOKEN" not in spec.environment
         assert "REPLICATE_WEBHOOK_SECRET" not in spec.environment
     no_echo = {name for name, p in template["Parameters"].items() if p.get("NoEcho")}
-    assert no_echo == {"ApiTokenHashes"}  # digests, not tokens
+    assert no_echo == {"ApiTokenHashes", "NotifyWebhookUrl"}  # digests, not tokens; the URL goes to a secret
 
 
 def test_a_failed_poller_run_is_not_retried_over_the_next_and_lands_in_the_dead_letter_queue(template: dict) -> None:

@@ -75,6 +75,10 @@ class JobPath(Strict):
     job_id: JobId
 
 
+class JobLogsQuery(Strict):
+    tail: QueryCount = Field(default=200, ge=1, le=2000, description="how many of the newest lines to answer")
+
+
 class PollingSettingBody(Strict):
     enabled: StrictBool | None = Field(description="true/false forces polling on/off; null returns to automatic")
 
@@ -148,6 +152,15 @@ class InlineProgressOut(ApiModel):
     last_log: str | None
     progress: float | None = Field(ge=0, le=100)
     eta_seconds: float | None = None
+
+
+class JobLogsOut(ApiModel):
+    job_id: str
+    lines: list[str] = Field(description="the newest lines, oldest first (newest last)")
+    truncated: bool = Field(description="true when the log has older lines than these")
+    source: Literal["provider", "kept"] = Field(
+        description="provider: read from the provider just now; kept: the tail jobsync keeps (the last 64 KiB)"
+    )
 
 
 class SyncOut(ApiModel):

@@ -66,6 +66,16 @@ INLINE_PROGRESS = Route(
     path_params=models.JobPath,
     errors=(404,),
 )
+JOB_LOGS = Route(
+    "GET",
+    "/api/cloud/jobs/{job_id}/logs",
+    "job_logs",
+    "A job's log lines, newest last: read through the shared 5 s claim while it runs, kept after it ends",
+    models.JobLogsOut,
+    path_params=models.JobPath,
+    query=models.JobLogsQuery,
+    errors=(400, 404),
+)
 CANCEL_JOB = Route(
     "POST",
     "/api/cloud/jobs/{job_id}/cancel",
@@ -156,6 +166,7 @@ ROUTES: tuple[Route, ...] = (
     LIST_JOBS,
     GET_JOB,
     INLINE_PROGRESS,
+    JOB_LOGS,
     CANCEL_JOB,
     SYNC_JOBS,
     VALIDATE_PROVIDER,

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from jobsync import wiring
 from jobsync.domain.errors import StoreUnavailable
 from jobsync.domain.job import Job, JobObservation, apply_observation, new_job
-from jobsync.domain.progress import keep_tail
 from jobsync.domain.status import JobStatus, may_move
 from jobsync.observability import logger
+from jobsync.services.kept_logs import keep_logs
 from jobsync.store.dynamo import ConcurrentUpdate
 from jobsync.store.jobs import TRANSACTION_JOBS
 
@@ -73,6 +73,69 @@ def record_observation(observation: JobObservation, current: Job | None | _Unrea
     raise StoreUnavailable(f"job {observation.job_id} kept changing under us; try again")
 
 
+@dataclass(frozen=True)
+class Change:
+    """A stored job, what the provider said of it, and the job after that (apply_observation's answer)."""
+
+    current: Job
+    observation: JobObservation
+    changed: Job
+
+
+# Batches that collided are read again and retried this many times before their jobs go one by one.
+_BATCH_ATTEMPTS = 3
+
+
+def record_changes(changes: list[Change]) -> list[UpdateOutcome]:
+    """Store many changed jobs, 99 to a transaction (one request instead of one per job).
+
+    A batch in which some job changed meanwhile (a webhook won the race), or that collided with
+    another transaction, is read again (one BatchGetItem), re-applied and retried; after
+    _BATCH_ATTEMPTS its jobs go one by one through `record_observation`, so no update is lost.
+    Returns one outcome per stored change (an observation that no longer changes anything is left out).
+    """
+    outcomes: list[UpdateOutcome] = []
+    for start in range(0, len(changes), TRANSACTION_JOBS):
+        outcomes += _record_batch(changes[start : start + TRANSACTION_JOBS])
+    return outcomes
+
+
+def _record_batch(batch: list[Change]) -> list[UpdateOutcome]:
+    store = wiring.job_store()
+    # Before the jobs: a job stored as ended has its fetched logs kept already.
+    for change in batch:
+        _keep_logs(change.observation, change.current)
+    for attempt in range(_BATCH_ATTEMPTS):
+        if not batch:
+            return []
+        try:
+            stored = store.save_together([(change.changed, change.current) for change in batch])
+        except ConcurrentUpdate:
+            time.sleep(random.uniform(0, 0.05 * 2**attempt))
+            batch = _reapplied(batch, store.get_many(change.current.job_id for change in batch))
+            continue
+        outcomes = []
+        for change, job in zip(batch, stored, strict=True):
+            _log_change(job, change.current)
+            outcomes.append(UpdateOutcome(job=job, created=False, changed=True, previous_status=change.current.status))
+        return outcomes
+    return [outcome for change in batch if (outcome := record_observation(change.observation)).changed]
+
+
+def _reapplied(batch: list[Change], stored: dict[str, Job]) -> list[Change]:
+    """The batch's observations applied again to the jobs as stored now; those that change nothing any more drop out."""
+    again = []
+    for change in batch:
+        current = stored.get(change.current.job_id)
+        if current is None:  # deleted meanwhile (never, today): the one-by-one path creates it again
+            again.append(change)
+            continue
+        changed = apply_observation(current, change.observation, wiring.pricing())
+        if changed is not None:
+            again.append(Change(current, change.observation, changed))
+    return again
+
+
 def create_jobs(observations: list[JobObservation]) -> int:
     """Store jobs the store does not know yet, 99 to a transaction (a first sync imports thousands).
 
@@ -99,7 +162,7 @@ def _keep_logs(observation: JobObservation, before: Job | None) -> None:
         return
     accepted = before is None or (observation.status is not None and may_move(before.status, observation.status))
     if accepted:
-        wiring.state_store().save_log_tail(observation.job_id, keep_tail(observation.logs), time.time())
+        keep_logs(observation.job_id, observation.logs)
 
 
 def _log_change(stored: Job, previous: Job | None) -> None:

@@ -19,6 +19,11 @@ from jobsync.store import dynamo
 CHANNEL = "jobs"
 # API Gateway closes a WebSocket after two hours at most; the TTL sweeps rows whose $disconnect never came.
 _MAX_CONNECTION_SECONDS = 2 * 3600
+MAX_CONNECTION_SECONDS = _MAX_CONNECTION_SECONDS
+# A follow (a connection receiving a job's log lines) is a row of its own: key `follow#<job>#<connection>`,
+# channel `follow#<job>`, so the by_channel index answers "who follows job X" with one query. The
+# connection row's `follows` string set bounds how many jobs one connection follows.
+_FOLLOW = "follow#"
 
 
 @dataclass(frozen=True)
@@ -108,9 +113,9 @@ class ConnectionStore:
             )
         if not item:
             return False
-        return self._release(Connection(connection_id, item["source_ip"]))
+        return self._release(Connection(connection_id, item["source_ip"]), frozenset(item.get("follows", set())))
 
-    def _release(self, connection: Connection) -> bool:
+    def _release(self, connection: Connection, follows: frozenset[str] = frozenset()) -> bool:
         delete = {
             "TableName": self._table_name,
             "Key": {"connection_id": connection.connection_id},
@@ -122,7 +127,16 @@ class ConnectionStore:
             "UpdateExpression": "DELETE connection_ids :this",
             "ExpressionAttributeValues": {":this": {connection.connection_id}},
         }
-        return self._transact([{"Delete": delete}, {"Update": slot}])
+        unfollows = [
+            {
+                "Delete": {
+                    "TableName": self._table_name,
+                    "Key": {"connection_id": _follow_key(job_id, connection.connection_id)},
+                }
+            }
+            for job_id in sorted(follows)
+        ]
+        return self._transact([{"Delete": delete}, {"Update": slot}, *unfollows])
 
     def remove(self, connection: Connection) -> bool:
         return self._release(connection)
@@ -139,6 +153,78 @@ class ConnectionStore:
             if not answer.get("LastEvaluatedKey"):
                 return
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    # ---- follows: who receives a job's log lines ---------------------------------------------
+
+    def follow(self, connection_id: str, job_id: str, limit: int) -> bool:
+        """`connection_id` follows `job_id` (again: no change); False when it follows `limit` jobs already
+        or is not an open connection."""
+        now = int(time.time())
+        connection = {
+            "TableName": self._table_name,
+            "Key": {"connection_id": connection_id},
+            "UpdateExpression": "ADD follows :job",
+            "ConditionExpression": "attribute_exists(connection_id) AND "
+            "(attribute_not_exists(follows) OR size(follows) < :limit OR contains(follows, :job_id))",
+            "ExpressionAttributeValues": {":job": {job_id}, ":job_id": job_id, ":limit": limit},
+        }
+        row = {
+            "TableName": self._table_name,
+            "Item": {
+                "connection_id": _follow_key(job_id, connection_id),
+                "channel": f"{_FOLLOW}{job_id}",
+                "follower": connection_id,
+                "job_id": job_id,
+                "expires_at": now + _MAX_CONNECTION_SECONDS,
+            },
+        }
+        return self._transact([{"Update": connection}, {"Put": row}])
+
+    def unfollow(self, connection_id: str, job_id: str) -> None:
+        connection = {
+            "TableName": self._table_name,
+            "Key": {"connection_id": connection_id},
+            "UpdateExpression": "DELETE follows :job",
+            "ConditionExpression": "attribute_exists(connection_id)",
+            "ExpressionAttributeValues": {":job": {job_id}},
+        }
+        row = {"TableName": self._table_name, "Key": {"connection_id": _follow_key(job_id, connection_id)}}
+        self._transact([{"Update": connection}, {"Delete": row}])
+
+    def follows(self, connection_id: str) -> set[str]:
+        with dynamo.translated_errors():
+            item = (
+                dynamo.table(self._table_name)
+                .get_item(Key={"connection_id": connection_id}, ConsistentRead=True)
+                .get("Item")
+                or {}
+            )
+        return set(item.get("follows", set()))
+
+    def followers(self, job_id: str) -> list[str]:
+        """The connections that follow `job_id` (one query of the by_channel index, a page per 1 MB)."""
+        query: dict[str, Any] = {
+            "IndexName": "by_channel",
+            "KeyConditionExpression": Key("channel").eq(f"{_FOLLOW}{job_id}"),
+            "ProjectionExpression": "follower, expires_at",
+        }
+        table = dynamo.table(self._table_name)
+        now = int(time.time())
+        followers = []
+        while True:
+            with dynamo.translated_errors():
+                answer = table.query(**query)
+            # DynamoDB's TTL deletes late: an expired follow is one whose connection is gone.
+            followers += [
+                item["follower"] for item in answer.get("Items", []) if int(item.get("expires_at", now + 1)) > now
+            ]
+            if not answer.get("LastEvaluatedKey"):
+                return followers
+            query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+def _follow_key(job_id: str, connection_id: str) -> str:
+    return f"{_FOLLOW}{job_id}#{connection_id}"
 
 
 def _slot_key(source_ip: str) -> str:

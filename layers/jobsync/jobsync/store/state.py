@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from jobsync.domain.logs import log_tail
 from jobsync.store import dynamo
+from jobsync.store.logs import LogStore
 
 POLLING_PREFERENCE_KEY = "settings#polling"
 POLL_TICK_KEY = "status#poll-tick"
 _RECEIPT_DAYS = 7
 _CLAIMED, _APPLIED = "claimed", "applied"
-_LOG_TAIL_DAYS = 90
 _DAY = 86_400
 
 
@@ -105,6 +106,13 @@ class StateStore:
         self._put({"pk": f"missing#{job_id}", "since": since, "last_at": now, "expires_at": int(now) + _DAY})
         return since
 
+    def clear_not_found(self, job_id: str) -> None:
+        """The provider answered for `job_id`: a later 404 starts a new run. Read first, so that a job
+        that never answered 404 costs no write."""
+        if self._get(f"missing#{job_id}") is not None:
+            with dynamo.translated_errors():
+                self._table.delete_item(Key={"pk": f"missing#{job_id}"})
+
     # ---- webhook receipts (de-duplication by webhook-id) -------------------
     #
     # One item per webhook-id: `claimed` while a delivery applies it, `applied` after. The claim is a
@@ -164,44 +172,18 @@ class StateStore:
         """The receipt of `webhook_id` as stored (state, job_id, ...), or None."""
         return self._get(f"webhook#{webhook_id}")
 
-    # ---- log tails (the provider deletes logs an hour after a job ends) ----
+    # ---- log tails: kept by store/logs.py (LogStore); these read and write the same items ----
 
     def log_tail(self, job_id: str) -> LogTail | None:
-        item = self._get(f"logs#{job_id}")
-        if not item or "text" not in item:
-            return None
-        return LogTail(text=item["text"], fetched_at=float(item.get("fetched_at", 0)))
+        kept = LogStore(self._table_name).kept(job_id)
+        return LogTail(text=kept.text, fetched_at=kept.fetched_at) if kept else None
 
     def save_log_tail(self, job_id: str, text: str, fetched_at: float) -> None:
-        with dynamo.translated_errors():
-            self._table.update_item(
-                Key={"pk": f"logs#{job_id}"},
-                UpdateExpression="SET #text = :text, fetched_at = :fetched, expires_at = :expires",
-                ExpressionAttributeNames={"#text": "text"},
-                ExpressionAttributeValues={
-                    ":text": text,
-                    ":fetched": dynamo.to_dynamo(fetched_at),
-                    ":expires": int(fetched_at) + _LOG_TAIL_DAYS * _DAY,
-                },
-            )
+        try:
+            LogStore(self._table_name).keep(job_id, log_tail(text), fetched_at)
+        except dynamo.ConcurrentUpdate:
+            pass  # a longer log of the job is kept already
 
     def claim_log_refresh(self, job_id: str, now: float, min_interval: float) -> bool:
-        """True for exactly one caller per job and interval: the one that may ask the provider.
-
-        Every Lambda instance shares this claim, so fifty dashboards polling the
-        same job cost one provider request per interval, not fifty.
-        """
-        try:
-            with dynamo.conditional_write():
-                self._table.update_item(
-                    Key={"pk": f"logs#{job_id}"},
-                    UpdateExpression="SET claimed_at = :now",
-                    ConditionExpression="attribute_not_exists(claimed_at) OR claimed_at <= :stale",
-                    ExpressionAttributeValues={
-                        ":now": dynamo.to_dynamo(now),
-                        ":stale": dynamo.to_dynamo(now - min_interval),
-                    },
-                )
-        except dynamo.ConcurrentUpdate:
-            return False
-        return True
+        """True for exactly one caller per job and interval (see LogStore.claim_refresh)."""
+        return LogStore(self._table_name).claim_refresh(job_id, now, min_interval)

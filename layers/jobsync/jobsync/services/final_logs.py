@@ -1,0 +1,165 @@
+"""No ended job's log tail is ever dropped: the final tails, fetched in the background until kept.
+
+The provider deletes a job's logs about an hour after it ends, and an ended
+job's final logs are only in a fetch of that one job. Whoever sees jobs end
+(the poller, `sync_active`) calls `request_tails`: the jobs go on a durable
+to-do list in DynamoDB first, then a `tail_keeper` invocation is nudged
+(Lambda's async invoke). The tail keeper fetches them with bounded concurrency
+and settles each one, as `kept` or as `gone` (the provider no longer has the
+job or its logs). A lease per job keeps two runs from fetching the same tail;
+a settled job is never fetched again. Should an invocation be lost (a crash, a
+hand-off Lambda refused), the poller's tick hands the list off again
+(`resume_pending`), so nothing is lost while the provider still has the logs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+
+from jobsync import background, wiring
+from jobsync.config import get_settings
+from jobsync.deadline import seconds_left
+from jobsync.domain.errors import JobsyncError
+from jobsync.observability import logger
+from jobsync.providers.base import ProviderAuthError, ProviderError, ProviderNotFound, ProviderRateLimited
+from jobsync.providers.registry import provider_client
+from jobsync.services.job_updates import record_observation
+from jobsync.services.kept_logs import keep_logs
+from jobsync.store.logs import GONE, KEPT
+
+# One hand-off carries at most this many jobs, so a burst of endings is spread over several tail keepers
+# (each well inside Lambda's 256 KB payload: a Replicate id is 26 characters).
+JOBS_PER_HAND_OFF = 200
+# A fetch that takes longer than this has died with its invocation: another run may take the job over.
+LEASE_SECONDS = 120.0
+# A fetch is not started with less than this left of the invocation (the provider client's own bound).
+_MIN_SECONDS_FOR_A_FETCH = 5.0
+
+
+def request_tails(job_ids: list[str]) -> None:
+    """Make sure the final log tails of `job_ids` (jobs that just ended) are fetched and kept.
+
+    The jobs are recorded as pending in DynamoDB before anything else (a failure there raises: the
+    caller's request fails rather than drop a tail), then handed to the tail keeper; a hand-off that
+    fails is only logged, since the poller's tick hands off whatever is still pending.
+    """
+    unique = sorted(set(job_ids))
+    if not unique:
+        return
+    wiring.log_store().add_pending_final(unique)
+    _hand_off(unique)
+
+
+def resume_pending() -> int:
+    """Hand every final tail still pending to the tail keeper again (the poller's tick); how many.
+
+    Never raises: the tick goes on, and the list is read again at the next one.
+    """
+    try:
+        pending = wiring.log_store().pending_final()
+    except JobsyncError:
+        logger.exception("could not read the pending final tails")
+        return 0
+    _hand_off(pending)
+    return len(pending)
+
+
+def _hand_off(job_ids: list[str]) -> None:
+    function = get_settings().tail_keeper_function
+    if not function:
+        logger.warning("no tail keeper configured (JOBSYNC_TAIL_KEEPER_FUNCTION): final tails wait")
+        return
+    for start in range(0, len(job_ids), JOBS_PER_HAND_OFF):
+        background.hand_off(function, {"job_ids": job_ids[start : start + JOBS_PER_HAND_OFF]})
+
+
+@dataclass
+class FinalTailsReport:
+    kept: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)
+    settled_before: list[str] = field(default_factory=list)  # kept or gone already: not fetched again
+    busy: list[str] = field(default_factory=list)  # another run holds the lease
+    failed: list[str] = field(default_factory=list)  # still pending: a later run tries again
+    not_tried: list[str] = field(default_factory=list)  # the provider was in trouble, or time ran out
+
+
+def keep_final_tails(job_ids: Iterable[str], clock: Callable[[], float] = time.time) -> FinalTailsReport:
+    """Fetch and keep the final tails of `job_ids`, `final_log_workers` at a time (the tail keeper's work).
+
+    A failure leaves the job pending for a later run. Throttling, an outage or refused credentials stop
+    the rest of this run: the next request would meet them too.
+    """
+    report = FinalTailsReport()
+    stop = threading.Event()
+    lock = threading.Lock()
+    ids = sorted(set(job_ids))
+    if not ids:
+        return report
+
+    def run(job_id: str) -> None:
+        outcome = _keep_one(job_id, stop, clock)
+        with lock:
+            getattr(report, outcome).append(job_id)
+
+    workers = min(get_settings().final_log_workers, len(ids))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tail-keeper") as pool:
+        # Each fetch runs in a copy of this context: the invocation's deadline bounds its retries too.
+        futures = [pool.submit(contextvars.copy_context().run, run, job_id) for job_id in ids]
+        for future in futures:
+            future.result()
+    logger.info(
+        "final tails",
+        extra={name: len(value) for name, value in report.__dict__.items()},
+    )
+    return report
+
+
+def _keep_one(job_id: str, stop: threading.Event, clock: Callable[[], float]) -> str:
+    left = seconds_left()
+    if stop.is_set() or (left is not None and left < _MIN_SECONDS_FOR_A_FETCH):
+        return "not_tried"
+    logs = wiring.log_store()
+    now = clock()
+    if not logs.lease_final(job_id, now, LEASE_SECONDS):
+        if logs.final_state(job_id) is not None:
+            logs.drop_pending_final(job_id)  # settled by an earlier run that died before tidying up
+            return "settled_before"
+        return "busy"
+    job = wiring.job_store().get(job_id)
+    if job is None:
+        logs.settle_final(job_id, GONE, now)
+        return "gone"
+    try:
+        observation = provider_client(job.provider).get_job(job.job_id, job.kind)
+    except ProviderNotFound:
+        logs.settle_final(job_id, GONE, clock())
+        return "gone"
+    except ProviderError as exc:
+        logs.release_final(job_id)
+        logger.warning("final tail fetch failed", extra={"job_id": job_id, "error": str(exc)})
+        if _about_the_provider(exc):
+            stop.set()
+        return "failed"
+    # The job's final state goes through the one write path; its tail is kept here, explicitly.
+    record_observation(replace(observation, logs=None), current=job)
+    if observation.status is None or not observation.status.is_terminal:
+        logs.release_final(job_id)  # not ended after all: its final tail is still to come
+        return "failed"
+    if not observation.logs:
+        logs.settle_final(job_id, GONE, clock())
+        return "gone"
+    keep_logs(job_id, observation.logs, clock())
+    logs.settle_final(job_id, KEPT, clock())
+    return "kept"
+
+
+def _about_the_provider(exc: ProviderError) -> bool:
+    """True when the failure says nothing about the one job asked for: the next request would meet it too."""
+    if isinstance(exc, (ProviderRateLimited, ProviderAuthError)):
+        return True
+    return exc.status is None or not 400 <= exc.status < 500

@@ -1,0 +1,232 @@
+"""Kept log tails, the shared log-read claim and the final tails still to fetch, in the state table.
+
+One item per job, `logs#<job_id>`:
+
+- `tail_z`: the kept tail (at most 64 KiB of whole lines, see domain/logs.py), zlib-compressed and
+  base64-encoded: logs compress about eightfold, and DynamoDB bills a write by the item's size.
+  `line_count` is how many lines the provider's whole log had, `fetched_at` when it was read.
+- `claimed_at`: the shared claim that lets one reader per job and interval ask the provider.
+- `final_tail`: `kept` or `gone` once the tail of an ended job was fetched for good (or the provider
+  answered that its logs are gone); `final_lease_until` while a tail keeper is fetching it.
+- `followed_until`: a WebSocket client follows the job's lines (a hint that saves the followers
+  query when nobody follows; the follows themselves live in the connections table).
+
+The ended jobs whose final tail is still to fetch are the members of a few string sets,
+`final-logs#pending#<shard>`: the durable to-do list the tail keeper and the poller's tick read.
+"""
+
+from __future__ import annotations
+
+import base64
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from jobsync.domain.logs import LogTail
+from jobsync.store import dynamo
+
+_LOG_TAIL_DAYS = 90
+_DAY = 86_400
+KEPT, GONE = "kept", "gone"
+# Pending final tails are spread over this many items: one item holds about 14,000 Replicate job ids
+# (400 KB), and concurrent writers of different jobs rarely touch the same item.
+PENDING_SHARDS = 4
+_PENDING_PREFIX = "final-logs#pending#"
+
+
+@dataclass(frozen=True)
+class KeptLog:
+    tail: LogTail
+    fetched_at: float
+    final: str | None = None  # KEPT, GONE or None (not settled)
+    followed_until: float = 0.0
+
+    @property
+    def text(self) -> str:
+        return self.tail.text
+
+
+def _pack(text: str) -> str:
+    return base64.b64encode(zlib.compress(text.encode("utf-8"), 6)).decode("ascii")
+
+
+def _unpack(packed: str) -> str:
+    return zlib.decompress(base64.b64decode(packed)).decode("utf-8")
+
+
+def _kept_log(item: dict[str, Any] | None) -> KeptLog | None:
+    if not item:
+        return None
+    if "tail_z" in item:
+        text = _unpack(item["tail_z"])
+    elif "text" in item:  # kept before tails were compressed
+        text = item["text"]
+    else:
+        text = None
+    lines = tuple(text.split("\n")) if text else ()
+    line_count = int(item.get("line_count", len(lines)))
+    return KeptLog(
+        tail=LogTail(lines, max(line_count, len(lines))),
+        fetched_at=float(item.get("fetched_at", 0)),
+        final=item.get("final_tail"),
+        followed_until=float(item.get("followed_until", 0)),
+    )
+
+
+def pending_shard(job_id: str) -> int:
+    # A stable spread (Python's hash() of a str changes from process to process).
+    return zlib.crc32(job_id.encode("utf-8")) % PENDING_SHARDS
+
+
+class LogStore:
+    def __init__(self, state_table: str) -> None:
+        self._table_name = state_table
+
+    @property
+    def _table(self) -> Any:
+        return dynamo.table(self._table_name)
+
+    def kept(self, job_id: str) -> KeptLog | None:
+        """The kept tail of `job_id` with its bookkeeping; None when nothing was ever stored for it."""
+        with dynamo.translated_errors():
+            item = self._table.get_item(Key={"pk": f"logs#{job_id}"}, ConsistentRead=True).get("Item")
+        kept = _kept_log(item)
+        return kept if kept is None or kept.tail.lines or kept.final else _without_tail(kept, item)
+
+    def keep(self, job_id: str, tail: LogTail, fetched_at: float) -> KeptLog | None:
+        """Store `tail` unless a longer log of the job is kept already (a read that finished late).
+
+        Returns what was kept before (None when nothing was), read in the same write; raises
+        ConcurrentUpdate when the kept log was already as long or longer.
+        """
+        with dynamo.conditional_write():
+            answer = self._table.update_item(
+                Key={"pk": f"logs#{job_id}"},
+                UpdateExpression="SET tail_z = :tail, line_count = :count, fetched_at = :fetched, "
+                "expires_at = :expires REMOVE #text",
+                ConditionExpression="attribute_not_exists(line_count) OR line_count <= :count",
+                ExpressionAttributeNames={"#text": "text"},
+                ExpressionAttributeValues={
+                    ":tail": _pack(tail.text),
+                    ":count": tail.line_count,
+                    ":fetched": dynamo.to_dynamo(fetched_at),
+                    ":expires": int(fetched_at) + _LOG_TAIL_DAYS * _DAY,
+                },
+                ReturnValues="ALL_OLD",
+            )
+        return _kept_log(answer.get("Attributes"))
+
+    def claim_refresh(self, job_id: str, now: float, min_interval: float) -> bool:
+        """True for exactly one caller per job and interval: the one that may ask the provider.
+
+        Every Lambda instance shares this claim, so fifty dashboards polling the
+        same job cost one provider request per interval, not fifty.
+        """
+        try:
+            with dynamo.conditional_write():
+                self._table.update_item(
+                    Key={"pk": f"logs#{job_id}"},
+                    UpdateExpression="SET claimed_at = :now",
+                    ConditionExpression="attribute_not_exists(claimed_at) OR claimed_at <= :stale",
+                    ExpressionAttributeValues={
+                        ":now": dynamo.to_dynamo(now),
+                        ":stale": dynamo.to_dynamo(now - min_interval),
+                    },
+                )
+        except dynamo.ConcurrentUpdate:
+            return False
+        return True
+
+    def mark_followed(self, job_id: str, until: float) -> None:
+        """Note that a client follows `job_id`'s lines until `until` at the latest (epoch seconds)."""
+        with dynamo.translated_errors():
+            self._table.update_item(
+                Key={"pk": f"logs#{job_id}"},
+                UpdateExpression="SET followed_until = :until, expires_at = if_not_exists(expires_at, :expires)",
+                ExpressionAttributeValues={
+                    ":until": dynamo.to_dynamo(until),
+                    ":expires": int(until) + _LOG_TAIL_DAYS * _DAY,
+                },
+            )
+
+    # ---- final tails of ended jobs ---------------------------------------------------------
+
+    def add_pending_final(self, job_ids: Iterable[str]) -> None:
+        """Put `job_ids` on the durable list of final tails to fetch (one write per shard touched)."""
+        by_shard: dict[int, set[str]] = {}
+        for job_id in job_ids:
+            by_shard.setdefault(pending_shard(job_id), set()).add(job_id)
+        with dynamo.translated_errors():
+            for shard, members in sorted(by_shard.items()):
+                self._table.update_item(
+                    Key={"pk": f"{_PENDING_PREFIX}{shard}"},
+                    UpdateExpression="ADD job_ids :ids",
+                    ExpressionAttributeValues={":ids": members},
+                )
+
+    def pending_final(self) -> list[str]:
+        """Every job whose final tail is still to fetch (one batch read of the shards), sorted."""
+        keys = [{"pk": f"{_PENDING_PREFIX}{shard}"} for shard in range(PENDING_SHARDS)]
+        pending: set[str] = set()
+        with dynamo.translated_errors():
+            request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                answer = dynamo.resource().batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self._table_name, []):
+                    pending.update(item.get("job_ids", set()))
+                request = answer.get("UnprocessedKeys") or {}
+        return sorted(pending)
+
+    def lease_final(self, job_id: str, now: float, seconds: float) -> bool:
+        """True when the caller may fetch `job_id`'s final tail: not settled, and no lease running."""
+        try:
+            with dynamo.conditional_write():
+                self._table.update_item(
+                    Key={"pk": f"logs#{job_id}"},
+                    UpdateExpression="SET final_lease_until = :until, expires_at = if_not_exists(expires_at, :expires)",
+                    ConditionExpression="attribute_not_exists(final_tail) AND "
+                    "(attribute_not_exists(final_lease_until) OR final_lease_until <= :now)",
+                    ExpressionAttributeValues={
+                        ":now": dynamo.to_dynamo(now),
+                        ":until": dynamo.to_dynamo(now + seconds),
+                        ":expires": int(now) + _LOG_TAIL_DAYS * _DAY,
+                    },
+                )
+        except dynamo.ConcurrentUpdate:
+            return False
+        return True
+
+    def settle_final(self, job_id: str, outcome: str, now: float) -> None:
+        """Record that `job_id`'s final tail is `outcome` (KEPT or GONE) for good, and take it off the list."""
+        with dynamo.translated_errors():
+            self._table.update_item(
+                Key={"pk": f"logs#{job_id}"},
+                UpdateExpression="SET final_tail = :outcome, final_at = :now REMOVE final_lease_until",
+                ExpressionAttributeValues={":outcome": outcome, ":now": dynamo.to_dynamo(now)},
+            )
+        self.drop_pending_final(job_id)
+
+    def release_final(self, job_id: str) -> None:
+        """Give a lease up (the fetch failed): the next run may try again at once."""
+        with dynamo.translated_errors():
+            self._table.update_item(Key={"pk": f"logs#{job_id}"}, UpdateExpression="REMOVE final_lease_until")
+
+    def drop_pending_final(self, job_id: str) -> None:
+        with dynamo.translated_errors():
+            self._table.update_item(
+                Key={"pk": f"{_PENDING_PREFIX}{pending_shard(job_id)}"},
+                UpdateExpression="DELETE job_ids :id",
+                ExpressionAttributeValues={":id": {job_id}},
+            )
+
+    def final_state(self, job_id: str) -> str | None:
+        kept = self.kept(job_id)
+        return kept.final if kept else None
+
+
+def _without_tail(kept: KeptLog, item: dict[str, Any] | None) -> KeptLog | None:
+    """An item that holds only bookkeeping (a claim, a follow) has no tail yet: None, unless it is settled."""
+    if item and ("tail_z" in item or "text" in item):
+        return kept
+    return None

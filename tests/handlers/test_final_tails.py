@@ -1,0 +1,119 @@
+"""No ended job's log tail is dropped: request_tails marks it pending, the tail keeper keeps it (or records it gone)."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobsync import wiring
+from jobsync.services import final_logs
+from tests.fakes.replicate import replicate_job
+
+TAIL_KEEPER = "jobsync-tail-keeper"
+
+
+@pytest.fixture
+def keeper_env(monkeypatch, aws_env):
+    monkeypatch.setenv("JOBSYNC_TAIL_KEEPER_FUNCTION", TAIL_KEEPER)
+    wiring.reset()
+
+
+def _ended_job(api, replicate, logs="Step 100/100\nSaving checkpoint\ndone"):
+    job = replicate.add(replicate_job("processing", logs="Step 1/100"))
+    api.call("sync_jobs")
+    replicate.update(job["id"], status="succeeded", logs=logs, completed_at="2026-11-01T11:00:00.000000Z")
+    return job["id"]
+
+
+def _gets(replicate, job_id):
+    return replicate.requests[("GET", f"/predictions/{job_id}")]
+
+
+def test_a_requested_tail_is_pending_and_handed_to_the_tail_keeper(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+
+    final_logs.request_tails([job_id, job_id])
+
+    assert wiring.log_store().pending_final() == [job_id]
+    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [job_id]}]
+
+
+def test_a_pending_tail_survives_a_failed_fetch_and_the_next_run_keeps_it(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+    handed_off.refusing = True  # the nudge is lost too: only DynamoDB remembers
+    final_logs.request_tails([job_id])
+    replicate.fail_next("GET", f"/predictions/{job_id}", *[503] * 10)
+
+    first = final_logs.keep_final_tails(wiring.log_store().pending_final())
+
+    assert first.failed == [job_id] and first.kept == []
+    assert wiring.log_store().pending_final() == [job_id]
+    assert wiring.log_store().final_state(job_id) is None
+    replicate.failures.clear()
+
+    second = final_logs.keep_final_tails(wiring.log_store().pending_final())
+
+    assert second.kept == [job_id]
+    assert wiring.log_store().pending_final() == []
+    kept = wiring.log_store().kept(job_id)
+    assert kept is not None and kept.final == "kept"
+    assert kept.tail.lines == ("Step 100/100", "Saving checkpoint", "done")
+    assert wiring.job_store().get(job_id).status.value == "completed"
+
+
+def test_the_poller_tick_hands_off_what_is_still_pending(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+    handed_off.refusing = True
+    final_logs.request_tails([job_id])
+    handed_off.refusing = False
+
+    assert final_logs.resume_pending() == 1
+    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [job_id]}]
+    assert handed_off.drain(TAIL_KEEPER, "tail_keeper") == 1
+    assert wiring.log_store().kept(job_id).final == "kept"
+    assert final_logs.resume_pending() == 0
+
+
+def test_logs_the_provider_no_longer_has_are_recorded_as_gone(keeper_env, api, replicate, handed_off):
+    forgotten = _ended_job(api, replicate)
+    removed = _ended_job(api, replicate, logs=None)
+    replicate.predictions = [job for job in replicate.predictions if job["id"] != forgotten]
+    final_logs.request_tails([forgotten, removed])
+
+    report = final_logs.keep_final_tails(wiring.log_store().pending_final())
+
+    assert sorted(report.gone) == sorted([forgotten, removed])
+    assert wiring.log_store().final_state(forgotten) == "gone"
+    assert wiring.log_store().final_state(removed) == "gone"
+    assert wiring.log_store().pending_final() == []
+
+
+def test_a_kept_tail_is_never_fetched_again(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+    final_logs.request_tails([job_id])
+    final_logs.keep_final_tails([job_id])
+    fetched = _gets(replicate, job_id)
+
+    final_logs.request_tails([job_id])  # asked again (a replayed tick, a second sync)
+    again = final_logs.keep_final_tails(wiring.log_store().pending_final())
+
+    assert again.settled_before == [job_id]
+    assert _gets(replicate, job_id) == fetched
+    assert wiring.log_store().pending_final() == []
+
+
+def test_a_leased_tail_is_not_fetched_by_a_second_run(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+    final_logs.request_tails([job_id])
+    assert wiring.log_store().lease_final(job_id, now=wiring_now(), seconds=final_logs.LEASE_SECONDS)
+    fetched = _gets(replicate, job_id)
+
+    report = final_logs.keep_final_tails([job_id])
+
+    assert report.busy == [job_id] and _gets(replicate, job_id) == fetched
+    assert wiring.log_store().pending_final() == [job_id]
+
+
+def wiring_now() -> float:
+    import time
+
+    return time.time()
