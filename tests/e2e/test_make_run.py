@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,6 +16,35 @@ from local.template import functions, load_template
 from tests.stack_process import LocalStack
 
 pytestmark = pytest.mark.e2e
+
+# The CPU time a Ctrl-C may cost the stack: measured 0.04 s with 250 jobs stored; 0.7 s when the
+# interpreter's teardown (garbage-collecting moto's objects) is not skipped.
+STOP_CPU_SECONDS = 0.3
+# A generous bound on the wall time of that stop: a loaded machine is slow, not broken.
+STOP_WAIT_SECONDS = 60.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system time a running process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ctrl_c(stack: LocalStack) -> tuple[int, float]:
+    """Stops the stack with Ctrl-C; its exit code and the CPU time it used from the signal to its exit."""
+    process = stack.process
+    assert process is not None and process.poll() is None
+    before = cpu_seconds(process.pid)
+    process.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while True:  # wait4 without blocking: the exit status and the child's whole CPU time, in one call
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        assert time.monotonic() < deadline, f"Ctrl-C did not stop the stack in {STOP_WAIT_SECONDS} s"
+        time.sleep(0.05)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, usage.ru_utime + usage.ru_stime - before
 
 
 def test_a_session_a_restart_and_ctrl_c(tmp_path):
@@ -29,16 +61,21 @@ def test_a_session_a_restart_and_ctrl_c(tmp_path):
         assert "press Sync" in first
 
         synced = httpx.post(f"{stack.url}/api/cloud/jobs/sync", headers=stack.headers(), timeout=120).json()["synced"]
-        assert synced > 200
-        started = time.monotonic()
-        assert stack.stop() == 0
-        stopped_in = time.monotonic() - started
+        assert synced >= 100  # a stack holding hundreds of items, which its Ctrl-C writes to a snapshot
+        exit_code, stop_cpu = ctrl_c(stack)
+        print(f"Ctrl-C: exit {exit_code}, {stop_cpu:.2f} s of the stack's CPU")
     finally:
         stack.stop()
-    assert stopped_in < 2, f"Ctrl-C took {stopped_in:.1f}s"
+    # Ctrl-C is prompt: what it does is bounded work (the snapshot written, the interpreter's teardown
+    # skipped), measured in the stack's own CPU time, which a loaded machine does not stretch as it does
+    # wall time.
+    assert exit_code == 0
+    assert stop_cpu < STOP_CPU_SECONDS, f"Ctrl-C cost the stack {stop_cpu:.2f} s of CPU"
+    log = stack.log()
+    saved = re.search(r"local\.stack INFO saved (\d+) items to ", log[log.rindex("local.stack INFO stopping") :])
+    assert saved is not None and int(saved.group(1)) >= synced, log[-2000:]
 
     # The functions' CloudWatch metric lines went to the state folder, none to the terminal.
-    log = stack.log()
     assert '"_aws"' not in log
     metrics = (tmp_path / "simulator" / "metrics.log").read_text().splitlines()
     assert metrics and all("_aws" in json.loads(line) for line in metrics)
