@@ -21,11 +21,11 @@ def keep_logs(job_id: str, text: str | None, now: float | None = None) -> LogTai
     now = time.time() if now is None else now
     tail = log_tail(text)
     try:
-        previous = wiring.log_store().keep(job_id, tail, now)
+        previous = wiring.log_store().keep(job_id, tail, len(text or ""), now)
     except ConcurrentUpdate:
         return None  # a read that started later finished first: its log is the longer one
     if previous is not None and previous.followed_until > now:
-        lines = new_lines(tail, previous.tail.line_count)
+        lines = new_lines(previous.tail.lines, tail.lines)
         if lines:
             _publish(job_id, lines)
     return tail

@@ -17,8 +17,7 @@ from jobsync import wiring
 from jobsync.config import get_settings
 from jobsync.deadline import seconds_left
 from jobsync.domain.job import Job
-from jobsync.domain.logs import last_lines
-from jobsync.domain.progress import split_log_lines
+from jobsync.domain.logs import last_lines, log_lines
 from jobsync.observability import logger
 from jobsync.providers.base import ProviderError
 from jobsync.providers.registry import provider_client
@@ -39,7 +38,7 @@ _MAX_POLL_SECONDS = 0.4
 class LogRead:
     job: Job  # as stored after the read: a fetch may have seen the job end
     lines: tuple[str, ...]  # the log's newest lines known now, oldest first
-    line_count: int  # how many lines the whole log has
+    has_older: bool  # the log has older lines than these
     source: Source
 
 
@@ -56,7 +55,8 @@ def job_logs(job_id: str, tail: int) -> JobLogs:
     job = get_job(job_id)
     read = read_logs(job) if job.is_active else _kept_read(job, wiring.log_store().kept(job_id))
     lines = last_lines(read.lines, tail)
-    return JobLogs(job_id=job.job_id, lines=lines, truncated=read.line_count > len(lines), source=read.source)
+    truncated = read.has_older or len(read.lines) > len(lines)
+    return JobLogs(job_id=job.job_id, lines=lines, truncated=truncated, source=read.source)
 
 
 def read_logs(job: Job) -> LogRead:
@@ -77,8 +77,8 @@ def read_logs(job: Job) -> LogRead:
 
 def _kept_read(job: Job, kept: KeptLog | None) -> LogRead:
     if kept is None:
-        return LogRead(job=job, lines=(), line_count=0, source="kept")
-    return LogRead(job=job, lines=kept.tail.lines, line_count=kept.tail.line_count, source="kept")
+        return LogRead(job=job, lines=(), has_older=False, source="kept")
+    return LogRead(job=job, lines=kept.tail.lines, has_older=kept.tail.has_older, source="kept")
 
 
 def _fetch(job: Job) -> LogRead | None:
@@ -90,8 +90,8 @@ def _fetch(job: Job) -> LogRead | None:
         logger.warning("could not refresh logs", extra={"job_id": job.job_id, "error": str(exc)})
         return None
     outcome = record_observation(observation, current=job)
-    lines = tuple(split_log_lines(observation.logs))
-    return LogRead(job=outcome.job, lines=lines, line_count=len(lines), source="provider")
+    whole = log_lines(observation.logs)
+    return LogRead(job=outcome.job, lines=whole.lines, has_older=whole.has_older, source="provider")
 
 
 def _wait_for_read_in_flight(job_id: str) -> KeptLog | None:

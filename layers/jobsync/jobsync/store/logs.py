@@ -4,7 +4,8 @@ One item per job, `logs#<job_id>`:
 
 - `tail_z`: the kept tail (at most 64 KiB of whole lines, see domain/logs.py), zlib-compressed and
   base64-encoded: logs compress about eightfold, and DynamoDB bills a write by the item's size.
-  `line_count` is how many lines the provider's whole log had, `fetched_at` when it was read.
+  `has_older`: the log has older lines than these; `log_chars`: how long the provider's text was
+  (a log only grows, so a shorter text is an older read that finished late); `fetched_at`: when.
 - `claimed_at`: the shared claim that lets one reader per job and interval ask the provider.
 - `final_tail`: `kept` or `gone` once the tail of an ended job was fetched for good (or the provider
   answered that its logs are gone); `final_lease_until` while a tail keeper is fetching it.
@@ -65,9 +66,8 @@ def _kept_log(item: dict[str, Any] | None) -> KeptLog | None:
     else:
         text = None
     lines = tuple(text.split("\n")) if text else ()
-    line_count = int(item.get("line_count", len(lines)))
     return KeptLog(
-        tail=LogTail(lines, max(line_count, len(lines))),
+        tail=LogTail(lines, has_older=bool(item.get("has_older", False))),
         fetched_at=float(item.get("fetched_at", 0)),
         final=item.get("final_tail"),
         followed_until=float(item.get("followed_until", 0)),
@@ -94,22 +94,23 @@ class LogStore:
         kept = _kept_log(item)
         return kept if kept is None or kept.tail.lines or kept.final else _without_tail(kept, item)
 
-    def keep(self, job_id: str, tail: LogTail, fetched_at: float) -> KeptLog | None:
-        """Store `tail` unless a longer log of the job is kept already (a read that finished late).
+    def keep(self, job_id: str, tail: LogTail, log_chars: int, fetched_at: float) -> KeptLog | None:
+        """Store `tail` (of a log `log_chars` long) unless a longer log of the job is kept already.
 
         Returns what was kept before (None when nothing was), read in the same write; raises
-        ConcurrentUpdate when the kept log was already as long or longer.
+        ConcurrentUpdate when the kept log came from a longer text (a read that finished late).
         """
         with dynamo.conditional_write():
             answer = self._table.update_item(
                 Key={"pk": f"logs#{job_id}"},
-                UpdateExpression="SET tail_z = :tail, line_count = :count, fetched_at = :fetched, "
-                "expires_at = :expires REMOVE #text",
-                ConditionExpression="attribute_not_exists(line_count) OR line_count <= :count",
+                UpdateExpression="SET tail_z = :tail, has_older = :older, log_chars = :chars, "
+                "fetched_at = :fetched, expires_at = :expires REMOVE #text",
+                ConditionExpression="attribute_not_exists(log_chars) OR log_chars <= :chars",
                 ExpressionAttributeNames={"#text": "text"},
                 ExpressionAttributeValues={
                     ":tail": _pack(tail.text),
-                    ":count": tail.line_count,
+                    ":older": tail.has_older,
+                    ":chars": log_chars,
                     ":fetched": dynamo.to_dynamo(fetched_at),
                     ":expires": int(fetched_at) + _LOG_TAIL_DAYS * _DAY,
                 },

@@ -180,7 +180,7 @@ class StateStore:
 
     def save_log_tail(self, job_id: str, text: str, fetched_at: float) -> None:
         try:
-            LogStore(self._table_name).keep(job_id, log_tail(text), fetched_at)
+            LogStore(self._table_name).keep(job_id, log_tail(text), len(text), fetched_at)
         except dynamo.ConcurrentUpdate:
             pass  # a longer log of the job is kept already
 
