@@ -349,7 +349,7 @@ function buildRow(job) {
   const modelChildren = [
     el('a', { class: 'job-open', href: jobHref(job.job_id), 'data-testid': 'job-open' }, [
       el('span', { class: 'job-model', title: modelName }, modelName),
-      el('span', { class: 'visually-hidden' }, `, job ${job.job_id}`),
+      el('span', { class: 'visually-hidden' }, `(job ${job.job_id})`), // named "model (job id)"
     ]),
   ];
   if (job.config_name) modelChildren.push(el('span', { class: 'job-sub' }, String(job.config_name)));
