@@ -79,6 +79,8 @@ VARIABLES = (
     ("JOBSYNC_DEFAULT_HARDWARE", "hardware of the models not in the map (default gpu-h100)"),
     ("JOBSYNC_MAX_CONNECTIONS_PER_IP", "WebSocket connections per source IP (default 5)"),
     ("JOBSYNC_SYNC_CAP", "jobs taken per provider list in one sync (default 1000)"),
+    ("JOBSYNC_NOTIFY_WEBHOOK_URL", "one JSON POST per job that ends or crosses the cost threshold (Slack-compatible)"),
+    ("JOBSYNC_NOTIFY_COST_THRESHOLD_USD", "a job whose cost reaches this many dollars is announced once"),
 )
 
 
@@ -457,31 +459,42 @@ def _function_environment(
 
 
 def _stream_pump(template: dict[str, Any], tables: dict[str, str], moto_url: str) -> Callable[[], None]:
-    """Delivers the jobs stream to its consumer in batches, as Lambda's event source mapping does."""
+    """Delivers the jobs stream to each of its consumers in batches, as their event source mappings do.
+
+    One reader for all of them (the local server drops records once read), each consumer getting the
+    records its filter lets through, with its retries and partial batch failures.
+    """
     import boto3
     from botocore.config import Config
 
-    from local.streams import StreamReader
+    from local.streams import StreamReader, deliver_to_consumer
     from local.template import stream_consumers
 
-    consumer = stream_consumers(template)[0]
+    consumers = stream_consumers(template)
+    (table_id,) = {consumer.table_id for consumer in consumers}  # the jobs table's stream only
     streams = boto3.client(
         "dynamodbstreams", endpoint_url=moto_url, region_name=REGION, config=Config(account_id_endpoint_mode="disabled")
     )
     reader = StreamReader.for_table(
-        boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION), streams, tables[consumer.table_id]
+        boto3.client("dynamodb", endpoint_url=moto_url, region_name=REGION), streams, tables[table_id]
     )
-    function = consumer.function
+
+    def invoker(function: Any) -> Callable[[dict[str, Any]], Any]:
+        return lambda event: lambda_runtime.invoke(function.code_uri, function.handler, event, timeout=function.timeout)
 
     def pump() -> None:
         records = reader.read()
-        for start in range(0, len(records), consumer.batch_size):
-            lambda_runtime.invoke(
-                function.code_uri,
-                function.handler,
-                {"Records": records[start : start + consumer.batch_size]},
-                timeout=function.timeout,
+        for consumer in consumers:
+            given_up = deliver_to_consumer(
+                records,
+                patterns=consumer.filter_patterns,
+                batch_size=consumer.batch_size,
+                retries=2 if consumer.maximum_retry_attempts is None else consumer.maximum_retry_attempts,
+                reports_item_failures=consumer.reports_item_failures,
+                invoke=invoker(consumer.function),
             )
+            if given_up:
+                log.warning("%s gave up on %d stream record(s)", consumer.function.logical_id, len(given_up))
 
     return pump
 
@@ -497,6 +510,35 @@ def _serve_lambda_invoke(template: dict[str, Any], settings: LocalSettings, clea
     cleanup.callback(server.close)
     os.environ["AWS_ENDPOINT_URL_LAMBDA"] = server.url
     log.info("Lambda's Invoke API on %s for %d function(s)", server.url, len(invoker.functions))
+
+
+def _serve_notify_topic(template: dict[str, Any], settings: LocalSettings, cleanup: ExitStack) -> dict[str, str]:
+    """The notification topic (SNS's Publish) on a port of its own; the notification settings for the functions.
+
+    Every notification is printed to this log. With JOBSYNC_NOTIFY_WEBHOOK_URL set (read from the
+    environment by the functions, as the secret's value is in AWS), the notifier hands each one to
+    notify_webhook, which posts it there.
+    """
+    from local.notify_topic import LocalTopic, create_app, topic_arn
+    from local.template import resolve
+
+    topic = LocalTopic(topic_arn(REGION))
+    server = ThreadedServer(create_app(topic), free_port(), name="sns")
+    server.start()
+    cleanup.callback(server.close)
+    os.environ["AWS_ENDPOINT_URL_SNS"] = server.url
+    webhook = bool(os.environ.get("JOBSYNC_NOTIFY_WEBHOOK_URL"))
+    function_name = resolve(template["Resources"]["NotifyWebhookFunction"]["Properties"]["FunctionName"], template)
+    log.info(
+        "notification topic on %s: notifications are printed here%s",
+        server.url,
+        " and posted to JOBSYNC_NOTIFY_WEBHOOK_URL" if webhook else " (set JOBSYNC_NOTIFY_WEBHOOK_URL to post them)",
+    )
+    return {
+        "JOBSYNC_NOTIFY_TOPIC_ARN": topic.arn,
+        "JOBSYNC_DASHBOARD_URL": f"http://127.0.0.1:{settings.port}/",
+        "JOBSYNC_NOTIFY_WEBHOOK_FUNCTION": str(function_name) if webhook else "",
+    }
 
 
 def _scheduled_poller(schedule: Any) -> Callable[[float], None]:
@@ -688,6 +730,7 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
         log.info("Replicate simulator on %s", simulator_url)
 
     os.environ.update(_function_environment(template, settings, tables, replicate))
+    os.environ.update(_serve_notify_topic(template, settings, cleanup))
     from jobsync.config import ConfigError, get_settings
 
     try:

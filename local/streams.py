@@ -7,7 +7,7 @@ as this one does.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 
 class StreamReader:
@@ -51,3 +51,100 @@ class StreamReader:
                     break
             self._iterators[shard_id] = iterator
         return [dict(record, eventSource="aws:dynamodb") for record in records]
+
+
+def matches_filter(pattern: dict[str, Any], record: dict[str, Any]) -> bool:
+    """True when `record` matches one FilterCriteria pattern of an event source mapping, as Lambda decides.
+
+    Covers what jobsync's template uses and a little more: nested keys, lists of accepted values, and
+    the `exists`, `prefix`, `anything-but` and `numeric` operators.
+    """
+    for key, expected in pattern.items():
+        present = isinstance(record, dict) and key in record
+        if isinstance(expected, dict):
+            if not present or not matches_filter(expected, record[key]):
+                return False
+            continue
+        if not any(_accepts(rule, present, record.get(key) if present else None) for rule in expected):
+            return False
+    return True
+
+
+_COMPARISONS: dict[str, Callable[[float, float], bool]] = {
+    "=": lambda a, b: a == b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+def _accepts(rule: Any, present: bool, value: Any) -> bool:
+    if not isinstance(rule, dict):
+        return present and value == rule
+    if "exists" in rule:
+        return present is bool(rule["exists"])
+    if not present:
+        return False
+    if "prefix" in rule:
+        return isinstance(value, str) and value.startswith(rule["prefix"])
+    if "anything-but" in rule:
+        excluded = rule["anything-but"]
+        return value not in (excluded if isinstance(excluded, list) else [excluded])
+    if "numeric" in rule:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        terms = rule["numeric"]
+        return all(_COMPARISONS[op](value, float(bound)) for op, bound in zip(terms[::2], terms[1::2], strict=True))
+    raise ValueError(f"filter rule not understood: {rule!r}")
+
+
+Invoke = Callable[[dict[str, Any]], Any]
+
+
+def deliver_to_consumer(
+    records: list[dict[str, Any]],
+    *,
+    patterns: tuple[dict[str, Any], ...],
+    batch_size: int,
+    retries: int,
+    reports_item_failures: bool,
+    invoke: Invoke,
+) -> list[dict[str, Any]]:
+    """Hand `records` to one consumer as its event source mapping would; the records it gave up on.
+
+    Only records matching one of `patterns` (all, without patterns) are delivered, `batch_size` at a
+    time. A batch whose invocation raised is retried whole; with `reports_item_failures`, a batch is
+    retried from the first record the function named in `batchItemFailures`. After `retries` retries
+    the rest of the batch is given up (Lambda sends it to the on-failure destination) and the next
+    batch goes on.
+    """
+    wanted = [record for record in records if not patterns or any(matches_filter(p, record) for p in patterns)]
+    given_up: list[dict[str, Any]] = []
+    for start in range(0, len(wanted), batch_size):
+        batch = wanted[start : start + batch_size]
+        for _attempt in range(retries + 1):
+            try:
+                answer = invoke({"Records": batch})
+            except Exception:  # noqa: BLE001 - Lambda retries whatever the function raised
+                remaining = batch
+            else:
+                remaining = _unfinished(batch, answer) if reports_item_failures else []
+            if not remaining:
+                break
+            batch = remaining
+        else:
+            given_up.extend(batch)
+    return given_up
+
+
+def _unfinished(batch: list[dict[str, Any]], answer: Any) -> list[dict[str, Any]]:
+    """The records from the first one the function reported failed (all of them when it reported nonsense)."""
+    failures = (answer or {}).get("batchItemFailures") if isinstance(answer, dict) else None
+    if not failures:
+        return []
+    named = {failure.get("itemIdentifier") for failure in failures}
+    for index, record in enumerate(batch):
+        if record.get("dynamodb", {}).get("SequenceNumber") in named:
+            return batch[index:]
+    return batch

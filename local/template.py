@@ -143,6 +143,10 @@ class StreamConsumer:
     starting_position: str
     maximum_retry_attempts: int | None
     bisect_on_error: bool
+    # FilterCriteria's patterns (parsed): a record reaches the function when it matches one; none = all do.
+    filter_patterns: tuple[dict[str, Any], ...] = ()
+    # FunctionResponseTypes has ReportBatchItemFailures: the function names the records to retry.
+    reports_item_failures: bool = False
 
 
 # -------------------------------------------------------------------- helpers
@@ -427,6 +431,10 @@ def stream_consumers(template: Mapping[str, Any]) -> list[StreamConsumer]:
                 starting_position=props.get("StartingPosition", "LATEST"),
                 maximum_retry_attempts=None if retries is None else int(retries),
                 bisect_on_error=bool(props.get("BisectBatchOnFunctionError", False)),
+                filter_patterns=tuple(
+                    json.loads(entry["Pattern"]) for entry in (props.get("FilterCriteria") or {}).get("Filters", [])
+                ),
+                reports_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
             )
         )
     return consumers

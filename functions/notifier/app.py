@@ -30,16 +30,24 @@ def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[s
         stream = record.dynamodb
         if record.event_name not in _WRITES or stream is None or stream.sequence_number is None:
             continue
-        at = stream.approximate_creation_date_time or time.time()
         changes.append(
             StreamChange(
                 record_id=stream.sequence_number,
                 new=from_dynamo(stream.new_image),
                 old=from_dynamo(stream.old_image),
-                at=datetime.fromtimestamp(at, timezone.utc),
+                at=_written_at(stream.raw_event.get("ApproximateCreationDateTime")),
             )
         )
     with invocation_deadline(context):
         report = notify(changes)
     failures = [{"itemIdentifier": report.failed_record}] if report.failed_record else []
     return {"batchItemFailures": failures, "published": report.published, "duplicates": report.already_published}
+
+
+def _written_at(stamp: object) -> datetime:
+    """When the change was written: epoch seconds from Lambda; a datetime from boto3 (the local stack's reader)."""
+    if isinstance(stamp, datetime):
+        return stamp.astimezone(timezone.utc)
+    if isinstance(stamp, (int, float)):
+        return datetime.fromtimestamp(stamp, timezone.utc)
+    return datetime.fromtimestamp(time.time(), timezone.utc)
