@@ -98,6 +98,7 @@ def aws_env(monkeypatch, invocation_clock, handed_off):
         "REPLICATE_API_BASE_URL": BASE_URL,
         "JOBSYNC_WEBSOCKET_URL": "wss://ws.example.test/prod",
         "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": "https://ws.example.test/prod",
+        "JOBSYNC_HISTORY_IMPORTER_FUNCTION": "jobsync-test-history-importer",
         "POWERTOOLS_METRICS_NAMESPACE": "jobsync-test",
         # No EMF blobs in a failure's captured output (no test reads them).
         "POWERTOOLS_METRICS_DISABLED": "true",

@@ -13,11 +13,19 @@ def stamp(n: int) -> str:
     return f"2026-11-{1 + n // 1440:02d}T{(n // 60) % 24:02d}:{n % 60:02d}:00.000000Z"
 
 
-def _capped(monkeypatch, cap: int) -> None:
+IMPORTER = "jobsync-test-history-importer"  # tests/conftest.py's JOBSYNC_HISTORY_IMPORTER_FUNCTION
+
+
+def _first_pages(monkeypatch, pages: int) -> None:
     from jobsync import wiring
 
-    monkeypatch.setenv("JOBSYNC_SYNC_CAP", str(cap))
+    monkeypatch.setenv("JOBSYNC_SYNC_FIRST_PAGES", str(pages))
     wiring.reset()
+
+
+def _import_in_background(handed_off) -> int:
+    """Run the history importer's hand-offs, as Lambda would; how many invocations ran."""
+    return handed_off.drain(IMPORTER, "history_importer")
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if r.authenticated], ids=lambda r: r.key)
@@ -31,7 +39,7 @@ def test_health_needs_no_token(api):
     assert api.call("health", authenticated=False) == (200, {"status": "ok"})
 
 
-def test_first_sync_imports_every_page_of_both_lists(api, replicate):
+def test_first_sync_imports_every_page_of_both_lists(api, replicate, handed_off):
     for n in range(23):
         replicate.add(replicate_job("succeeded", created_at=stamp(n), predict_time=10.0))
     for n in range(3):
@@ -41,20 +49,22 @@ def test_first_sync_imports_every_page_of_both_lists(api, replicate):
 
     assert status == 200
     assert body == {
-        "synced": 26,
+        "synced": 23,  # the first two pages of each list; the third page of predictions in the background
         "updated": 0,
-        "message": "Discovered 26 new jobs from Replicate",
-        "history_complete": True,
+        "message": "Discovered 23 new jobs from Replicate; the rest of the history is being imported in the background",
+        "history_complete": False,
     }
-    assert replicate.count("GET", "/predictions") == 3  # 10 + 10 + 3
+    assert _import_in_background(handed_off) == 1
+    assert replicate.count("GET", "/predictions") == 3  # 10 + 10 + 3, each page once
     status, listed = api.call("list_jobs", query={"limit": "500"})
     assert len(listed["jobs"]) == 26
 
 
-def test_sync_stops_at_a_page_of_jobs_already_stored_as_terminal(api, replicate):
+def test_sync_stops_at_a_page_of_jobs_already_stored_as_terminal(api, replicate, handed_off):
     for n in range(25):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
     api.call("sync_jobs")
+    _import_in_background(handed_off)
     replicate.requests.clear()
     new = replicate.add(replicate_job("starting", created_at=stamp(999)))
 
@@ -89,12 +99,16 @@ def test_sync_counts_updates_honestly_and_keeps_the_final_logs(api, replicate):
     assert "Saving checkpoint" in wiring.state_store().log_tail(job["id"]).text
 
 
-def test_sync_respects_the_cap_per_list(api, replicate, monkeypatch):
-    _capped(monkeypatch, 15)
+def test_a_sync_reads_no_more_than_its_first_pages_itself(api, replicate, monkeypatch, handed_off):
+    _first_pages(monkeypatch, 1)
     for n in range(40):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert api.call("sync_jobs")[1]["synced"] == 20  # the cap is checked between pages (of 10 here)
-    assert replicate.count("GET", "/predictions") == 2
+
+    assert api.call("sync_jobs")[1]["synced"] == 10
+    assert replicate.count("GET", "/predictions") == 1
+    assert [payload["provider"] for payload in handed_off.to(IMPORTER)] == ["replicate"]  # the rest: no cap
+    _import_in_background(handed_off)
+    assert api.call("metrics")[1]["job_count"] == 40
 
 
 def test_sync_maps_every_replicate_status(api, replicate):
@@ -265,13 +279,13 @@ def test_a_well_formed_cursor_of_our_own_shape_is_accepted(api):
     assert api.call("list_jobs", query={"cursor": _cursor("by_created", key)})[0] == 200
 
 
-def test_a_first_sync_that_failed_half_way_is_finished_by_the_next(api, replicate):
+def test_a_history_import_that_failed_half_way_is_finished_by_the_next_sync(api, replicate, handed_off):
     for n in range(50):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
     import httpx
 
     original = replicate._page
-    failures_left = [5]  # every attempt the client makes in the first sync
+    failures_left = [5]  # every attempt the client makes in the importer's run
 
     def third_page_fails(request, collection, jobs):
         if collection == "predictions" and request.url.params.get("cursor") == "20" and failures_left[0]:
@@ -280,15 +294,21 @@ def test_a_first_sync_that_failed_half_way_is_finished_by_the_next(api, replicat
         return original(request, collection, jobs)
 
     replicate._page = third_page_fails
-    assert api.call("sync_jobs")[0] == 502  # pages 1 and 2 were stored, page 3 failed
+    assert api.call("sync_jobs")[1]["synced"] == 20  # pages 1 and 2
+    _import_in_background(handed_off)  # page 3 failed: the import pauses where it was
     assert api.call("metrics")[1]["job_count"] == 20
 
-    status, body = api.call("sync_jobs")
+    status, body = api.call("sync_jobs")  # finds the paused import and starts it again
+    _import_in_background(handed_off)
 
-    assert status == 200 and body["synced"] == 30
+    assert status == 200 and body["synced"] == 0 and body["history_complete"] is False
     assert api.call("metrics")[1]["job_count"] == 50
     replicate.requests.clear()
-    assert api.call("sync_jobs")[1]["synced"] == 0
+    assert api.call("sync_jobs")[1] == {
+        **body,
+        "history_complete": True,
+        "message": "Discovered 0 new jobs from Replicate",
+    }
     assert replicate.count("GET", "/predictions") == 1  # history imported: the newest page is enough now
 
 
@@ -306,61 +326,19 @@ def test_a_sync_short_of_time_answers_in_time_and_the_next_one_goes_on(api, repl
     assert api.call("sync_jobs")[1]["synced"] == 3
 
 
-def test_a_history_larger_than_the_cap_is_imported_over_several_syncs_and_nothing_twice(api, replicate, monkeypatch):
-    _capped(monkeypatch, 15)
+def test_a_job_new_while_the_history_imports_is_taken_by_the_next_sync_and_nothing_twice(api, replicate, handed_off):
     for n in range(45):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
 
-    found = [api.call("sync_jobs")[1]["synced"] for _ in range(2)]
+    found = [api.call("sync_jobs")[1]["synced"]]
     new = replicate.add(replicate_job("starting", created_at=stamp(999)))
-    found += [api.call("sync_jobs")[1]["synced"] for _ in range(2)]
+    found.append(api.call("sync_jobs")[1]["synced"])  # the import has not run yet
+    _import_in_background(handed_off)
+    found.append(api.call("sync_jobs")[1]["synced"])
 
-    # Each sync stops at the first page boundary past the cap; the next goes on where it stopped.
-    assert found == [20, 20, 6, 0]
+    assert found == [20, 1, 0]
     assert api.call("metrics")[1]["job_count"] == 46
     assert api.call("get_job", path={"job_id": new["id"]})[1]["job"]["status"] == "queued"
-
-
-def _sync_until_quiet(api, most: int = 10) -> list[int]:
-    found = []
-    for _ in range(most):
-        found.append(api.call("sync_jobs")[1]["synced"])
-        if found[-1] == 0:
-            break
-    return found
-
-
-def test_a_burst_larger_than_the_cap_on_top_of_an_imported_history_is_all_imported(api, replicate, monkeypatch):
-    _capped(monkeypatch, 15)
-    for n in range(25):
-        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert sum(_sync_until_quiet(api)) == 25
-    for n in range(40):
-        replicate.add(replicate_job("succeeded", created_at=stamp(1000 + n)))
-
-    assert sum(_sync_until_quiet(api)) == 40
-    assert api.call("metrics")[1]["job_count"] == 65
-
-
-def test_a_saved_position_the_provider_refuses_starts_the_history_over_instead_of_failing(api, replicate, monkeypatch):
-    from jobsync import wiring
-
-    _capped(monkeypatch, 15)
-    for n in range(40):
-        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    assert api.call("sync_jobs")[1]["synced"] == 20
-    # The position was saved by a stack that talked to another endpoint (or the cursor has expired).
-    wiring.state_store().save_sync_progress(
-        "replicate",
-        "prediction",
-        history_imported=False,
-        resume_page="https://old.replicate.test/v1/predictions?cursor=20",
-    )
-
-    status, body = api.call("sync_jobs")
-
-    assert status == 200 and body["synced"] == 20
-    assert api.call("metrics")[1]["job_count"] == 40
 
 
 def test_a_list_whose_next_page_leads_back_to_itself_ends_the_walk(api, replicate):

@@ -1,26 +1,47 @@
-"""The sync answer says whether the provider's history is all imported, so nobody is told it is done when it is not."""
+"""The sync answer says whether the provider's history is all imported, so nobody is told it is done when it is not.
+
+A sync reads the first pages of each list itself (JOBSYNC_SYNC_FIRST_PAGES, 2 by default: 20 jobs with
+the fake's pages of 10) and hands the rest to the history importer, which runs in the background.
+"""
 
 from __future__ import annotations
 
 from tests.fakes.replicate import replicate_job
-from tests.handlers.test_sync_and_listing import _capped, stamp
+from tests.handlers.test_sync_and_listing import stamp
+
+IMPORTER = "jobsync-test-history-importer"
 
 
-def test_a_sync_stopped_by_the_cap_says_the_history_is_not_complete_until_it_is(api, replicate, monkeypatch):
-    _capped(monkeypatch, 15)
+def test_a_deep_history_is_not_complete_until_the_background_import_ends(api, replicate, handed_off):
     for n in range(45):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
 
-    answers = [api.call("sync_jobs")[1] for _ in range(3)]
+    first = api.call("sync_jobs")[1]
+    while_importing = api.call("sync_jobs")[1]
+    ran = handed_off.drain(IMPORTER, "history_importer")
+    after = api.call("sync_jobs")[1]
 
-    assert [(a["synced"], a["history_complete"]) for a in answers] == [(20, False), (20, False), (5, True)]
+    assert (first["synced"], first["history_complete"]) == (20, False)
+    assert first["message"].startswith("Discovered 20 new jobs from Replicate; the rest of the history")
+    assert (while_importing["synced"], while_importing["history_complete"]) == (0, False)
+    assert while_importing["message"].endswith("the history import is still running")
+    assert len(handed_off.to(IMPORTER)) == 1 and ran == 1  # the second sync started nothing
+    assert after == {
+        "synced": 0,
+        "updated": 0,
+        "message": "Discovered 0 new jobs from Replicate",
+        "history_complete": True,
+    }
+    assert len(api.call("list_jobs", query={"limit": "500"})[1]["jobs"]) == 45
 
 
-def test_a_small_history_is_complete_after_one_sync_and_stays_so(api, replicate):
+def test_a_small_history_is_complete_after_one_sync_and_stays_so(api, replicate, handed_off):
     for n in range(3):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
 
     first, second = (api.call("sync_jobs") for _ in range(2))
 
     assert first == (200, {**first[1], "synced": 3, "history_complete": True})
+    assert first[1]["message"] == "Discovered 3 new jobs from Replicate"
     assert second[1]["history_complete"] is True and second[1]["synced"] == 0
+    assert handed_off.calls == []  # nothing left for the background

@@ -95,3 +95,16 @@ def _deliver(connection: Connection, messages: list[bytes]) -> str:
         logger.warning("push failed", extra={"connection_id": connection.connection_id, "error": str(exc)})
         return "failed"
     return "sent"
+
+
+def push_to_all(message: dict[str, Any]) -> int:
+    """One message that is not a status change (e.g. a history import's `sync_progress`) to every
+    connected client, through the same delivery as status changes; returns how many clients got it."""
+    connections = list(wiring.connection_store().all())
+    if not connections:
+        return 0
+    body = json.dumps(message).encode()
+    workers = min(get_settings().broadcast_workers, len(connections))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(lambda connection: _deliver(connection, [body]), connections))
+    return sum(outcome == "sent" for outcome in outcomes)

@@ -1,25 +1,26 @@
-"""Full sync: discover the provider's jobs (both lists) and update the ones already known.
+"""Sync: what is new at the top of the provider's lists now; anything deeper in the background.
 
-The first sync imports the history (up to the cap per list; an import cut
-short goes on at the next sync); after that, pages are read newest first
-until one holds only jobs already stored in a terminal state, so a sync reads
-a page or two.
+A sync reads the newest pages of both lists (trainings first), at most
+`sync_first_pages` pages of each, and stops at the first page of jobs already
+stored and ended: after the first import that is a page or two, and the sync
+answers at once. What it could not read -- a first sync's history, or a burst
+of new jobs deeper than those pages -- becomes a segment of the background
+import (services/history_import.py), which the sync starts unless an importer
+is already at work. No cap: the import goes on to the end of each list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from jobsync import wiring
 from jobsync.config import get_settings
 from jobsync.deadline import seconds_left
-from jobsync.domain.job import Job, JobObservation
 from jobsync.observability import count, logger
-from jobsync.providers.base import ProviderClient, ProviderError, ProviderUnavailable
+from jobsync.providers.base import ProviderClient
 from jobsync.providers.registry import provider_client
-from jobsync.services.job_updates import create_jobs, record_observation
-from jobsync.services.refresh import with_final_logs
+from jobsync.services.history_import import start_if_idle
+from jobsync.services.page_import import import_page
+from jobsync.store.imports import ImportState, Segment
 
 _TRAININGS_FIRST = ("training", "prediction")
 # Reading and storing one page of a hundred jobs: a page is not started with less time than this left.
@@ -32,145 +33,98 @@ class DiscoveryReport:
     display_name: str
     discovered: int
     updated: int
-    # False while some list's history is still being imported (the cap or the clock stopped this sync).
+    # False while the background import still has something to read.
     history_complete: bool = True
+    # This sync started the background import (True) or found one already at work (False).
+    started_import: bool = False
 
     @property
     def message(self) -> str:
-        return f"Discovered {self.discovered} new jobs from {self.display_name}"
-
-
-def discover_jobs(provider: str) -> DiscoveryReport:
-    """Raises ProviderError when the provider cannot be read; what was stored before that stays stored."""
-    client = provider_client(provider)
-    seen: set[str] = set()
-    discovered = updated = 0
-    history_complete = True
-    # Trainings first: a training also shows in the predictions list, and its kind should say training.
-    for kind in _TRAININGS_FIRST:
-        walk = _import_list(client, kind, seen)
-        discovered, updated = discovered + walk.discovered, updated + walk.updated
-        history_complete = history_complete and walk.history_complete
-    count("JobsDiscovered", discovered)
-    return DiscoveryReport(provider, client.display_name, discovered, updated, history_complete)
+        said = f"Discovered {self.discovered} new jobs from {self.display_name}"
+        if self.history_complete:
+            return said
+        if self.started_import:
+            return f"{said}; the rest of the history is being imported in the background"
+        return f"{said}; the history import is still running"
 
 
 @dataclass
-class _Walk:
-    """Passes down one list in one sync: what they found, and where and why the last one stopped."""
+class _Top:
+    """One list's newest pages as this sync read them, and where and why it stopped."""
 
-    seen: set[str]
-    budget: int  # what the pass may still take (the cap per list, per pass), checked between pages
+    kind: str
     discovered: int = 0
     updated: int = 0
-    pages: int = 0
-    stopped_by: str = ""  # "end", "known", "cap" or "time"
-    continue_from: str | None = None  # the page to read next, when stopped by "cap" or "time"
-    history_complete: bool = False  # the list's whole history is stored
+    stopped_by: str = ""  # "end" (of the list), "known" (a page stored and ended), "pages" or "time"
+    next_page: str | None = None  # the first page not read, unless stopped by "end"
 
 
-def _import_list(client: ProviderClient, kind: str, seen: set[str]) -> _Walk:
-    """Import one list: what is new at its top, then the part of its history not imported yet.
-
-    The history is imported newest first and may take several syncs (the cap,
-    the invocation's time); where it stopped is kept, and the next sync goes
-    on from there after taking in what is new. Once the history is in, a sync
-    reads down to the first page of jobs already stored and ended.
-    """
-    state, cap = wiring.state_store(), get_settings().sync_cap_per_list
-    progress = state.sync_progress(client.name, kind)
-    walk = _Walk(seen=seen, budget=cap)
-    resume = progress.resume_page
-    if progress.history_imported or resume:
-        _walk(client, kind, walk, start=None, stop_at_known=True)
-        if walk.stopped_by in ("cap", "time"):
-            # More is new than this pass could read: the next sync fills the gap from where it stopped.
-            resume = walk.continue_from
-            state.save_sync_progress(client.name, kind, history_imported=False, resume_page=resume)
-            return walk
-        if progress.history_imported:
-            walk.history_complete = True
-            return walk
-    _import_history(client, kind, walk, resume, cap)
-    walk.history_complete = walk.stopped_by == "end"
-    return walk
-
-
-def _import_history(client: ProviderClient, kind: str, walk: _Walk, resume: str | None, cap: int) -> None:
-    state = wiring.state_store()
-
-    def keep(next_page: str | None) -> None:
-        state.save_sync_progress(client.name, kind, history_imported=False, resume_page=next_page)
-
-    walk.budget, pages_before = cap, walk.pages
+def discover_jobs(provider: str) -> DiscoveryReport:
+    """Raises ProviderError when the provider cannot be read; what was stored before that stays stored,
+    and what the lists read so far leave to import is recorded for the background import."""
+    client = provider_client(provider)
+    seen: set[str] = set()
+    tops: list[_Top] = []
     try:
-        # Only new jobs count against the cap here: pages read again after a resume cost no budget.
-        _walk(client, kind, walk, start=resume, stop_at_known=False, keep_progress=keep)
-    except ProviderUnavailable:
-        raise  # a passing fault: the saved position stays, and the next sync goes on from it
-    except ProviderError:
-        if resume is None or walk.pages > pages_before:
-            raise
-        # The provider refuses the saved page (an old cursor, another endpoint): start the history over.
-        logger.warning("saved sync position refused: the history import starts over", extra={"kind": kind})
-        keep(None)
-        _walk(client, kind, walk, start=None, stop_at_known=False, keep_progress=keep)
-    if walk.stopped_by == "end":
-        state.save_sync_progress(client.name, kind, history_imported=True, resume_page=None)
-    else:
-        keep(walk.continue_from)
+        for kind in _TRAININGS_FIRST:  # a training also shows as a prediction; its kind should say training
+            tops.append(_read_top(client, kind, seen, get_settings().sync_first_pages))
+    finally:
+        discovered = sum(top.discovered for top in tops)
+        started = start_if_idle(provider, lambda state: _left_to_import(state, tops), created=discovered)
+        count("JobsDiscovered", discovered)
+    state = started.state
+    if state.running:
+        logger.info(
+            "history import " + ("started" if started.started else "already running"),
+            extra={"provider": provider, "segments": len(state.segments), "imported": state.imported},
+        )
+    updated = sum(top.updated for top in tops)
+    return DiscoveryReport(
+        provider, client.display_name, discovered, updated, not state.running, started_import=started.started
+    )
 
 
-def _walk(
-    client: ProviderClient,
-    kind: str,
-    walk: _Walk,
-    *,
-    start: str | None,
-    stop_at_known: bool,
-    keep_progress: Callable[[str | None], None] | None = None,
-) -> None:
-    page_handle, visited = start, set()
-    while True:
-        walk.continue_from = page_handle
-        if walk.budget <= 0 or _out_of_time():
-            walk.stopped_by = "cap" if walk.budget <= 0 else "time"
-            return  # what was stored stays stored; the next sync goes on
-        visited.add(page_handle)
-        page = client.list_page(kind, page_handle)
-        walk.pages += 1
-        known_and_ended, created = _import_page(client, page.jobs, walk)
-        walk.budget -= created if keep_progress is not None else len(page.jobs)
+def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int) -> _Top:
+    top, handle = _Top(kind), None
+    visited: set[str | None] = set()
+    for _ in range(most_pages):
+        if _out_of_time():
+            top.stopped_by, top.next_page = "time", handle
+            return top
+        visited.add(handle)
+        page = client.list_page(kind, handle)
+        outcome = import_page(client, page.jobs, seen)
+        top.discovered, top.updated = top.discovered + outcome.created, top.updated + outcome.updated
         # A list whose next page leads back to one already read has nothing more to give.
         if not page.next_page or page.next_page in visited:
-            walk.stopped_by, walk.continue_from = "end", None
-            return
-        if stop_at_known and known_and_ended:
-            walk.stopped_by = "known"
-            return
-        page_handle = page.next_page
-        if keep_progress is not None:
-            keep_progress(page_handle)  # an import cut short by a failure resumes here
+            top.stopped_by = "end"
+            return top
+        if outcome.known_and_ended:
+            top.stopped_by, top.next_page = "known", page.next_page
+            return top
+        handle = page.next_page
+    top.stopped_by, top.next_page = "pages", handle
+    return top
 
 
-def _import_page(client: ProviderClient, observations: list[JobObservation], walk: _Walk) -> tuple[bool, int]:
-    """Store a page's new jobs and update its known ones.
-
-    Returns whether all of them were already stored and ended, and how many were new.
-    """
-    stored = wiring.job_store().get_many(observation.job_id for observation in observations)
-    known_and_ended = bool(observations) and all(
-        observation.job_id in stored and stored[observation.job_id].is_terminal for observation in observations
-    )
-    # A job listed twice (in one page, or in both lists) is taken once.
-    fresh = list({o.job_id: o for o in observations if o.job_id not in walk.seen}.values())
-    walk.seen.update(observation.job_id for observation in fresh)
-    created = create_jobs([observation for observation in fresh if observation.job_id not in stored])
-    walk.discovered += created
-    for observation in fresh:
-        if observation.job_id in stored:
-            walk.updated += _update_one(client, observation, stored[observation.job_id])
-    return known_and_ended, created
+def _left_to_import(state: ImportState, tops: list[_Top]) -> ImportState:
+    """The import's state once what these lists' tops leave to read is added to it."""
+    segments, history = list(state.segments), set(state.history_imported)
+    for top in tops:
+        walking_to_end = any(segment.to_end for segment in segments if segment.kind == top.kind)
+        whole_list_pending = top.kind not in history and not walking_to_end
+        if top.stopped_by == "end":
+            # The whole list was read from its top: it is all stored, whatever was still pending.
+            history.add(top.kind)
+            segments = [segment for segment in segments if segment.kind != top.kind]
+            continue
+        if top.stopped_by == "known" and not whole_list_pending:
+            continue  # new jobs all read, down to what is stored (or to what the running import reads)
+        # More below: the list's unread history (read to its end), or new jobs down to the stored ones.
+        segment = Segment(top.kind, top.next_page, to_end=whole_list_pending)
+        if segment not in segments:
+            segments.append(segment)
+    return replace(state, segments=tuple(segments), history_imported=frozenset(history))
 
 
 def _out_of_time() -> bool:
@@ -179,7 +133,3 @@ def _out_of_time() -> bool:
         logger.warning("sync stopped early to answer in time")
         return True
     return False
-
-
-def _update_one(client: ProviderClient, observation: JobObservation, stored: Job) -> int:
-    return int(record_observation(with_final_logs(client, stored, observation), current=stored).changed)
