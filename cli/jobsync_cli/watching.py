@@ -1,0 +1,184 @@
+"""`jobsync logs [--follow]` and `jobsync watch`: what the API's WebSocket pushes, shown as it comes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from jobsync_cli import views
+from jobsync_cli.client import Api, api_for
+from jobsync_cli.errors import reported
+from jobsync_cli.jobs import JobIdArgument, job_path, note, now_for, read_jobs
+from jobsync_cli.live import Messages, live_socket
+
+TERMINAL = ("completed", "failed", "cancelled")
+# API Gateway closes a WebSocket idle for 10 minutes: a quiet follower pings well before.
+PING_EVERY_SECONDS = 300.0
+# Stage and progress of running jobs are read this often (the API shares one provider read per job per 5 s).
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+def _new_lines(shown: list[str], pushed: list[str]) -> list[str]:
+    """`pushed` without the lines it repeats from the end of what was already `shown` (the follow began before
+    the tail was read, so the first lines pushed may be the tail's last)."""
+    for overlap in range(min(len(shown), len(pushed)), 0, -1):
+        if shown[-overlap:] == pushed[:overlap]:
+            return pushed[overlap:]
+    return pushed
+
+
+def logs(
+    ctx: typer.Context,
+    job_id: JobIdArgument,
+    tail: Annotated[int, typer.Option(min=1, max=2000, help="How many of the newest lines to print first.")] = 200,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Then print new lines as they come, until the job ends or Ctrl-C.")
+    ] = False,
+) -> None:
+    """Print a job's log lines, newest last (kept by jobsync after the provider deletes them)."""
+    api = api_for(ctx)
+    if not follow:
+        _print_lines(_tail(api, job_id, tail))
+        return
+    job = api.request("GET", job_path(job_id))["job"]
+    if job["status"] in TERMINAL:
+        _print_lines(_tail(api, job_id, tail))
+        note(f"job {job_id} has ended ({job['status']}): no more lines will come")
+        return
+    with live_socket(ctx, api) as messages:
+        # Following before reading the tail: no line falls between the two.
+        messages.send({"action": "follow", "job_id": job_id})
+        shown = _tail(api, job_id, tail)
+        _print_lines(shown)
+        try:
+            _follow(messages, job_id, shown)
+        except KeyboardInterrupt:
+            return
+
+
+def _tail(api: Api, job_id: str, tail: int) -> list[str]:
+    answer = api.request("GET", job_path(job_id, "/logs"), params={"tail": str(tail)})
+    lines = answer.get("lines") or []
+    return [str(line) for line in lines]
+
+
+def _print_lines(lines: list[str]) -> None:
+    for line in lines:
+        typer.echo(line)
+
+
+def _follow(messages: Messages, job_id: str, shown: list[str]) -> None:
+    recent = shown[-2000:]
+    quiet_since = time.monotonic()
+    while True:
+        message = messages.next(timeout=1.0)
+        if message is None:
+            if time.monotonic() - quiet_since > PING_EVERY_SECONDS:
+                messages.send({"action": "ping"})
+                quiet_since = time.monotonic()
+            continue
+        quiet_since = time.monotonic()
+        if message.get("job_id") != job_id:
+            continue
+        if message.get("type") == "job_log_lines":
+            fresh = _new_lines(recent, [str(line) for line in message.get("lines") or []])
+            _print_lines(fresh)
+            recent = (recent + fresh)[-2000:]
+        elif message.get("type") == "job_status_changed" and message.get("status") in TERMINAL:
+            note(f"job {job_id} ended: {message['status']}")
+            return
+
+
+class _Board:
+    """The jobs `watch` shows, newest first, kept up to date from the WebSocket's messages."""
+
+    def __init__(self, api: Api, jobs: list[dict[str, Any]], limit: int) -> None:
+        self.api = api
+        self.limit = limit
+        self.jobs = {job["job_id"]: job for job in jobs}
+        self.progress: dict[str, dict[str, Any]] = {}
+        self.progress_read: dict[str, float] = {}
+        self.messages = 0
+
+    def apply(self, message: dict[str, Any]) -> bool:
+        """Take one message; True when the table changed."""
+        if message.get("type") != "job_status_changed" or not isinstance(message.get("job_id"), str):
+            return False
+        self.messages += 1
+        job = message.get("job")
+        if not isinstance(job, dict):
+            job = self.api.request("GET", job_path(message["job_id"]))["job"]
+        self.jobs[job["job_id"]] = job
+        if job["status"] != "running":
+            self.progress.pop(job["job_id"], None)
+        self._trim()
+        return True
+
+    def _trim(self) -> None:
+        # Ended jobs leave first, the oldest first; a running one always stays in view.
+        while len(self.jobs) > self.limit:
+            ended = [job for job in self.ordered() if job["status"] in TERMINAL]
+            if not ended:
+                return
+            del self.jobs[ended[-1]["job_id"]]
+
+    def ordered(self) -> list[dict[str, Any]]:
+        return sorted(self.jobs.values(), key=lambda job: str(job.get("created_at") or ""), reverse=True)
+
+    def read_progress(self, clock: Callable[[], float]) -> bool:
+        """Stage and progress of the running jobs whose last reading is old enough; True when one was read."""
+        read = False
+        for job in self.ordered():
+            job_id = job["job_id"]
+            if job["status"] != "running" or clock() - self.progress_read.get(job_id, -1e9) < PROGRESS_EVERY_SECONDS:
+                continue
+            self.progress_read[job_id] = clock()
+            self.progress[job_id] = self.api.request("GET", job_path(job_id, "/inline-progress"))
+            read = True
+        return read
+
+
+def watch(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many jobs to show, newest first.")] = 20,
+) -> None:
+    """A live table of the newest jobs, redrawn as the WebSocket tells of changes: stage, progress, elapsed, cost.
+    Ctrl-C stops it."""
+    api = api_for(ctx)
+    board = _Board(api, read_jobs(api, limit=limit), limit)
+    console = Console(highlight=False)
+    with live_socket(ctx, api) as messages:
+        note(f"watching {messages.url} (Ctrl-C stops)")
+
+        def table() -> Any:
+            running = sum(job["status"] == "running" for job in board.jobs.values())
+            caption = f"{len(board.jobs)} jobs, {running} running · {board.messages} changes heard · Ctrl-C stops"
+            return views.watch_table(board.ordered(), board.progress, now_for(ctx), caption, console.width)
+
+        board.read_progress(time.monotonic)
+        with Live(table(), console=console, auto_refresh=False, redirect_stderr=False) as live:
+            quiet_since = time.monotonic()
+            try:
+                while True:
+                    message = messages.next(timeout=1.0)
+                    if message is not None:
+                        quiet_since = time.monotonic()
+                        board.apply(message)
+                    elif time.monotonic() - quiet_since > PING_EVERY_SECONDS:
+                        messages.send({"action": "ping"})
+                        quiet_since = time.monotonic()
+                    board.read_progress(time.monotonic)
+                    # Redrawn every second as well: a running job's elapsed time and cost so far tick.
+                    live.update(table(), refresh=True)
+            except KeyboardInterrupt:
+                live.update(table(), refresh=True)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (logs, watch):
+        app.command(command.__name__)(reported(command))
