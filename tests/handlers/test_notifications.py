@@ -285,3 +285,26 @@ def test_without_the_webhook_channel_the_outbox_is_not_even_read(topic, monkeypa
     reads = []
     monkeypatch.setattr(wiring.notification_store(), "pending_deliveries", lambda: reads.append(1) or [])
     assert webhook_delivery.resume_deliveries() == 0 and reads == []
+
+
+def test_the_poller_tick_resumes_a_delivery_whose_hand_off_was_lost(webhook, stream, handed_off, replicate):
+    from jobsync.services.polling import poll_tick
+
+    posts, _ = webhook
+    handed_off.refusing = True
+    observe("job-l", JobStatus.RUNNING)
+    observe("job-l", JobStatus.COMPLETED, completed_at=ENDED)
+    notify(stream.read())
+    handed_off.refusing = False
+    # Eleven minutes later, nothing has delivered it.
+    state = boto3.resource("dynamodb", region_name=REGION).Table("state")
+    eleven_minutes_ago = int(datetime.now(timezone.utc).timestamp()) - 660
+    state.update_item(
+        Key={"pk": "notify#job-l#ended"},
+        UpdateExpression="SET updated_at = :then",
+        ExpressionAttributeValues={":then": eleven_minutes_ago},
+    )
+    poll_tick()
+    assert handed_off.to(WEBHOOK_FUNCTION) == [{"event_id": "job-l#ended"}]
+    assert run_deliveries(handed_off) == 1
+    assert [json.loads(post.content)["job_id"] for post in posts] == ["job-l"]
