@@ -1,4 +1,9 @@
-"""WebSocket $default: clients only listen; a `ping` is answered with a `pong` so they can check the line."""
+"""WebSocket $default: `ping` (answered `pong`), `follow` and `unfollow` a job's log lines.
+
+After `{"action": "follow", "job_id": ...}` the connection receives
+`{"type": "job_log_lines", "job_id", "lines": [...]}` whenever a read of that job's
+logs finds new lines. Answers go back through the route response.
+"""
 
 import json
 from typing import Any
@@ -6,20 +11,38 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from jobsync.domain.errors import JobsyncError
 from jobsync.observability import logger
+from jobsync.services.log_follow import follow, unfollow
+
+_USAGE = 'send {"action": "ping"}, {"action": "follow", "job_id": ...} or {"action": "unfollow", "job_id": ...}'
+
+
+def _answer(status: int, message: dict[str, Any]) -> dict[str, Any]:
+    # Returned bodies reach the client because the route has a route response.
+    return {"statusCode": status, "body": json.dumps(message)}
 
 
 @logger.inject_lambda_context(clear_state=True)
 @event_source(data_class=APIGatewayWebSocketEvent)
 def lambda_handler(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, Any]:
     try:
-        action = json.loads(event.body or "{}").get("action")
-    except (ValueError, AttributeError):
-        action = None
+        message = json.loads(event.body or "{}")
+    except ValueError:
+        message = None
+    if not isinstance(message, dict):
+        return _answer(400, {"type": "error", "error": "invalid_input", "message": _USAGE})
+    action = message.get("action")
     if action == "ping":
-        # Returned bodies reach the client because the route has a route response.
-        return {"statusCode": 200, "body": json.dumps({"type": "pong"})}
-    return {
-        "statusCode": 400,
-        "body": json.dumps({"type": "error", "message": 'clients only listen; send {"action": "ping"}'}),
-    }
+        return _answer(200, {"type": "pong"})
+    if action not in ("follow", "unfollow"):
+        return _answer(400, {"type": "error", "error": "invalid_input", "message": _USAGE})
+    connection_id = event.request_context.connection_id
+    try:
+        if action == "follow":
+            job_id = follow(connection_id, message.get("job_id"))
+            return _answer(200, {"type": "following", "job_id": job_id})
+        job_id = unfollow(connection_id, message.get("job_id"))
+        return _answer(200, {"type": "unfollowed", "job_id": job_id})
+    except JobsyncError as exc:
+        return _answer(exc.http_status, {"type": "error", "error": exc.code, "message": str(exc)})
