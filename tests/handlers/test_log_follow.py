@@ -11,7 +11,21 @@ from jobsync import wiring
 from jobsync.services import final_logs
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.fakes.replicate import replicate_job
-from tests.handlers.test_live_updates import connect, disconnect, posted  # noqa: F401 - posted is a fixture
+from tests.handlers.test_live_updates import connect, disconnect
+
+
+@pytest.fixture
+def posted(monkeypatch, tables):
+    """Every message posted to a WebSocket connection, by connection."""
+    from jobsync.push.websocket import pusher
+
+    sent: dict[str, list[dict]] = {}
+
+    def record(connection_id: str, data: bytes) -> None:
+        sent.setdefault(connection_id, []).append(json.loads(data))
+
+    monkeypatch.setattr(pusher(), "post", record)
+    return sent, set()
 
 
 def send(connection_id: str, message: object) -> tuple[int, dict]:
