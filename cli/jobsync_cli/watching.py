@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from jobsync_cli import views
 from jobsync_cli.client import Api, api_for
@@ -105,19 +106,21 @@ class _Board:
         self.progress_read: dict[str, float] = {}
         self.messages = 0
 
-    def apply(self, message: dict[str, Any]) -> bool:
-        """Take one message; True when the table changed."""
+    def apply(self, message: dict[str, Any]) -> tuple[str | None, dict[str, Any]] | None:
+        """Take one message: (the status before, the job now) when it told of a change, else None."""
         if message.get("type") != "job_status_changed" or not isinstance(message.get("job_id"), str):
-            return False
+            return None
         self.messages += 1
         job = message.get("job")
         if not isinstance(job, dict):
             job = self.api.request("GET", job_path(message["job_id"]))["job"]
+        known = self.jobs.get(job["job_id"])
+        previous = message.get("previous_status") or (known["status"] if known else None)
         self.jobs[job["job_id"]] = job
         if job["status"] != "running":
             self.progress.pop(job["job_id"], None)
         self._trim()
-        return True
+        return previous if isinstance(previous, str) else None, job
 
     def _trim(self) -> None:
         # Ended jobs leave first, the oldest first; a running one always stays in view.
@@ -148,35 +151,59 @@ def watch(
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many jobs to show, newest first.")] = 20,
 ) -> None:
     """A live table of the newest jobs, redrawn as the WebSocket tells of changes: stage, progress, elapsed, cost.
-    Ctrl-C stops it."""
+    Ctrl-C stops it. When the output is not a terminal, the table is printed once, then a line per change."""
     api = api_for(ctx)
     board = _Board(api, read_jobs(api, limit=limit), limit)
     console = Console(highlight=False)
     with live_socket(ctx, api) as messages:
         note(f"watching {messages.url} (Ctrl-C stops)")
+        board.read_progress(time.monotonic)
 
         def table() -> Any:
             running = sum(job["status"] == "running" for job in board.jobs.values())
             caption = f"{len(board.jobs)} jobs, {running} running · {board.messages} changes heard · Ctrl-C stops"
             return views.watch_table(board.ordered(), board.progress, now_for(ctx), caption, console.width)
 
-        board.read_progress(time.monotonic)
+        if not console.is_terminal:
+            console.print(table())
+            _listen(board, messages, lambda change: _print_change(console, change))
+            return
         with Live(table(), console=console, auto_refresh=False, redirect_stderr=False) as live:
-            quiet_since = time.monotonic()
-            try:
-                while True:
-                    message = messages.next(timeout=1.0)
-                    if message is not None:
-                        quiet_since = time.monotonic()
-                        board.apply(message)
-                    elif time.monotonic() - quiet_since > PING_EVERY_SECONDS:
-                        messages.send({"action": "ping"})
-                        quiet_since = time.monotonic()
-                    board.read_progress(time.monotonic)
-                    # Redrawn every second as well: a running job's elapsed time and cost so far tick.
-                    live.update(table(), refresh=True)
-            except KeyboardInterrupt:
-                live.update(table(), refresh=True)
+            # Redrawn every second as well as on each message: a running job's elapsed time and cost so far tick.
+            _listen(board, messages, lambda change: None, lambda: live.update(table(), refresh=True))
+
+
+def _listen(
+    board: _Board,
+    messages: Messages,
+    on_change: Callable[[tuple[str | None, dict[str, Any]]], None],
+    every_second: Callable[[], None] = lambda: None,
+) -> None:
+    """Take the socket's messages into `board` until Ctrl-C, keeping the line alive and the progress fresh."""
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            message = messages.next(timeout=1.0)
+            if message is not None:
+                quiet_since = time.monotonic()
+                change = board.apply(message)
+                if change is not None:
+                    on_change(change)
+            elif time.monotonic() - quiet_since > PING_EVERY_SECONDS:
+                messages.send({"action": "ping"})
+                quiet_since = time.monotonic()
+            board.read_progress(time.monotonic)
+            every_second()
+    except KeyboardInterrupt:
+        every_second()
+
+
+def _print_change(console: Console, change: tuple[str | None, dict[str, Any]]) -> None:
+    previous, job = change
+    moment = time.strftime("%H:%M:%S", time.gmtime())
+    line = f"{moment}  {job['job_id']}  {previous or 'new'} → {job['status']}  {job.get('model') or ''}".rstrip()
+    console.print(Text(line))
+    console.file.flush()  # a pipe would keep it otherwise
 
 
 def register(app: typer.Typer) -> None:

@@ -381,7 +381,8 @@ def test_pushed_lines_that_repeat_the_tails_end_are_not_printed_twice(shown, pus
 # ------------------------------------------------------------------------------ watch
 
 
-def test_watch_redraws_on_messages_with_stage_progress_elapsed_and_cost_until_ctrl_c() -> None:
+def test_watch_prints_the_table_then_a_line_per_change_heard_until_ctrl_c() -> None:
+    # CliRunner's output is no terminal: the table once, then one line per change (a terminal gets a Live table).
     running = job(2, "running", started_at="2026-11-30T07:59:00Z")
     api = FakeApi([running, job(1, "queued")])
     started = job(1, "running", started_at="2026-11-30T07:58:00Z")
@@ -390,22 +391,50 @@ def test_watch_redraws_on_messages_with_stage_progress_elapsed_and_cost_until_ct
             None,
             {"type": "job_status_changed", "job_id": "job0001", "status": "running", "job": started},
             {"type": "sync_progress", "imported": 5, "done": False},
-            {"type": "job_status_changed", "job_id": "job0002", "status": "failed"},  # no job: read it
+            {"type": "job_status_changed", "job_id": "job0002", "status": "failed", "previous_status": "running"},
         ]
     )
-    api.jobs[0] = {**running, "status": "failed", "is_terminal": True, "is_active": False}
 
-    result = run(api, "watch", socket=socket)
+    def read_after_the_table(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/cloud/jobs":  # by the time the change is heard, the job has failed
+            answer = api(request)
+            api.jobs[0] = {**running, "status": "failed", "is_terminal": True, "is_active": False}
+            return answer
+        return api(request)
+
+    result = run(read_after_the_table, "watch", socket=socket)
 
     assert result.exit_code == 0, result.output
-    rows = {line.split()[2]: line for line in result.stdout.splitlines() if "job000" in line}
-    assert rows["job0001"].split()[0] == "running" and "Training" in rows["job0001"] and "45%" in rows["job0001"]
-    assert "2m 00s" in rows["job0001"] and "≈ $0.1830" in rows["job0001"]  # 120 s at $0.001525/s
-    assert rows["job0002"].split()[0] == "failed"
-    assert "2 changes heard" in result.stdout
+    lines = result.stdout.splitlines()
+    rows = {line.split()[2]: line for line in lines if line.startswith(("running", "queued"))}
+    assert "Training" in rows["job0002"] and "45%" in rows["job0002"]  # its inline progress, read at the start
+    assert "1m 00s" in rows["job0002"] and "≈ $0.0915" in rows["job0002"]  # 60 s so far at $0.001525/s
+    assert rows["job0001"].split()[0] == "queued"
+    changes = [line.split(maxsplit=1)[1] for line in lines[-2:]]
+    assert changes == [
+        "job0001  queued → running  acme/flux-lora-trainer",
+        "job0002  running → failed  acme/flux-lora-trainer",
+    ]
     assert "watching ws://jobsync.test/live (Ctrl-C stops)" in result.stderr
-    assert len(api.asked("GET", "/api/cloud/jobs/job0002")) == 1
-    assert api.asked("GET", "/api/cloud/jobs/job0001/inline-progress")
+    assert len(api.asked("GET", "/api/cloud/jobs/job0002")) == 1  # the message had no job: read once
+    assert socket.closed
+
+
+def test_the_live_table_shows_stage_progress_elapsed_and_cost_and_fits_the_width() -> None:
+    from rich.console import Console
+
+    from jobsync_cli.views import watch_table
+
+    jobs = [job(2, "running", started_at="2026-11-30T07:58:00Z"), job(1, "completed")]
+    progress = {"job0002": {"stage": "Saving checkpoint", "progress": 62.5}}
+    for width, expected in ((200, ["Saving checkpoint", "62%", "━"]), (80, [])):
+        console = Console(width=width, record=True, color_system=None)
+        console.print(watch_table(jobs, progress, NOW, "2 jobs", width))
+        text = console.export_text()
+        running = next(line for line in text.splitlines() if line.startswith("running"))
+        assert "job0002" in running and "2m 00s" in running and "≈ $0.1830" in running
+        assert all(part in running for part in expected)
+        assert max(len(line.rstrip()) for line in text.splitlines()) <= width
 
 
 # ------------------------------------------------------------------------------ configuration and failures
