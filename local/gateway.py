@@ -8,6 +8,10 @@ Served by uvicorn (local/stack.py) with `proxy_headers=False`, so the source
 IP is always the peer's, whatever `X-Forwarded-For` says (the WebSocket cap per
 source IP depends on it), and with `ws=WEBSOCKET_PROTOCOL`, which answers a
 handshake uvicorn's own protocol would leave hanging.
+
+The template's per-IP rate rules (an AWS WAF web ACL on the CloudFront path to
+the webhook) are enforced here too, before any route: `per_ip_limits(template)`
+reads them, `create_gateway(..., per_ip_limits=...)` applies them.
 """
 
 from __future__ import annotations
@@ -15,11 +19,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import re
 import secrets
 import stat
 import time
 import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -28,16 +35,17 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Match, NoMatchFound, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 from local import lambda_runtime
-from local.template import FunctionSpec, HttpRoute
+from local.template import FunctionSpec, HttpRoute, resolve
 
 log = logging.getLogger("local.gateway")
 
@@ -328,6 +336,103 @@ class WebSocketProtocol(WebSocketsSansIOProtocol):
 WEBSOCKET_PROTOCOL = f"{__name__}:{WebSocketProtocol.__name__}"
 
 
+# ---- per source IP limits (the template's WAF rate-based rules) ---------------------
+
+
+@dataclass(frozen=True)
+class PerIpLimit:
+    """At most `limit` requests from one source IP in any `window` seconds to paths under `path_prefix`."""
+
+    path_prefix: str
+    limit: int
+    window: float
+
+
+def per_ip_limits(template: Mapping[str, Any], parameter_values: Mapping[str, Any] | None = None) -> list[PerIpLimit]:
+    """The rate-based rules per IP of the template's web ACLs, each scoped down to a path prefix.
+
+    The local stack stands for a stack in us-east-1, so a web ACL's Condition on the region holds; a
+    rule whose limit parameter is 0 (off) is left out.
+    """
+    limits = []
+    for resource in (template.get("Resources") or {}).values():
+        if resource.get("Type") != "AWS::WAFv2::WebACL":
+            continue
+        for rule in resource.get("Properties", {}).get("Rules") or []:
+            rate = (rule.get("Statement") or {}).get("RateBasedStatement")
+            if not rate or rate.get("AggregateKeyType") != "IP":
+                continue
+            match = (rate.get("ScopeDownStatement") or {}).get("ByteMatchStatement") or {}
+            if "UriPath" not in (match.get("FieldToMatch") or {}) or match.get("PositionalConstraint") != "STARTS_WITH":
+                raise ValueError(f"web ACL rule {rule.get('Name')}: only a scope down to a path prefix is emulated")
+            limit = int(resolve(rate["Limit"], template, parameter_values=parameter_values))
+            if limit:
+                window = float(
+                    resolve(rate.get("EvaluationWindowSec", 300), template, parameter_values=parameter_values)
+                )
+                limits.append(PerIpLimit(str(match["SearchString"]), limit, window))
+    return limits
+
+
+class PerIpLimiter:
+    """Counts each source IP's requests over the last `window` seconds, as WAF's rate-based rule does, and
+    says how long a client over the limit has to wait. Only requests let through are kept, so an address
+    holds at most `limit` times; addresses idle for a whole window are forgotten."""
+
+    def __init__(self, rule: PerIpLimit, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rule = rule
+        self._clock = clock
+        self._seen: dict[str, deque[float]] = {}
+        self._next_sweep = 0.0
+
+    def retry_after(self, source_ip: str) -> int | None:
+        """None: the request is let through (and counted); else the whole seconds until one would be."""
+        now = self._clock()
+        if now >= self._next_sweep:
+            self._sweep(now)
+        times = self._seen.setdefault(source_ip, deque())
+        while times and times[0] <= now - self.rule.window:
+            times.popleft()
+        if len(times) < self.rule.limit:
+            times.append(now)
+            return None
+        return max(1, math.ceil(times[0] + self.rule.window - now))
+
+    def _sweep(self, now: float) -> None:
+        self._seen = {ip: times for ip, times in self._seen.items() if times and times[-1] > now - self.rule.window}
+        self._next_sweep = now + self.rule.window
+
+
+class _PerIpLimits:
+    """ASGI middleware in front of every route: a request over its path's limit gets 429 with Retry-After
+    and reaches no function, as a request WAF blocks never reaches the origin."""
+
+    def __init__(self, app: ASGIApp, limiters: list[PerIpLimiter]) -> None:
+        self.app = app
+        self.limiters = limiters
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            source_ip = scope["client"][0] if scope.get("client") else "unknown"
+            for limiter in self.limiters:
+                if not scope["path"].startswith(limiter.rule.path_prefix):
+                    continue
+                wait = limiter.retry_after(source_ip)
+                if wait is not None:
+                    message = (
+                        f"too many requests to {limiter.rule.path_prefix} from this address (at most "
+                        f"{limiter.rule.limit} in {limiter.rule.window:g} s); retry after {wait} s"
+                    )
+                    response = JSONResponse(
+                        {"error": "rate_limited", "message": message},
+                        status_code=429,
+                        headers={"Retry-After": str(wait)},
+                    )
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+
 # ---- the app ------------------------------------------------------------------------
 
 
@@ -416,6 +521,9 @@ def create_gateway(
     authorizer: FunctionSpec | None,
     websocket: WebSocketApi,
     web_root: Path,
+    *,
+    per_ip_limits: list[PerIpLimit] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Starlette:
     # Starlette takes the first route that matches, so the most specific come first (as API Gateway
     # chooses), and the catch-alls (`/{proxy+}`, $default) come after everything else, the dashboard's files
@@ -430,7 +538,8 @@ def create_gateway(
         _DashboardFiles(web_root),
     ]
     routes += [_starlette_route(route, authorizer) for route in ordered if _is_catch_all(route)]
-    app = Starlette(routes=routes)
+    limiters = [PerIpLimiter(rule, clock) for rule in per_ip_limits or []]
+    app = Starlette(routes=routes, middleware=[Middleware(_PerIpLimits, limiters=limiters)] if limiters else [])
     app.add_exception_handler(404, _not_found)
     app.add_exception_handler(405, _method_not_allowed)
     return app

@@ -79,6 +79,7 @@ VARIABLES = (
     ("JOBSYNC_DEFAULT_HARDWARE", "hardware of the models not in the map (default gpu-h100)"),
     ("JOBSYNC_MAX_CONNECTIONS_PER_IP", "WebSocket connections per source IP (default 5)"),
     ("JOBSYNC_SYNC_CAP", "jobs taken per provider list in one sync (default 1000)"),
+    ("JOBSYNC_WEBHOOK_RATE_LIMIT_PER_IP", "requests a minute one IP may send to /api/webhooks/ (default 600; 0: off)"),
     ("JOBSYNC_NOTIFY_WEBHOOK_URL", "one JSON POST per job that ends or crosses the cost threshold (Slack-compatible)"),
     ("JOBSYNC_NOTIFY_COST_THRESHOLD_USD", "a job whose cost reaches this many dollars is announced once"),
 )
@@ -556,6 +557,16 @@ def _scheduled_poller(schedule: Any) -> Callable[[float], None]:
 # ---- what the user sees ----------------------------------------------------------------------------
 
 
+def _rate_limit_parameters() -> dict[str, str]:
+    """WebhookRateLimitPerIp from JOBSYNC_WEBHOOK_RATE_LIMIT_PER_IP when it is set (0: no limit)."""
+    value = os.environ.get("JOBSYNC_WEBHOOK_RATE_LIMIT_PER_IP", "")
+    if not value:
+        return {}
+    if not value.isdigit():
+        raise StartError(f"JOBSYNC_WEBHOOK_RATE_LIMIT_PER_IP={value} is not a whole number (0: no limit)")
+    return {"WebhookRateLimitPerIp": value}
+
+
 def _token_note(settings: LocalSettings) -> str:
     if settings.token_origin == "generated":
         return f"  (generated and kept in {settings.token_file}; set JOBSYNC_API_TOKEN to choose one)"
@@ -686,7 +697,7 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
     import uvicorn
 
     from local import dynamodb_server
-    from local.gateway import WebSocketApi, create_gateway
+    from local.gateway import WebSocketApi, create_gateway, per_ip_limits
     from local.persistence import restore_tables
     from local.template import (
         authorizer,
@@ -746,7 +757,13 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
 
     stage = websocket_stage(template)
     websocket = WebSocketApi(websocket_routes(template), stage)
-    app = create_gateway(http_routes(template), authorizer(template), websocket, ROOT / "web")
+    app = create_gateway(
+        http_routes(template),
+        authorizer(template),
+        websocket,
+        ROOT / "web",
+        per_ip_limits=per_ip_limits(template, _rate_limit_parameters()),  # the web ACL's per-IP rule
+    )
 
     background = Background()
     background.after_writes(dynamodb, "stream", _stream_pump(template, tables, dynamodb.url))

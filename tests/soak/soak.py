@@ -489,6 +489,8 @@ def run_soak(plan: SoakPlan, workdir: Path, log: Callable[[str], None] = lambda 
             REPLICATE_API_TOKEN=SIMULATOR_TOKEN,
             SIMPLETUNER_JOB_POLL_INTERVAL="2",
             JOBSYNC_SNAPSHOT_SECONDS="1",
+            # The relay sends every webhook from one loopback address, at a rate no per-IP limit is meant for.
+            JOBSYNC_WEBHOOK_RATE_LIMIT_PER_IP="0",
         )
         relay = WebhookRelay(f"{stack.url}/api/webhooks/replicate", seed=plan.seed)
         relay.start()
