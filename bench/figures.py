@@ -432,61 +432,87 @@ def sync_active() -> list[Figure]:
 
 # ------------------------------------------------------------------------------------- first sync
 
-MAX_PRESSES = 12
+IMPORTER_FUNCTION = "bench-history-importer"
+# More importer invocations than this for one history means the import does not get to its end.
+MAX_IMPORTER_RUNS = 60
+
+
+class HandOffs:
+    """jobsync.background's invoker in the bench: each hand-off is queued, and `run` plays Lambda's async
+    invoke, one invocation after the other through the function's handler, with its template timeout."""
+
+    def __init__(self) -> None:
+        self.waiting: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, function_name: str, payload: bytes) -> None:
+        self.waiting.append((function_name, json.loads(payload)))
+
+
+@dataclass
+class FirstSync:
+    press: Run
+    status: int
+    body: dict[str, Any]
+    importer_runs: list[Run]
+    imported: int  # jobs stored once the background import stopped
+    import_done: bool  # nothing was left to import
+
+
+def sync_then_import(bench: Scenario) -> FirstSync:
+    """One press of Sync (the sync_jobs handler), then the history importer's hand-offs, run until none is left."""
+    from jobsync import background, wiring
+
+    hand_offs = HandOffs()
+    with patched(background, "invoker", hand_offs):
+        with measured(bench) as press:
+            status, body, _ = bench.call_http("sync_jobs")
+        importer, runs = bench.handler("history_importer"), []
+        while hand_offs.waiting and len(runs) < MAX_IMPORTER_RUNS:
+            name, payload = hand_offs.waiting.pop(0)
+            assert name == IMPORTER_FUNCTION, name
+            with measured(bench) as run:
+                run.result = importer(payload, bench.context("history_importer"))
+            runs.append(run)
+    with bench.setup():
+        imported = sum(wiring.job_store().counters().by_status.values())
+        done = not wiring.import_store().get(PROVIDER).running
+    return FirstSync(press, status, body or {}, runs, imported, done)
 
 
 def first_sync() -> list[Figure]:
-    from jobsync import wiring
-
     history = 10_000
-    presses: list[dict[str, Any]] = []
-    with Scenario() as bench:
+    with Scenario(env={"JOBSYNC_HISTORY_IMPORTER_FUNCTION": IMPORTER_FUNCTION}) as bench:
         history_world(bench.provider, history)
-        total_writes = 0
-        for number in range(1, MAX_PRESSES + 1):
-            with measured(bench) as run:
-                status, body, _ = bench.call_http("sync_jobs")
-            total_writes += run.counts.write_requests
-            presses.append(
-                {
-                    "press": number,
-                    "status": status,
-                    "seconds": run.lap.seconds,
-                    "synced": (body or {}).get("synced"),
-                    "history_complete": (body or {}).get("history_complete"),
-                    "provider_requests": run.reads,
-                    "dynamodb_writes": run.counts.write_requests,
-                }
-            )
-            if status != 200 or (body or {}).get("history_complete"):
-                break
-        with bench.setup():
-            imported = sum(wiring.job_store().counters().by_status.values())
-    first = presses[0]
-    complete = bool(presses[-1]["history_complete"])
-    needed = len(presses) if complete else None
+        sync = sync_then_import(bench)
+    press, runs = sync.press, sync.importer_runs
+    presses = 1 if sync.status == 200 and sync.import_done else None
+    total_writes = press.counts.write_requests + sum(run.counts.write_requests for run in runs)
     return [
         Figure(
             "first_sync_10k",
             "first sync of a 10,000-job history: seconds to answer",
-            first["seconds"],
+            press.lap.seconds,
             "s",
-            "one press, ≤ 3 s",
-            needed == 1 and first["seconds"] <= 3,
+            "one press, ≤ 3 s, all imported",
+            presses == 1 and press.lap.seconds <= 3 and sync.imported == history,
             baseline=history,
             baseline_unit="writes",
             baseline_note="one DynamoDB put per job (ratio: the whole import's write requests / this)",
             ratio=_ratio(total_writes, history),
             extra={
-                "presses": needed if needed is not None else f"more than {MAX_PRESSES}",
-                "imported": first["synced"],
-                "imported_after_all_presses": imported,
-                "dynamodb_writes_all_presses": total_writes,
-                "per_press": presses,
+                "presses": presses if presses is not None else "more than one (the import did not finish)",
+                "imported": sync.imported,
+                "synced_by_the_press": sync.body.get("synced"),
+                "press_provider_requests": press.reads,
+                "importer_invocations": len(runs),
+                "importer_seconds": sum(run.lap.seconds for run in runs),
+                "importer_provider_requests": sum(run.reads for run in runs),
+                "dynamodb_writes_whole_import": total_writes,
             },
             how="POST /api/cloud/jobs/sync (sync_jobs handler, its 29 s invocation) against 10,000 ended jobs "
-            "(5,000 a list), nothing stored; pressed again until history_complete (at most "
-            f"{MAX_PRESSES}); `imported` is what the first press stored",
+            "(5,000 a list), nothing stored, pressed once; then the history_importer invocations it handed off "
+            "(each with its template timeout, one after the other, each handing off the next) until none is "
+            "left; `imported` is what the store holds at the end",
         )
     ]
 
@@ -634,7 +660,8 @@ def fanout() -> list[Figure]:
                             "expires_at": now + 7200,
                         }
                     )
-            pusher()  # the client exists before either is timed
+            pusher()  # the clients exist before either is timed, as in a warm instance
+            warm_thread()
         handler = bench.handler("broadcaster")
         with measured(bench) as run:
             answer = handler(event, bench.context("broadcaster"))

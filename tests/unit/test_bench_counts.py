@@ -12,6 +12,7 @@ import pytest
 
 from bench import figures
 from bench.harness import Scenario
+from bench.provider import history_world
 
 # The bench's fake provider pages hold 10 jobs here (100 at Replicate): 100 active jobs are 10 pages.
 ACTIVE, STARTED, ENDED, PAGE = 100, 5, 5, 10
@@ -81,3 +82,21 @@ def test_inline_progress_asks_the_provider_once_per_job_per_interval(bench):
 
     assert statuses == [200] * (2 * 6 * 3)
     assert all(bench.provider.gets[job] <= 2 for job in ids)  # two intervals: at most one GET each
+
+
+def test_a_first_sync_answers_after_its_first_pages_and_the_background_import_reads_every_other_page_once():
+    history, pages_per_list = 300, 15  # 150 jobs a list, pages of 10
+    env = {"JOBSYNC_HISTORY_IMPORTER_FUNCTION": figures.IMPORTER_FUNCTION}
+    with Scenario(provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True, env=env) as bench:
+        history_world(bench.provider, history)
+        sync = figures.sync_then_import(bench)
+
+    assert sync.status == 200 and sync.body["history_complete"] is False
+    assert sync.press.provider == {"list": 4}  # the first two pages of each list
+    assert sync.import_done and sync.imported == history
+    assert len(sync.importer_runs) == 1  # no deadline met at this size: one invocation
+    assert sum(run.provider.get("list", 0) for run in sync.importer_runs) == 2 * pages_per_list - 4
+    # The press: a transaction per page and the import's item. The importer: a transaction per page, the
+    # import's cursor after each page, taking the lease and giving it back.
+    assert sync.press.counts.write_requests <= 4 + 1
+    assert sum(run.counts.write_requests for run in sync.importer_runs) <= 26 + 26 + 2
