@@ -380,6 +380,15 @@ class AwsDouble:
         self.timeline.wait(latency)
         return refused if refused is not None else self._at_moto(request)
 
+    def send(self, request: Any) -> Any:
+        """The WebSocket pusher's HTTP send (it signs its posts itself, past botocore's client and moto)."""
+        from types import SimpleNamespace
+
+        if ".execute-api." not in request.url or "/@connections/" not in request.url:
+            raise RuntimeError(f"the bench answers posts to the management API only, not {request.url}")
+        status, _, _ = self._post()
+        return SimpleNamespace(status_code=status)
+
     def _at_moto(self, request: Any) -> _Response | None:
         with self.moto_lock, self.timeline.busy("moto"):
             return self._process_request(request)
@@ -493,6 +502,7 @@ class Scenario:
 
         from bench.provider import BASE_URL
         from jobsync import deadline, wiring
+        from jobsync.push import websocket
         from local.template import create_tables
 
         stack = self._stack
@@ -503,9 +513,10 @@ class Scenario:
             stack.enter_context(_fast_dynamodb_answers(check=self.check_answers))
             session = boto3.setup_default_session(region_name=REGION) or boto3._get_default_session()
             self.meter.hook(session)
-            self.double = AwsDouble(self.timeline, self.meter, botocore_stubber.process_request)
+            self.double = double = AwsDouble(self.timeline, self.meter, botocore_stubber.process_request)
             stack.enter_context(patched(botocore_stubber, "process_request", self.double))
             stack.enter_context(patched(deadline, "time", _AdjustedTime(self.timeline)))
+            stack.enter_context(patched(websocket, "http_send", lambda pool_size: double.send))
             router = stack.enter_context(respx.mock(assert_all_called=False))
             router.route(url__startswith=BASE_URL).mock(side_effect=self.provider)
             wiring.reset()
@@ -708,8 +719,12 @@ _resource_lock = threading.Lock()
 
 
 def warm_thread() -> None:
-    """Build this thread's DynamoDB resource one thread at a time (boto3's session is not thread-safe)."""
+    """Build this thread's DynamoDB resource and client one thread at a time (boto3's session is not thread-safe).
+
+    A warm Lambda instance has them already: a figure that times a warm invocation builds them first.
+    """
     from jobsync.store import dynamo
 
     with _resource_lock:
         dynamo.resource()
+        dynamo.wire_client()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+from types import SimpleNamespace
+from urllib.parse import unquote
 
 import boto3
 import pytest
@@ -44,19 +46,21 @@ def stream(tables):
 
 @pytest.fixture
 def posted(monkeypatch, tables):
-    """Every post to the management API, by connection; ids in `gone` answer 410 like API Gateway."""
-    client = pusher()._client
+    """Every post to the management API, by connection; ids in `gone` answer 410 like API Gateway.
+
+    The pusher's signed request is what would go over the wire: its URL names the connection."""
     sent: dict[str, list[dict]] = {}
     gone: set[str] = set()
 
-    def post_to_connection(ConnectionId: str, Data: bytes):  # noqa: N803 - boto3's names
-        if ConnectionId in gone:
-            raise client.exceptions.GoneException(
-                {"Error": {"Code": "GoneException", "Message": "gone"}}, "PostToConnection"
-            )
-        sent.setdefault(ConnectionId, []).append(json.loads(Data))
+    def send(request):
+        assert request.method == "POST" and request.headers["Authorization"].startswith("AWS4-HMAC-SHA256 ")
+        connection_id = unquote(request.url.rpartition("/@connections/")[2])
+        if connection_id in gone:
+            return SimpleNamespace(status_code=410)
+        sent.setdefault(connection_id, []).append(json.loads(request.body))
+        return SimpleNamespace(status_code=200)
 
-    monkeypatch.setattr(client, "post_to_connection", post_to_connection)
+    monkeypatch.setattr(pusher(), "_send", send)
     sent_and_gone = (sent, gone)
     return sent_and_gone
 

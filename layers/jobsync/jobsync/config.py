@@ -73,7 +73,7 @@ class Settings(BaseModel):
     # Deployments keep at least 100 (template.yaml's MinValue); tests use small pages and small caps.
     sync_cap_per_list: int = Field(default=1000, ge=1, le=100_000)
     max_connections_per_ip: int = Field(default=5, ge=1, le=1000)
-    broadcast_workers: int = Field(default=32, ge=1, le=256)
+    broadcast_workers: int = Field(default=64, ge=1, le=256)
     # Inline progress asks the provider for fresh logs at most this often per job.
     log_refresh_seconds: float = Field(default=5.0, ge=0, le=3600)
     # The function that fetches ended jobs' final log tails (handed off to; see services/final_logs.py).

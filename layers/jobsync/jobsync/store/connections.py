@@ -142,14 +142,25 @@ class ConnectionStore:
         return self._release(connection)
 
     def all(self) -> Iterator[Connection]:
-        """Every open connection, page by page (never a Scan)."""
-        query: dict[str, Any] = {"IndexName": "by_channel", "KeyConditionExpression": Key("channel").eq(CHANNEL)}
-        table = dynamo.table(self._table_name)
+        """Every open connection, page by page (never a Scan).
+
+        Only the two attributes a broadcast needs, through the client without boto3's conversions: turning
+        each connection row into Python values cost 0.2 ms of CPU, 0.2 s of a 1,000-socket fan-out.
+        """
+        query: dict[str, Any] = {
+            "TableName": self._table_name,
+            "IndexName": "by_channel",
+            "KeyConditionExpression": "#c = :c",
+            "ExpressionAttributeNames": {"#c": "channel", "#id": "connection_id", "#ip": "source_ip"},
+            "ExpressionAttributeValues": {":c": {"S": CHANNEL}},
+            "ProjectionExpression": "#id, #ip",
+        }
+        client = dynamo.wire_client()
         while True:
             with dynamo.translated_errors():
-                answer = table.query(**query)
+                answer = client.query(**query)
             for item in answer.get("Items", []):
-                yield Connection(item["connection_id"], item["source_ip"])
+                yield Connection(item["connection_id"]["S"], item["source_ip"]["S"])
             if not answer.get("LastEvaluatedKey"):
                 return
             query["ExclusiveStartKey"] = answer["LastEvaluatedKey"]

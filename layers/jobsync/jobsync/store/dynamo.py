@@ -31,6 +31,7 @@ def resource() -> Any:
     if getattr(_local, "generation", None) != _generation:
         _local.resource = boto3.resource("dynamodb", config=_CLIENT_CONFIG)
         _local.tables = {}
+        _local.wire_client = None
         _local.generation = _generation
     return _local.resource
 
@@ -52,7 +53,20 @@ def table(name: str) -> Any:
 
 
 def client() -> Any:
+    """The resource's client: it takes and answers plain Python values (boto3 converts them both ways)."""
     return resource().meta.client
+
+
+def wire_client() -> Any:
+    """This thread's client without boto3's conversions: values in DynamoDB's JSON ({"S": ...}) both ways.
+
+    For reads of many small items where converting each costs more than the request (a broadcast's
+    1,000 connection rows).
+    """
+    resource()  # a new generation of resources means a new client too
+    if getattr(_local, "wire_client", None) is None:
+        _local.wire_client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+    return _local.wire_client
 
 
 def batch_get(table_name: str, keys: Sequence[dict[str, Any]], *, consistent: bool = False) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,77 @@
+"""The WebSocket pusher: one signed POST per message, API Gateway's answers mapped to gone / failed / sent."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from jobsync.push import websocket
+from jobsync.push.websocket import ConnectionGone, PushFailed, WebSocketPusher
+
+ENDPOINT = "https://abc123.execute-api.eu-west-1.amazonaws.com/live"
+
+
+@pytest.fixture
+def answers(monkeypatch):
+    """The statuses (or exceptions) the management API answers, in order; every request sent is kept."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    script: list[int | Exception] = []
+    sent: list = []
+
+    def send(request):
+        sent.append(request)
+        answer = script.pop(0) if script else 200
+        if isinstance(answer, Exception):
+            raise answer
+        return SimpleNamespace(status_code=answer)
+
+    monkeypatch.setattr(websocket, "http_send", lambda pool_size: send)
+    return SimpleNamespace(script=script, sent=sent, pusher=WebSocketPusher(ENDPOINT + "/", pool_size=8))
+
+
+def test_a_post_is_one_sigv4_signed_post_to_the_connection(answers):
+    answers.pusher.post("L0SM9cOFvHcCIhw=", b'{"type":"job_status_changed"}')
+
+    (request,) = answers.sent
+    assert request.method == "POST"
+    assert request.url == ENDPOINT + "/@connections/L0SM9cOFvHcCIhw%3D"
+    assert request.body == b'{"type":"job_status_changed"}'
+    authorization = request.headers["Authorization"]
+    assert authorization.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in authorization and "Signature=" in authorization
+
+
+def test_410_means_the_client_is_gone_and_is_not_retried(answers):
+    answers.script.append(410)
+
+    with pytest.raises(ConnectionGone):
+        answers.pusher.post("gone", b"{}")
+    assert len(answers.sent) == 1
+
+
+@pytest.mark.parametrize("first", [429, 500, 503, ConnectionResetError("reset")])
+def test_throttling_server_trouble_and_a_dropped_connection_get_one_more_try(answers, first):
+    answers.script.append(first)
+
+    answers.pusher.post("conn", b"{}")
+
+    assert len(answers.sent) == 2
+
+
+def test_a_second_failure_or_a_refusal_is_a_failed_push(answers):
+    answers.script.extend([503, 503])
+    with pytest.raises(PushFailed, match="503"):
+        answers.pusher.post("conn", b"{}")
+
+    answers.script.append(403)
+    with pytest.raises(PushFailed, match="403"):
+        answers.pusher.post("conn", b"{}")
+    assert len(answers.sent) == 3  # the refusal was not retried
+
+    answers.script.extend([TimeoutError(), TimeoutError()])
+    with pytest.raises(PushFailed, match="TimeoutError"):
+        answers.pusher.post("conn", b"{}")
