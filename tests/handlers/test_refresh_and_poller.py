@@ -5,22 +5,54 @@ from __future__ import annotations
 import pytest
 
 from jobsync import wiring
+from jobsync.domain.errors import StoreUnavailable
+from jobsync.domain.status import JobStatus
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.fakes.replicate import replicate_job
 from tests.handlers.test_sync_and_listing import stamp
+
+TAIL_KEEPER = "jobsync-test-tail-keeper"
+
+
+@pytest.fixture(autouse=True)
+def tail_keeper(aws_env, monkeypatch):
+    """The tail keeper's function name, as the template gives it to the functions that hand off to it."""
+    monkeypatch.setenv("JOBSYNC_TAIL_KEEPER_FUNCTION", TAIL_KEEPER)
+    wiring.reset()
+    return TAIL_KEEPER
 
 
 def stored(api, job_id):
     return api.call("get_job", path={"job_id": job_id})[1]["job"]
 
 
+def imported(replicate) -> None:
+    """Every job the fake lists, stored as a first sync stores it (without the sync's own walk, which is
+    not under test here), 99 to a transaction; the requests it took are forgotten."""
+    from jobsync.providers.base import iter_pages
+    from jobsync.providers.registry import provider_client
+    from jobsync.services.job_updates import create_jobs
+
+    client = provider_client("replicate")
+    listed = {}
+    for kind in ("training", "prediction"):  # trainings first: a training's kind sticks
+        for page in iter_pages(client, kind):
+            for observation in page.jobs:
+                listed.setdefault(observation.job_id, observation)
+    create_jobs(list(listed.values()))
+    replicate.requests.clear()
+
+
+def pending_tails() -> list[str]:
+    return wiring.log_store().pending_final()
+
+
 def test_sync_active_refreshes_an_old_active_job_beyond_the_first_page(api, replicate):
     old = replicate.add(replicate_job("starting", created_at=stamp(0)))
     for n in range(1, 26):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.update(old["id"], status="processing", started_at=stamp(300))
-    replicate.requests.clear()
 
     status, body = api.call("list_jobs", query={"sync_active": "true", "limit": "5"})
 
@@ -30,27 +62,197 @@ def test_sync_active_refreshes_an_old_active_job_beyond_the_first_page(api, repl
     assert replicate.count("GET", "/predictions") == 3  # three list pages, no per-job GET
 
 
-def test_list_refresh_costs_a_tenth_of_one_get_per_job(api, replicate):
-    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(30)]
-    api.call("sync_jobs")
-    for job in jobs[::3]:
-        replicate.update(job["id"], status="succeeded", completed_at=stamp(900), metrics={"predict_time": 5.0})
-    replicate.requests.clear()
+def test_the_walk_goes_as_deep_as_the_oldest_active_job_whatever_the_sync_cap(api, replicate, monkeypatch):
+    old = replicate.add(replicate_job("processing", created_at=stamp(0)))
+    for n in range(1, 50):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    imported(replicate)
+    monkeypatch.setenv("JOBSYNC_SYNC_CAP", "10")  # one page a list, for history imports
+    wiring.reset()
+    replicate.update(old["id"], status="succeeded", completed_at=stamp(400))
 
     api.call("list_jobs", query={"sync_active": "true"})
 
-    # 3 list pages (of 10 here) + one GET per job that just ended (to keep its logs)
-    assert replicate.count("GET") == 3 + 10
+    assert replicate.count("GET", "/predictions") == 5  # all five pages: the active job is on the last
+    assert stored(api, old["id"])["status"] == "completed"
+
+
+def test_ended_jobs_answer_at_once_and_their_final_logs_are_kept_in_the_background(api, replicate, handed_off):
+    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(30)]
+    imported(replicate)
+    ended = sorted(job["id"] for job in jobs[::3])
+    for job_id in ended:
+        replicate.update(
+            job_id, status="succeeded", completed_at=stamp(900), metrics={"predict_time": 5.0}, logs="step 9/9\nsaved"
+        )
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert replicate.count("GET") == 3  # three list pages (of 10 here); no job fetched on its own
     assert api.call("metrics")[1]["jobs_by_status"]["completed"] == 10
+    assert pending_tails() == ended  # stored as ended with their final tails pending, never without
+    assert sorted(id_ for payload in handed_off.to(TAIL_KEEPER) for id_ in payload["job_ids"]) == ended
+
+    replicate.requests.clear()
+    assert handed_off.drain(TAIL_KEEPER, "tail_keeper") >= 1  # Lambda runs the tail keeper
+
+    assert pending_tails() == []
+    assert replicate.count("GET") == 10  # one fetch per ended job, for its logs
+    assert wiring.log_store().kept(ended[0]).text.endswith("saved")
+
+
+def test_an_ended_job_stays_active_when_its_final_tail_cannot_be_marked_pending(api, replicate, monkeypatch):
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    running = replicate.add(replicate_job("starting", created_at=stamp(2)))
+    imported(replicate)
+    replicate.update(job["id"], status="succeeded", completed_at=stamp(900))
+    replicate.update(running["id"], status="processing")
+    log_store = wiring.log_store()
+    add_pending = log_store.add_pending_final
+
+    def unavailable(job_ids):
+        raise StoreUnavailable("the state table did not answer")
+
+    monkeypatch.setattr(log_store, "add_pending_final", unavailable)
+
+    assert api.call("list_jobs", query={"sync_active": "true"})[0] == 200
+
+    assert stored(api, job["id"])["status"] == "running"  # not ended without its tail pending
+    assert stored(api, running["id"])["status"] == "running"  # the rest of the batch is written
+    monkeypatch.setattr(log_store, "add_pending_final", add_pending)
+    api.call("list_jobs", query={"sync_active": "true"})
+    assert stored(api, job["id"])["status"] == "completed" and pending_tails() == [job["id"]]
+
+
+def test_a_refused_hand_off_leaves_the_tail_pending_for_the_next_tick(api, replicate, handed_off):
+    from jobsync.services.final_logs import resume_pending
+
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    imported(replicate)
+    replicate.update(job["id"], status="failed", completed_at=stamp(900), error="boom")
+    handed_off.refusing = True
+
+    assert api.call("list_jobs", query={"sync_active": "true"})[0] == 200
+
+    assert stored(api, job["id"])["status"] == "failed" and pending_tails() == [job["id"]]
+    handed_off.refusing = False
+    assert resume_pending() == 1 and handed_off.to(TAIL_KEEPER) == [{"job_ids": [job["id"]]}]
+
+
+def test_changed_jobs_are_written_together_across_pages(api, replicate, monkeypatch):
+    jobs = [replicate.add(replicate_job("starting", created_at=stamp(n))) for n in range(25)]
+    imported(replicate)
+    for job in jobs:
+        replicate.update(job["id"], status="processing", started_at=stamp(500))
+    store = wiring.job_store()
+    batches, singles = [], []
+    save_together, save = store.save_together, store.save
+    monkeypatch.setattr(store, "save_together", lambda changes: batches.append(len(changes)) or save_together(changes))
+    monkeypatch.setattr(store, "save", lambda job, previous: singles.append(job.job_id) or save(job, previous))
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert batches == [25] and singles == []  # three pages of changes: one transaction (of up to 99)
+    assert api.call("metrics")[1]["jobs_by_status"]["running"] == 25
+
+
+def test_a_batch_that_lost_a_race_is_read_again_and_no_update_is_lost(api, replicate, monkeypatch):
+    from jobsync.domain.job import JobObservation
+    from jobsync.services.job_updates import record_observation
+
+    jobs = [replicate.add(replicate_job("starting", created_at=stamp(n))) for n in range(5)]
+    imported(replicate)
+    for job in jobs:
+        replicate.update(job["id"], status="processing", started_at=stamp(500))
+    store = wiring.job_store()
+    save_together = store.save_together
+
+    def a_webhook_first(changes):
+        if not getattr(a_webhook_first, "ran", False):
+            a_webhook_first.ran = True  # between the walk's read and its write, a webhook ends one job
+            observation = JobObservation(jobs[0]["id"], "replicate", JobStatus.COMPLETED, "succeeded")
+            record_observation(observation)
+        return save_together(changes)
+
+    monkeypatch.setattr(store, "save_together", a_webhook_first)
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert stored(api, jobs[0]["id"])["status"] == "completed"  # the webhook's end stands
+    assert {stored(api, job["id"])["status"] for job in jobs[1:]} == {"running"}
+    counts = api.call("metrics")[1]["jobs_by_status"]
+    assert (counts["completed"], counts["running"], counts["queued"]) == (1, 4, 0)
+
+
+def test_both_lists_are_read_at_once(api, replicate, monkeypatch):
+    """The predictions list's first page is answered only once the trainings list has been asked for:
+    read one after the other, the walk would wait for ever (here: fail after the bound)."""
+    import threading
+
+    replicate.add(replicate_job("starting", created_at=stamp(1)))
+    replicate.add(replicate_job("starting", created_at=stamp(2)), kind="training")
+    imported(replicate)
+    trainings_asked = threading.Event()
+    answer = type(replicate).__call__
+
+    def waiting_for_the_trainings(fake, request):
+        if request.url.path.endswith("/trainings"):
+            trainings_asked.set()
+        elif request.url.path.endswith("/predictions") and not trainings_asked.wait(timeout=10):
+            raise AssertionError("the trainings list was not asked for while the predictions list was")
+        return answer(fake, request)
+
+    monkeypatch.setattr(type(replicate), "__call__", waiting_for_the_trainings)
+
+    status, _ = api.call("list_jobs", query={"sync_active": "true"})
+
+    assert status == 200 and trainings_asked.is_set()
+    assert replicate.count("GET", "/predictions") == 1 and replicate.count("GET", "/trainings") == 1
+
+
+def test_the_next_page_is_asked_for_before_this_one_is_written(api, replicate, monkeypatch):
+    jobs = [replicate.add(replicate_job("starting", created_at=stamp(n))) for n in range(20)]
+    imported(replicate)
+    for job in jobs:
+        replicate.update(job["id"], status="processing")
+    store = wiring.job_store()
+    save_together = store.save_together
+    lists_asked_at_write = []
+
+    def noting(changes):
+        lists_asked_at_write.append(replicate.count("GET", "/predictions"))
+        return save_together(changes)
+
+    monkeypatch.setattr(store, "save_together", noting)
+    monkeypatch.setattr("jobsync.services.refresh.TRANSACTION_JOBS", 10)  # a transaction per page here
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert lists_asked_at_write[0] == 2  # page 2 was asked for before page 1's changes were written
+
+
+def test_a_walk_short_of_time_stops_and_answers(api, replicate):
+    old = replicate.add(replicate_job("starting", created_at=stamp(0)))
+    for n in range(1, 26):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    imported(replicate)
+    replicate.update(old["id"], status="processing")
+    api.context = LambdaContext(remaining_ms=6_000)  # 4 s once the reserve is kept: no second page
+
+    status, _ = api.call("list_jobs", query={"sync_active": "true"})
+
+    assert status == 200 and replicate.count("GET") == 1  # one page, and no job fetched on its own
+    assert stored(api, old["id"])["status"] == "queued"  # the next refresh gets to it
 
 
 def test_nothing_changed_means_no_writes(api, replicate, monkeypatch):
     for n in range(5):
         replicate.add(replicate_job("processing", created_at=stamp(n)))
-    api.call("sync_jobs")
+    imported(replicate)
     saves = []
     original = wiring.job_store().save
     monkeypatch.setattr(wiring.job_store(), "save", lambda *a, **k: saves.append(a) or original(*a, **k))
+    monkeypatch.setattr(wiring.job_store(), "save_together", lambda changes: saves.append(changes))
 
     api.call("list_jobs", query={"sync_active": "true"})
 
@@ -60,7 +262,7 @@ def test_nothing_changed_means_no_writes(api, replicate, monkeypatch):
 @pytest.mark.parametrize("listed", ["starting", "hibernating"], ids=["stale-list", "unknown-status"])
 def test_a_stale_or_unknown_status_leaves_the_job_as_it_is(api, replicate, listed):
     job = replicate.add(replicate_job("processing", created_at=stamp(1)))
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.update(job["id"], status=listed)
     api.call("list_jobs", query={"sync_active": "true"})
     assert stored(api, job["id"])["status"] == "running"
@@ -68,15 +270,16 @@ def test_a_stale_or_unknown_status_leaves_the_job_as_it_is(api, replicate, liste
 
 def test_an_active_job_missing_from_the_lists_is_fetched_on_its_own(api, replicate):
     job = replicate.add(replicate_job("processing", created_at=stamp(1)))
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.predictions.remove(job)
     replicate.add(replicate_job("succeeded", created_at=stamp(0)))
-    hidden = dict(job, status="succeeded", completed_at=stamp(9))
+    hidden = dict(job, status="succeeded", completed_at=stamp(9), logs="the last line")
     replicate.trainings.append(hidden)  # only reachable by id through /predictions/{id}
 
     api.call("list_jobs", query={"sync_active": "true"})
 
     assert stored(api, job["id"])["status"] == "completed"
+    assert wiring.log_store().kept(job["id"]).text == "the last line"  # fetched whole: its tail kept at once
 
 
 def scheduled_now() -> dict:
@@ -96,7 +299,7 @@ def poll(remaining_ms: int = 75_000):  # the poller's timeout in template.yaml
 
 def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, replicate, poller_clock):
     job = replicate.add(replicate_job("starting", created_at=stamp(1)))
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.update(job["id"], status="processing")
     replicate.fail_next("GET", "/predictions", *[500] * 5)  # first tick: the provider is down
 
@@ -110,7 +313,7 @@ def test_poller_is_off_when_a_webhook_is_configured_unless_enabled(api, replicat
     monkeypatch.setenv("JOBSYNC_WEBHOOK_URL", "https://jobsync.example.test/api/webhooks/replicate")
     wiring.reset()
     replicate.add(replicate_job("starting"))
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.requests.clear()
 
     assert poll()["polled"] == 0 and replicate.count("GET") == 0
@@ -287,7 +490,7 @@ def test_an_active_job_the_provider_forgot_is_ended_after_fifteen_minutes_of_404
     forgotten = replicate.add(replicate_job("starting", created_at=stamp(0)), kind="training")
     for n in range(1, 31):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)), kind="training")
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.trainings.remove(forgotten)  # Replicate answers 404 for it from now on
     replicate.requests.clear()
 
@@ -308,12 +511,32 @@ def test_an_active_job_the_provider_forgot_is_ended_after_fifteen_minutes_of_404
 
 def test_404s_with_a_long_break_between_them_start_over(api, replicate, refresh_clock):
     job = replicate.add(replicate_job("starting", created_at=stamp(0)))
-    api.call("sync_jobs")
+    imported(replicate)
     replicate.predictions.remove(job)
     api.call("list_jobs", query={"sync_active": "true"})
     refresh_clock.now += 20 * 60  # e.g. the poller was off meanwhile
     api.call("list_jobs", query={"sync_active": "true"})
     assert stored(api, job["id"])["status"] == "queued"
+
+
+def test_an_answer_between_404s_starts_their_run_over(api, replicate, refresh_clock):
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    imported(replicate)
+    start = refresh_clock.now
+
+    def refresh_at(minute: int) -> str:
+        refresh_clock.now = start + minute * 60
+        api.call("list_jobs", query={"sync_active": "true"})
+        return stored(api, job["id"])["status"]
+
+    replicate.predictions.remove(job)  # 404 from now on
+    assert refresh_at(0) == "running"
+    replicate.trainings.append(job)  # unlisted, but found by id: the provider knows it after all
+    assert refresh_at(5) == "running"
+    replicate.trainings.remove(job)
+    assert refresh_at(10) == "running"  # a 404 again: a new run starts here, not at minute 0
+    assert refresh_at(16) == "running"
+    assert refresh_at(25) == "failed"  # fifteen minutes of unbroken 404s
 
 
 def test_a_job_without_a_creation_time_does_not_make_the_walk_read_every_page(api, replicate):
@@ -323,7 +546,7 @@ def test_a_job_without_a_creation_time_does_not_make_the_walk_read_every_page(ap
 
     for n in range(50):
         replicate.add(replicate_job("succeeded", created_at=stamp(n)))
-    api.call("sync_jobs")
+    imported(replicate)
     record_observation(JobObservation("no-time", "replicate", JobStatus.RUNNING, "processing"))
     replicate.add(replicate_job("succeeded", job_id="no-time", created_at=stamp(100)), kind="training")
     replicate.requests.clear()

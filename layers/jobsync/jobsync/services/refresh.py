@@ -1,24 +1,40 @@
 """Refreshing every active job from its provider's lists (the poller and `sync_active`).
 
-Lists give a hundred jobs a request, so a tick over a thousand active jobs
-costs a few dozen requests rather than a thousand. A job is fetched on its
-own only when it just ended (its last logs are deleted an hour later) or when
-the lists no longer show it.
+Lists give a hundred jobs a request, so a tick over ten thousand active jobs
+costs about a hundred requests rather than ten thousand. Each list is read as
+deep as its oldest active job needs (the sync cap is the history import's, not
+this walk's), and where the refresh waits, it waits in parallel:
+
+- the predictions and trainings lists are walked at once, each reading its
+  next page while the one in hand is applied (Replicate's cursor is opaque:
+  the next page is known only once this one arrived, so one page ahead is as
+  far as reading ahead goes);
+- changed jobs are written 99 to a transaction (a page of changes is one
+  request, not a hundred) on a pool of WRITE_WORKERS;
+- jobs the lists did not show are fetched on a pool of FETCH_WORKERS.
+
+A job that just ended is not fetched here: its final logs (the provider
+deletes them an hour after the end) are fetched in the background
+(`final_logs.request_tails`, which marks each tail pending in DynamoDB before
+the job is stored as ended, so a lost invocation loses no tail).
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from jobsync import wiring
-from jobsync.config import get_settings
+from jobsync.deadline import seconds_left
 from jobsync.domain.job import Job, JobObservation, apply_observation
 from jobsync.domain.status import JobStatus
 from jobsync.domain.timestamps import sortable
 from jobsync.observability import count, logger
 from jobsync.providers.base import (
+    JobPage,
     ProviderAuthError,
     ProviderClient,
     ProviderError,
@@ -26,12 +42,25 @@ from jobsync.providers.base import (
     ProviderRateLimited,
 )
 from jobsync.providers.registry import provider_client
-from jobsync.services.job_updates import record_observation
+from jobsync.services import final_logs
+from jobsync.services.bounded_pool import BoundedPool
+from jobsync.services.job_updates import Change, record_changes
+from jobsync.store.jobs import TRANSACTION_JOBS
 
 # Jobs the lists did not show are fetched one by one, but never more than this many a tick.
 MAX_SINGLE_FETCHES = 50
+# Provider requests in flight for those fetches. Replicate allows 3,000 reads a minute (50 a second) in
+# short bursts: 8 at once are at most 50 requests in well under a second, and a tick's whole cost (its
+# list pages, one per hundred active jobs, plus these 50) stays a few percent of a minute's allowance.
+FETCH_WORKERS = 8
+# Transactions of 99 jobs in flight. Each one moves a counter shard (store/jobs.py), so four rarely meet
+# on an item; four transactions are 400 WCUs at most, far below an on-demand table's limits, and the
+# writes of a tick over 10,000 jobs with 5% changed (five or six transactions) take one round trip or two.
+WRITE_WORKERS = 4
 # How long an active job must keep answering 404 before it is taken as ended.
 FORGOTTEN_AFTER_SECONDS = 15 * 60
+# A list page is not asked for with less time left than this: the answer, and the writes, must still fit.
+_SECONDS_PER_PAGE = 5.0
 
 
 @dataclass
@@ -41,7 +70,21 @@ class RefreshReport:
     updated: int = 0
     list_requests: int = 0
     single_fetches: int = 0
+    # Jobs that just ended whose final logs were handed to the background.
+    tails_requested: int = 0
     errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, *, updated: int = 0, list_requests: int = 0, single_fetches: int = 0, tails: int = 0) -> None:
+        with self._lock:
+            self.updated += updated
+            self.list_requests += list_requests
+            self.single_fetches += single_fetches
+            self.tails_requested += tails
+
+    def failed(self, message: str) -> None:
+        with self._lock:
+            self.errors.append(message)
 
 
 def refresh_active_jobs(provider: str) -> RefreshReport:
@@ -52,54 +95,167 @@ def refresh_active_jobs(provider: str) -> RefreshReport:
     if not active:
         return report
     client = provider_client(provider)
-    unseen = {job.job_id: job for job in active}
-    walked = {kind for kind in sorted({job.kind for job in active}) if _walk_list(client, kind, unseen, report)}
-    # Where a list could not be read, its jobs wait for the next tick rather than cost a request each.
-    missing = [job for job in unseen.values() if job.kind in walked]
-    # A random share each tick: when more are missing than a tick may fetch, none waits forever.
-    _fetch_one_by_one(client, random.sample(missing, min(len(missing), MAX_SINGLE_FETCHES)), report)
+    unseen = _Unseen(active)
+    kinds = sorted({job.kind for job in active})
+    with BoundedPool(WRITE_WORKERS, "refresh-write") as write_pool:
+        writes = _Writes(write_pool, report)
+        with BoundedPool(len(kinds), "refresh-walk") as walkers:
+            walks = {kind: walkers.submit(_walk_list, client, kind, unseen, writes, report) for kind in kinds}
+            walked = {kind for kind, walk in walks.items() if walk.result()}
+        # Where a list could not be read, its jobs wait for the next tick rather than cost a request each.
+        missing = [job for job in unseen.left() if job.kind in walked]
+        # A random share each tick: when more are missing than a tick may fetch, none waits forever.
+        writes.add(_fetch_one_by_one(client, random.sample(missing, min(len(missing), MAX_SINGLE_FETCHES)), report))
+        writes.finish()
     return report
 
 
-def _walk_list(client: ProviderClient, kind: str, unseen: dict[str, Job], report: RefreshReport) -> bool:
+class _Unseen:
+    """The active jobs no list has shown yet, and how far back each list must be read for them.
+
+    Each creation time is parsed once, and each kind's jobs are kept oldest first, so the oldest
+    unseen one is found by moving past the ones seen since: a tick over 10,000 jobs parses 10,000
+    stamps, not a million. Shared by the walks of both lists (a training shows in both).
+    """
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self._jobs = {job.job_id: job for job in jobs}
+        self._lock = threading.Lock()
+        self._oldest_first: dict[str, list[tuple[str, str]]] = {}
+        for job in jobs:
+            # Jobs without a creation time set no depth: they are fetched on their own instead.
+            if stamp := sortable(job.created_at):
+                self._oldest_first.setdefault(job.kind, []).append((stamp, job.job_id))
+        for entries in self._oldest_first.values():
+            entries.sort()
+        self._next = dict.fromkeys(self._oldest_first, 0)
+
+    def take(self, job_id: str) -> Job | None:
+        """The active job `job_id` the first time a list shows it; None when it is not (or no longer) unseen."""
+        with self._lock:
+            return self._jobs.pop(job_id, None)
+
+    def oldest(self, kind: str) -> str | None:
+        """The creation time (sortable) of the oldest unseen job of `kind`; None when none is left."""
+        with self._lock:
+            entries, index = self._oldest_first.get(kind, []), self._next.get(kind, 0)
+            while index < len(entries) and entries[index][1] not in self._jobs:
+                index += 1
+            self._next[kind] = index
+            return entries[index][0] if index < len(entries) else None
+
+    def left(self) -> list[Job]:
+        with self._lock:
+            return list(self._jobs.values())
+
+
+def _walk_list(client: ProviderClient, kind: str, unseen: _Unseen, writes: _Writes, report: RefreshReport) -> bool:
     """Read `kind` pages newest first until every active job of that kind was seen or the list is older.
 
-    False when the provider failed part-way.
+    The next page is asked for before this one's changes are handed to the writers. False when the
+    provider failed part-way or the invocation's time ran short (the rest waits for the next tick).
     """
-    page_handle: str | None = None
-    max_pages = -(-get_settings().sync_cap_per_list // 100)  # the same depth a sync reads
-    while _oldest_unseen(unseen, kind) is not None and max_pages > 0:
-        max_pages -= 1
+    if unseen.oldest(kind) is None:
+        return True
+    with BoundedPool(1, f"refresh-read-{kind}") as reader:
+        ahead = reader.submit(client.list_page, kind, None)
+        while True:
+            try:
+                page = ahead.result()
+            except ProviderError as exc:
+                _failed(report, f"{kind} list: {exc}")
+                return False
+            report.add(list_requests=1)
+            changes = [change for observation in page.jobs if (change := _change(unseen, observation))]
+            finished = _past_every_unseen(page, unseen.oldest(kind))
+            if not finished:
+                if _out_of_time():
+                    writes.add(changes)
+                    report.failed(f"{kind} list: not read to the end, the invocation's time ran short")
+                    return False
+                ahead = reader.submit(client.list_page, kind, page.next_page)
+            writes.add(changes)
+            if finished:
+                return True
+
+
+def _change(unseen: _Unseen, observation: JobObservation) -> Change | None:
+    job = unseen.take(observation.job_id)
+    if job is None:
+        return None
+    changed = apply_observation(job, observation, wiring.pricing())
+    return None if changed is None else Change(job, observation, changed)
+
+
+def _past_every_unseen(page: JobPage, oldest_unseen: str | None) -> bool:
+    """True when the list has nothing more to show: it ended, or this page is older than every job we wait for."""
+    if not page.next_page or not page.jobs or oldest_unseen is None:
+        return True
+    listed = [stamp for observation in page.jobs if (stamp := sortable(observation.created_at))]
+    return bool(listed) and min(listed) < oldest_unseen
+
+
+def _out_of_time() -> bool:
+    left = seconds_left()
+    return left is not None and left < _SECONDS_PER_PAGE
+
+
+class _Writes:
+    """Changed jobs on their way to DynamoDB: gathered into transactions of 99, written on a bounded pool.
+
+    Changes gather across pages, so five changes a page over a hundred pages are six transactions.
+    """
+
+    def __init__(self, pool: BoundedPool, report: RefreshReport) -> None:
+        self._pool, self._report = pool, report
+        self._waiting: list[Change] = []
+        self._lock = threading.Lock()
+        self._written: list[Future[None]] = []
+
+    def add(self, changes: list[Change]) -> None:
+        with self._lock:
+            self._waiting += changes
+            while len(self._waiting) >= TRANSACTION_JOBS:
+                batch, self._waiting = self._waiting[:TRANSACTION_JOBS], self._waiting[TRANSACTION_JOBS:]
+                self._written.append(self._pool.submit(_store, batch, self._report))
+
+    def finish(self) -> None:
+        """Write what is still waiting, and wait until every write is done."""
+        with self._lock:
+            batch, self._waiting = self._waiting, []
+            if batch:
+                self._written.append(self._pool.submit(_store, batch, self._report))
+            written = list(self._written)
+        for future in written:
+            future.result()
+
+
+def _store(changes: list[Change], report: RefreshReport) -> None:
+    """Write `changes`; the final logs of jobs that just ended are marked pending first.
+
+    Should that mark fail, those jobs stay stored as active (the next tick ends them): a job is never
+    stored as ended without its tail kept (a fetched job's logs are kept before it is written) or pending.
+    """
+    ended = [change for change in changes if _needs_final_logs(change)]
+    if ended:
         try:
-            page = client.list_page(kind, page_handle)
-        except ProviderError as exc:
-            _failed(report, f"{kind} list: {exc}")
-            return False
-        report.list_requests += 1
-        for observation in page.jobs:
-            job = unseen.pop(observation.job_id, None)
-            if job is not None:
-                _refresh_one(client, job, observation, report)
-        oldest_unseen = _oldest_unseen(unseen, kind)
-        if not page.next_page or not page.jobs or oldest_unseen is None:
-            return True
-        listed = [stamp for observation in page.jobs if (stamp := sortable(observation.created_at))]
-        if listed and min(listed) < oldest_unseen:
-            return True  # the list is past every job we wait for: they are not in it
-        page_handle = page.next_page
-    return True
+            final_logs.request_tails([change.current.job_id for change in ended])
+            report.add(tails=len(ended))
+        except Exception as exc:  # noqa: BLE001 - the ended jobs wait; the rest is written
+            logger.exception("could not mark final log tails pending")
+            report.failed(f"final logs of {len(ended)} ended jobs: {type(exc).__name__}")
+            left_out = {id(change) for change in ended}
+            changes = [change for change in changes if id(change) not in left_out]
+    try:
+        report.add(updated=sum(outcome.changed for outcome in record_changes(changes)))
+    except Exception as exc:  # noqa: BLE001 - one failing batch never stops the others
+        logger.exception("could not store refreshed jobs", extra={"jobs": len(changes)})
+        report.failed(f"{len(changes)} jobs not stored: {type(exc).__name__}")
 
 
-def _oldest_unseen(unseen: dict[str, Job], kind: str) -> str | None:
-    """How far back the list must be read; jobs without a creation time are fetched on their own instead."""
-    stamps = [stamp for job in unseen.values() if job.kind == kind and (stamp := sortable(job.created_at))]
-    return min(stamps) if stamps else None
-
-
-def _refresh_one(client: ProviderClient, job: Job, observation: JobObservation, report: RefreshReport) -> None:
-    if apply_observation(job, observation, wiring.pricing()) is None:
-        return  # nothing new: no fetch, no write
-    _record(job, with_final_logs(client, job, observation, report), report)
+def _needs_final_logs(change: Change) -> bool:
+    """The job just ended, and what said so carried no logs (a list item; a fetched job's logs are kept)."""
+    return change.current.is_active and change.changed.is_terminal and not change.observation.logs
 
 
 def with_final_logs(
@@ -116,7 +272,7 @@ def with_final_logs(
         return listed
     try:
         if report is not None:
-            report.single_fetches += 1
+            report.add(single_fetches=1)
         return client.get_job(job.job_id, job.kind)
     except ProviderError as exc:
         if report is not None:
@@ -126,25 +282,37 @@ def with_final_logs(
         return listed
 
 
-def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshReport) -> None:
-    """Fetch each job on its own. Only a 404 answer counts towards ending a job; a provider that fails as a
-    whole (throttling, 5xx, timeouts, answers cut short, refused credentials) stops the fetches: the rest
-    wait for the next tick rather than each spend their retries on it."""
-    for job in jobs:
+def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshReport) -> list[Change]:
+    """Fetch each job on its own, FETCH_WORKERS at a time. Only a 404 answer counts towards ending a job; a
+    provider that fails as a whole (throttling, 5xx, timeouts, answers cut short, refused credentials)
+    stops the fetches not started yet: they wait for the next tick rather than each spend their retries."""
+    provider_down = threading.Event()
+
+    def fetch(job: Job) -> Change | None:
+        if provider_down.is_set():
+            return None
+        report.add(single_fetches=1)
         try:
-            report.single_fetches += 1
             observation = client.get_job(job.job_id, job.kind)
         except ProviderNotFound:
             if not _gone_for_good(job):
-                continue
+                return None
             observation = _forgotten(job, client.display_name)
         except ProviderError as exc:
             _failed(report, f"{job.job_id}: {exc}")
             if _about_the_provider(exc):
-                return  # asking again now only makes the throttling, or the outage, worse
-            continue
-        if apply_observation(job, observation, wiring.pricing()) is not None:
-            _record(job, observation, report)
+                provider_down.set()  # asking again now only makes the throttling, or the outage, worse
+            return None
+        else:
+            _answered(job)
+        changed = apply_observation(job, observation, wiring.pricing())
+        return None if changed is None else Change(job, observation, changed)
+
+    if not jobs:
+        return []
+    with BoundedPool(min(FETCH_WORKERS, len(jobs)), "refresh-fetch") as pool:
+        fetches = [pool.submit(fetch, job) for job in jobs]
+        return [change for future in fetches if (change := future.result()) is not None]
 
 
 def _about_the_provider(exc: ProviderError) -> bool:
@@ -159,10 +327,19 @@ def _gone_for_good(job: Job) -> bool:
 
     One 404 is not enough to end a job for good: a misrouted request or a token
     of another account answers 404 too. Only a 404 answer is noted: a throttle,
-    a 5xx, a timeout or an answer cut short says nothing about the job.
+    a 5xx, a timeout or an answer cut short says nothing about the job; an
+    answer with the job breaks the run (`_answered`).
     """
     since = wiring.state_store().note_not_found(job.job_id, time.time(), continuity_seconds=FORGOTTEN_AFTER_SECONDS)
     return time.time() - since >= FORGOTTEN_AFTER_SECONDS
+
+
+def _answered(job: Job) -> None:
+    """The provider knows the job: a run of 404s before this answer no longer counts towards ending it."""
+    try:
+        wiring.state_store().clear_not_found(job.job_id)
+    except Exception:  # noqa: BLE001 - the fetched state is still applied; the next answer clears the run
+        logger.exception("could not clear a job's 404 run", extra={"job_id": job.job_id})
 
 
 def _forgotten(job: Job, provider_name: str) -> JobObservation:
@@ -178,16 +355,7 @@ def _forgotten(job: Job, provider_name: str) -> JobObservation:
     )
 
 
-def _record(job: Job, observation: JobObservation, report: RefreshReport) -> None:
-    try:
-        if record_observation(observation, current=job).changed:
-            report.updated += 1
-    except Exception as exc:  # noqa: BLE001 - one failing job never stops the others
-        logger.exception("could not store a refreshed job", extra={"job_id": job.job_id})
-        report.errors.append(f"{job.job_id}: {type(exc).__name__}")
-
-
 def _failed(report: RefreshReport, message: str) -> None:
     count("ProviderErrors")
     logger.warning("provider call failed during refresh", extra={"provider": report.provider, "error": message})
-    report.errors.append(message)
+    report.failed(message)
