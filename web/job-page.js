@@ -502,7 +502,8 @@ export function createJobPage(ctx) {
       else if (v.followSent) parts.push('Following live');
       else parts.push('Not following live (no WebSocket): refreshed with the job');
     }
-    if (logs.source === 'kept') parts.push('kept by jobsync');
+    // Said once the job has ended: the provider deletes its logs an hour later, jobsync keeps the tail.
+    if (logs.source === 'kept' && v.job && !v.job.is_active) parts.push('the tail jobsync keeps');
     if (logs.truncated && logs.loaded) parts.push(`first read: the last ${LOG_TAIL} ${plural(LOG_TAIL, 'line', 'lines')}`);
     dom.logsState.textContent = parts.join(' · ');
   }
