@@ -117,3 +117,16 @@ def wiring_now() -> float:
     import time
 
     return time.time()
+
+
+def test_the_poller_tick_itself_hands_pending_tails_to_the_tail_keeper(keeper_env, api, replicate, handed_off):
+    from jobsync.services.polling import poll_tick
+
+    job_id = _ended_job(api, replicate)
+    handed_off.refusing = True  # the hand-off of the request that saw the job end was lost
+    final_logs.request_tails([job_id])
+    handed_off.refusing = False
+
+    poll_tick()
+
+    assert {"job_ids": [job_id]} in handed_off.to(TAIL_KEEPER)
