@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 
+from jobsync.deadline import invocation_deadline
 from jobsync.services.notifications import (
     COST_THRESHOLD_CROSSED,
     FRESH_SECONDS,
     JOB_ENDED,
     notifications_for,
 )
-from jobsync.services.webhook_delivery import RetryPolicy, webhook_message
+from jobsync.services.webhook_delivery import DeliveryFailed, RetryPolicy, post_with_retries, webhook_message
+from tests.conftest import LambdaContext
 
 AT = datetime(2026, 11, 30, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -141,3 +145,83 @@ def test_the_retry_policy_doubles_its_wait_up_to_a_cap_and_honours_retry_after()
     assert [policy.wait_before(n) for n in range(2, 7)] == [1.0, 2.0, 4.0, 8.0, 8.0]
     assert policy.wait_before(2, retry_after=3.0) == 3.0
     assert policy.wait_before(2, retry_after=600.0) == 8.0  # never past the cap
+
+
+# ---- posting with retries: a fake endpoint (httpx MockTransport) and an injected sleeper ----------------
+
+
+class Endpoint:
+    """Answers each POST with the next of `answers` (a status, or an exception to raise), then 200."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.bodies: list[dict] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.bodies.append(json.loads(request.content))
+        answer = self.answers.pop(0) if self.answers else 200
+        if isinstance(answer, Exception):
+            raise answer
+        if isinstance(answer, tuple):
+            status, headers = answer
+            return httpx.Response(status, headers=headers)
+        return httpx.Response(answer)
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(self))
+
+
+def post(endpoint: Endpoint, policy: RetryPolicy | None = None) -> tuple[list, list[float]]:
+    slept: list[float] = []
+    attempts = post_with_retries(
+        "https://hooks.example.test/x",
+        {"text": "hi"},
+        client=endpoint.client(),
+        policy=policy or RetryPolicy(),
+        sleep=slept.append,
+    )
+    return attempts, slept
+
+
+def test_passing_failures_are_tried_again_after_a_doubling_wait() -> None:
+    endpoint = Endpoint(503, httpx.ConnectTimeout("slow"), 200)
+    attempts, slept = post(endpoint)
+    assert [a.status for a in attempts] == [503, None, 200]
+    assert attempts[1].error == "ConnectTimeout"
+    assert slept == [1.0, 2.0]
+    assert endpoint.bodies == [{"text": "hi"}] * 3
+
+
+def test_every_try_failing_raises_with_what_each_answered_and_no_wait_after_the_last() -> None:
+    endpoint = Endpoint(500, 502, httpx.ReadError("reset"))
+    slept: list[float] = []
+    with pytest.raises(DeliveryFailed, match="answered 500, 502, ReadError"):
+        post_with_retries("https://h.example/x", {}, client=endpoint.client(), sleep=slept.append)
+    assert slept == [1.0, 2.0]
+
+
+def test_a_retry_after_is_honoured_up_to_the_cap() -> None:
+    _, slept = post(Endpoint((429, {"Retry-After": "5"}), (429, {"Retry-After": "120"}), 200))
+    assert slept == [5.0, 8.0]
+
+
+@pytest.mark.parametrize("refusal", [400, 403, 404, 410])
+def test_a_refusal_is_not_tried_again(refusal: int) -> None:
+    endpoint = Endpoint(refusal)
+    with pytest.raises(DeliveryFailed, match=str(refusal)):
+        post(endpoint)
+    assert len(endpoint.bodies) == 1
+
+
+def test_no_wait_is_taken_that_leaves_no_time_for_a_try_before_the_deadline(invocation_clock) -> None:
+    endpoint = Endpoint(503, 200)
+    policy = RetryPolicy(attempts=3, first_wait=1.0, timeout=5.0)
+    # 8 s left: 6 s usable (2 s reserve) ≥ 1 s wait + 5 s timeout → the retry is made.
+    with invocation_deadline(LambdaContext(remaining_ms=8_000)):
+        attempts, slept = post(endpoint, policy)
+    assert [a.status for a in attempts] == [503, 200] and slept == [1.0]
+    # 7.9 s left: 5.9 s usable < 6 s → no retry; Lambda's own retry comes later.
+    endpoint = Endpoint(503, 200)
+    with invocation_deadline(LambdaContext(remaining_ms=7_900)), pytest.raises(DeliveryFailed):
+        post(endpoint, policy)
+    assert len(endpoint.bodies) == 1
