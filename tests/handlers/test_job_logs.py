@@ -16,13 +16,13 @@ from tests.fakes.replicate import replicate_job
 
 
 class ReaderClock:
-    """services/logs.py's `time`: a fixed wall clock (every reader in the same 5 s interval) whose sleeps
-    advance it only when `advancing`; otherwise a sleep just yields, so a waiting reader waits however
-    slow the machine is, never racing the read in flight."""
+    """services/logs.py's `time`: a fixed wall clock (every reader in the same 5 s interval). A sleep
+    returns at once when `landed` is None; otherwise it returns once a tail has been kept (a condition,
+    not a duration), so a waiting reader never races the read in flight however slow the machine is."""
 
-    def __init__(self, advancing: bool = False) -> None:
+    def __init__(self, landed: threading.Event | None = None) -> None:
         self.now = 1_800_000_000.0
-        self.advancing = advancing
+        self.landed = landed
         self.slept: list[float] = []
         self._lock = threading.Lock()
 
@@ -32,10 +32,8 @@ class ReaderClock:
     def sleep(self, seconds: float) -> None:
         with self._lock:
             self.slept.append(seconds)
-            if self.advancing:
-                self.now += seconds
-        if not self.advancing:
-            time.sleep(0.002)
+        if self.landed is not None:
+            assert self.landed.wait(timeout=120), "the read in flight never kept its tail"
 
     def __getattr__(self, name: str) -> Any:
         return getattr(time, name)
@@ -43,7 +41,20 @@ class ReaderClock:
 
 @pytest.fixture
 def reader_clock(monkeypatch) -> ReaderClock:
-    clock = ReaderClock()
+    """Sleeps that return once a tail was kept (see ReaderClock)."""
+    from jobsync.store.logs import LogStore
+
+    landed = threading.Event()
+    keep = LogStore.keep
+
+    def keep_and_tell(self, *args, **kwargs):
+        try:
+            return keep(self, *args, **kwargs)
+        finally:
+            landed.set()
+
+    monkeypatch.setattr(LogStore, "keep", keep_and_tell)
+    clock = ReaderClock(landed)
     monkeypatch.setattr(log_reads, "time", clock)
     return clock
 
@@ -170,7 +181,7 @@ def test_a_reader_serves_the_last_known_tail_at_once_while_another_holds_the_cla
 
 
 def test_a_reader_waits_only_so_long_for_a_read_that_never_lands(api, replicate, monkeypatch):
-    clock = ReaderClock(advancing=True)
+    clock = ReaderClock()  # sleeps return at once: nothing will land
     monkeypatch.setattr(log_reads, "time", clock)
     job_id = _running(api, replicate, "Step 10/100")
     assert wiring.log_store().claim_refresh(job_id, clock.now, 5)  # a reader that died mid-read

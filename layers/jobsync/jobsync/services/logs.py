@@ -95,17 +95,20 @@ def _fetch(job: Job) -> LogRead | None:
 
 
 def _wait_for_read_in_flight(job_id: str) -> KeptLog | None:
-    """The tail another reader is fetching, once it is kept; None if it is not within the wait."""
-    budget = WAIT_FOR_READ_SECONDS
-    left = seconds_left()
-    if left is not None:
-        budget = min(budget, left)
-    deadline = time.time() + budget
-    pause = _FIRST_POLL_SECONDS
-    while time.time() < deadline:
+    """The tail another reader is fetching, once it is kept; None if it is not within the wait.
+
+    The wait is counted in the pauses taken (not read off the wall clock), and never runs past the
+    invocation's deadline.
+    """
+    waited, pause = 0.0, _FIRST_POLL_SECONDS
+    while waited < WAIT_FOR_READ_SECONDS:
+        left = seconds_left()
+        if left is not None and left < pause:
+            return None
         time.sleep(pause)
-        pause = min(pause * 2, _MAX_POLL_SECONDS)
+        waited += pause
         kept = wiring.log_store().kept(job_id)
         if kept is not None:
             return kept
+        pause = min(pause * 2, _MAX_POLL_SECONDS)
     return None
