@@ -94,7 +94,7 @@ def jobs(
         print_json(found)
         return
     if not found:
-        note("no jobs" + (f" {status.value}" if status else "") + " yet: `jobsync sync` imports the provider's")
+        note(f"no {status.value} jobs" if status else "no jobs yet: `jobsync sync` imports the provider's")
         return
     console = out()
     console.print(views.jobs_table(found, now_for(ctx), console.width))

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from jobsync_cli import views
 from jobsync_cli.client import Api, api_for
-from jobsync_cli.errors import reported
+from jobsync_cli.errors import CliError, reported
 from jobsync_cli.jobs import JobIdArgument, job_path, note, now_for, read_jobs
 from jobsync_cli.live import Messages, live_socket
 
@@ -84,6 +84,8 @@ def _follow(messages: Messages, job_id: str, shown: list[str]) -> None:
                 quiet_since = time.monotonic()
             continue
         quiet_since = time.monotonic()
+        if message.get("type") == "error":  # the follow was refused (too many follows, an unknown job)
+            raise CliError(f"the WebSocket refused to follow {job_id}: {message.get('message') or message}")
         if message.get("job_id") != job_id:
             continue
         if message.get("type") == "job_log_lines":

@@ -1,13 +1,19 @@
 """Operating jobs on `make run`'s stack: cancel through the API (heard on the WebSocket, kept across a restart,
-the simulator's job stopped) and the status history it leaves."""
+the simulator's job stopped), the status history it leaves, and the installed `jobsync` command doing the same."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import re
+import signal
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -116,3 +122,161 @@ def test_a_cancel_survives_a_restart_of_the_stack(stack: LocalStack, long_traini
     # The simulator kept the cancel too: after its restart the training is still canceled, not running again.
     now = simulator_view(stack, long_training)
     assert now["status"] == "canceled" and now["logs"] == logs_then
+
+
+# ------------------------------------------------------------------------------ the installed `jobsync` command
+
+JOBSYNC = Path(sys.executable).parent / "jobsync"
+# Another scripted training, queued then running for about ten minutes at real speed.
+OTHER_TRAINING_CONFIG = "sdxl-subject-v2"
+
+
+def command_env(stack: LocalStack, token: str | None = None) -> dict[str, str]:
+    # HOME elsewhere: no config file of the machine's user plays a part. Wide columns: whole lines to read.
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(stack.state_dir),
+        "COLUMNS": "200",
+        "JOBSYNC_URL": stack.url,
+        "JOBSYNC_TOKEN": token or stack.token,
+    }
+
+
+def jobsync(stack: LocalStack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
+    assert JOBSYNC.exists(), f"{JOBSYNC} is missing: make install puts it there (pip install -e .)"
+    return subprocess.run(
+        [str(JOBSYNC), *args],
+        env=command_env(stack, token),
+        capture_output=True,
+        text=True,
+        timeout=REQUEST_SECONDS,
+        check=False,
+    )
+
+
+def assert_api_jobs(stack: LocalStack, jobs: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """`jobs` are the API's job objects, newest first, as many as asked for or the API has. (The poller runs every
+    second here, so a job may change between the command's read and ours: compared by shape and order.)"""
+    reference = api(stack, "GET", "/api/cloud/jobs", params={"limit": "1"}).json()["jobs"][0]
+    total = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
+    assert all(job.keys() == reference.keys() for job in jobs)
+    assert len(jobs) == min(limit, total) and len({job["job_id"] for job in jobs}) == len(jobs)
+    stamps = [job["created_at"] for job in jobs]
+    assert stamps == sorted(stamps, reverse=True)
+    return jobs
+
+
+class Lines:
+    """A running command's output, line by line, waited on with a deadline (never a fixed sleep)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, args=(stream,), daemon=True).start()
+
+    def _read(self, stream: Any) -> None:
+        for line in stream:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, wanted: Callable[[str], bool]) -> str:
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            if wanted(line):
+                return line
+        raise AssertionError(f"no such line within {PATIENCE_SECONDS}s; saw {self.seen}")
+
+
+def test_the_command_cancels_a_job_that_watch_sees_end(stack: LocalStack) -> None:
+    listed = jobsync(stack, "jobs", "--limit", "500", "--json")
+    assert listed.returncode == 0, listed.stderr
+    jobs = json.loads(listed.stdout)
+    assert_api_jobs(stack, jobs, 500)
+    job_id = next(job["job_id"] for job in jobs if job["config_name"] == OTHER_TRAINING_CONFIG)
+
+    watch = subprocess.Popen(
+        [str(JOBSYNC), "watch", "--limit", "50"],
+        env=command_env(stack),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        Lines(watch.stderr).wait_for(lambda line: line.startswith("watching ws://"))
+        table = Lines(watch.stdout)
+        table.wait_for(lambda line: line.split()[:1] == ["STATUS"])
+
+        cancelled = jobsync(stack, "cancel", job_id)
+        assert (cancelled.returncode, cancelled.stderr) == (0, f"cancelled job {job_id}\n")
+        heard = table.wait_for(lambda line: job_id in line and "→ cancelled" in line)
+        moment, heard_id, previous, arrow, status, *_ = heard.split()
+        assert (heard_id, previous, arrow, status) == (job_id, previous, "→", "cancelled")
+        assert previous in ("queued", "running") and re.fullmatch(r"\d\d:\d\d:\d\d", moment)
+    finally:
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=PATIENCE_SECONDS) == 0
+
+    again = jobsync(stack, "cancel", job_id)
+    assert (again.returncode, again.stdout) == (1, "")
+    assert again.stderr == f"jobsync: 409: job '{job_id}' has already ended (cancelled); there is nothing to cancel\n"
+
+    shown = jobsync(stack, "show", job_id)
+    assert shown.returncode == 0, shown.stderr
+    history = shown.stdout[shown.stdout.index("\nhistory") :].splitlines()[3:]
+    assert [line.split()[0] for line in history][-1] == "cancelled"
+
+
+def test_the_command_lists_shows_logs_and_counts_what_the_api_has(stack: LocalStack) -> None:
+    paged = jobsync(stack, "jobs", "--limit", "150", "--json")
+    assert paged.returncode == 0, paged.stderr
+    assert len(assert_api_jobs(stack, json.loads(paged.stdout), 150)) == 150  # 100 and 50, with the cursor
+
+    table = jobsync(stack, "jobs", "--status", "cancelled", "--limit", "5")
+    assert table.returncode == 0, table.stderr
+    header, *rows = table.stdout.splitlines()
+    assert header.split()[:4] == ["STATUS", "MODEL", "JOB", "ID"] and 0 < len(rows) <= 5
+    assert all(row.split()[0] == "cancelled" for row in rows)
+
+    long_id = next(job["job_id"] for job in json.loads(paged.stdout) if job["config_name"] == LONG_TRAINING_CONFIG)
+    logs = jobsync(stack, "logs", long_id, "--tail", "5")
+    assert logs.returncode == 0, logs.stderr
+    kept = api(stack, "GET", f"/api/cloud/jobs/{long_id}/logs", params={"tail": "5"}).json()["lines"]
+    assert logs.stdout.splitlines() == kept and 0 < len(kept) <= 5
+
+    before = api(stack, "GET", "/api/cloud/metrics").json()
+    metrics = json.loads(jobsync(stack, "metrics", "--json").stdout)
+    after = api(stack, "GET", "/api/cloud/metrics").json()
+    assert metrics.keys() == after.keys() and before["job_count"] <= metrics["job_count"] <= after["job_count"]
+    counted = jobsync(stack, "metrics")
+    assert "total cost" in counted.stdout and counted.returncode == 0
+
+    synced = jobsync(stack, "sync", "--wait", "0")
+    assert synced.returncode == 0, synced.stderr
+    assert re.fullmatch(r"Discovered \d+ new jobs from Replicate.* \(\d+ new, \d+ updated\)\n", synced.stdout)
+
+
+def test_the_command_follows_a_running_jobs_log(stack: LocalStack) -> None:
+    running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "limit": "500"}).json()["jobs"]
+    if not running:
+        pytest.skip("no training is running on this stack any more")  # every scripted one ended: a very slow run
+    job_id = running[0]["job_id"]
+    follow = subprocess.Popen(
+        [str(JOBSYNC), "logs", job_id, "--tail", "1", "--follow"],
+        env=command_env(stack),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = Lines(follow.stdout)
+        first = lines.wait_for(lambda line: bool(line.strip()))
+        # The poller reads the running job's logs every second on this stack: new lines are pushed to the follower.
+        lines.wait_for(lambda line: bool(line.strip()) and line != first)
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(timeout=PATIENCE_SECONDS) == 0
+    assert "Traceback" not in (follow.stderr.read() if follow.stderr else "")

@@ -359,6 +359,14 @@ def test_follow_on_an_ended_job_prints_its_tail_and_says_so() -> None:
     assert "has ended (failed)" in result.stderr and socket.urls == []
 
 
+def test_a_refused_follow_is_one_line() -> None:
+    refusal = {"type": "error", "error": "too_many_follows", "message": "at most 10 follows per connection"}
+    result = run(FakeApi([job(1, "running")]), "logs", "job0001", "-f", socket=FakeSocket([refusal]))
+    assert result.exit_code == 1 and result.stderr.strip().splitlines() == [
+        "jobsync: the WebSocket refused to follow job0001: at most 10 follows per connection"
+    ]
+
+
 def test_ctrl_c_ends_a_follow_quietly() -> None:
     result = run(FakeApi([job(1, "running")]), "logs", "job0001", "-f", socket=FakeSocket([None]))
     assert result.exit_code == 0 and "Traceback" not in result.output
