@@ -134,19 +134,25 @@ def sync(stack: LocalStack) -> dict[str, Any]:
     raise AssertionError(f"every sync ran out of time: {body}")
 
 
-def sync_until_quiet(stack: LocalStack, most: int = 20) -> list[int]:
-    """The `synced` counts of syncs in a row, up to the first that says the whole history is in.
+def sync_until_quiet(stack: LocalStack, patience: float = PATIENCE_SECONDS) -> list[int]:
+    """Press Sync, then wait until the background history import it started has reached the end of the
+    provider's lists; the `synced` counts of the answers (the jobs each sync stored itself).
 
-    However slow the machine (a sync short of time answers with what it stored), the provider's whole
-    history is in once this returns.
+    The wait asks again with further syncs, every half second: a sync during an import starts no
+    second one and answers `history_complete: false` until it is done; a sync after an import that
+    paused (a provider fault) starts it again. However slow the machine, the provider's whole history
+    is in once this returns.
     """
     found: list[int] = []
-    for _ in range(most):
+    deadline = time.monotonic() + patience
+    while True:
         answer = sync(stack)
         found.append(answer["synced"])
         if answer["history_complete"]:
             return found
-    raise AssertionError(f"{most} syncs and the history is still not all in: {found}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the history import did not finish in {patience} s: {found}")
+        time.sleep(0.5)
 
 
 _addresses = itertools.count(2)
