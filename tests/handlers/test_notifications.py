@@ -82,6 +82,12 @@ def stream(tables):
     return StreamReader.for_table(boto3.client("dynamodb", region_name=REGION), streams, "jobs")
 
 
+def written(record: dict) -> tuple[str, str]:
+    """The job id and status a stream record wrote."""
+    image = record["dynamodb"]["NewImage"]
+    return image["job_id"]["S"], image["status"]["S"]
+
+
 def notify(records: list[dict]) -> dict:
     return load_handler("notifier")({"Records": records}, LambdaContext(function_name="notifier"))
 
@@ -121,7 +127,7 @@ def test_a_failed_publish_releases_the_claim_and_the_retry_publishes(topic, stre
     observe("job-c", JobStatus.RUNNING)
     observe("job-c", JobStatus.CANCELLED, completed_at=ENDED)
     records = stream.read()
-    ended = next(r for r in records if r["dynamodb"]["NewImage"]["status"]["S"] == "cancelled")
+    (ended,) = [r for r in records if written(r) == ("job-c", "cancelled")]
     real_arn = wiring.get_settings().notify_topic_arn
     monkeypatch.setenv("JOBSYNC_NOTIFY_TOPIC_ARN", real_arn.replace("jobsync-notifications", "no-such-topic"))
     wiring.reset()
@@ -308,3 +314,29 @@ def test_the_poller_tick_resumes_a_delivery_whose_hand_off_was_lost(webhook, str
     assert handed_off.to(WEBHOOK_FUNCTION) == [{"event_id": "job-l#ended"}]
     assert run_deliveries(handed_off) == 1
     assert [json.loads(post.content)["job_id"] for post in posts] == ["job-l"]
+
+
+def test_a_store_failure_fails_only_from_that_record_on(topic, stream, monkeypatch):
+    from jobsync.domain.errors import StoreUnavailable
+
+    observe("job-m", JobStatus.RUNNING)
+    observe("job-m", JobStatus.COMPLETED, completed_at=ENDED)
+    observe("job-n", JobStatus.RUNNING)
+    observe("job-n", JobStatus.COMPLETED, completed_at=ENDED)
+    records = stream.read()
+    store = wiring.notification_store()
+    real_claim = store.claim
+
+    def claim(event_id, *args):
+        if event_id.startswith("job-n"):
+            raise StoreUnavailable("the job store did not answer: EndpointConnectionError")
+        return real_claim(event_id, *args)
+
+    monkeypatch.setattr(store, "claim", claim)
+    answer = notify(records)
+    (failed,) = [r for r in records if written(r) == ("job-n", "completed")]
+    assert answer["published"] == 1
+    assert answer["batchItemFailures"] == [{"itemIdentifier": failed["dynamodb"]["SequenceNumber"]}]
+    monkeypatch.setattr(store, "claim", real_claim)
+    assert notify(records)["published"] == 1  # the retry: job-m's is not published again
+    assert sorted(m["job_id"] for m in topic()) == ["job-m", "job-n"]

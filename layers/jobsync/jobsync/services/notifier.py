@@ -63,7 +63,12 @@ def notify(changes: Sequence[StreamChange], *, clock: Callable[[], float] = time
             cost_threshold_usd=settings.notify_cost_threshold_usd,
             dashboard_url=settings.dashboard_url,
         )
-        if not all(_publish_once(notification, report, clock) for notification in produced):
+        try:
+            done = all(_publish_once(notification, report, clock) for notification in produced)
+        except Exception:  # noqa: BLE001 - e.g. DynamoDB unavailable: this record and the rest are retried
+            logger.exception("notification failed", extra={"record": change.record_id})
+            done = False
+        if not done:
             report.failed_record = change.record_id
             break
     count("NotificationsPublished", report.published)
@@ -101,6 +106,9 @@ def _publish_once(notification: Notification, report: NotifyReport, clock: Calla
             store.release(event_id, claim)
             logger.warning("notification not published", extra={"event_id": event_id, "error": str(exc)})
             return False
+        except BaseException:
+            store.release(event_id, claim)  # not published: the retry must not find the claim held
+            raise
     webhook_function = settings.notify_webhook_function
     store.published(event_id, claim, clock(), delivery=payload if webhook_function else None)
     report.published += 1
