@@ -723,14 +723,14 @@ async function runSync() {
 }
 
 // The sync answer counts new and updated jobs and says whether the provider's history is all in
-// (`history_complete`): a first sync may stop at its cap or its time and go on at the next press.
+// (`history_complete`): a first sync answers after the newest pages and imports the rest in the background.
 function syncMessage(data) {
   const count = (value) => Math.max(0, Math.trunc(Number(value) || 0));
   const discovered = count(data.synced);
   const updated = count(data.updated);
   let text = `Discovered ${discovered} new ${plural(discovered, 'job', 'jobs')} from Replicate`;
   if (updated > 0) text = `${text}, ${updated} updated`;
-  if (data.history_complete === false) text = `${text}. The history import is not finished: press Sync again to go on`;
+  if (data.history_complete === false) text = `${text}. The rest of the history is being imported in the background`;
   return text;
 }
 
@@ -959,6 +959,9 @@ async function connectLive(generation) {
     if (generation !== live.generation) return;
     onLiveMessage(event.data);
   });
+  socket.addEventListener('message', (event) => {
+    if (generation === live.generation) importProgress.onMessage(event.data);
+  });
   socket.addEventListener('close', () => {
     if (generation !== live.generation) return;
     live.socket = null;
@@ -1036,6 +1039,72 @@ function forwardToJobPage(raw) {
     // not JSON: nothing for the job page
   }
 }
+
+// ---------------------------------------------------------------- history import progress
+
+// A first sync answers after the newest pages; the rest of the provider's history is imported in the
+// background, which pushes {"type": "sync_progress", "imported", "done"} to every client. Providers give
+// no total, so the bar runs (indeterminate) beside the count while the import goes on, fills at the
+// end, and goes away a little later.
+const IMPORT_DONE_SHOWN_MS = 6_000;
+const importProgress = (() => {
+  let box = null;
+  let hideTimer = null;
+
+  function element() {
+    if (box) return box;
+    box = document.createElement('div');
+    box.className = 'import-progress';
+    box.dataset.testid = 'import-progress';
+    box.setAttribute('role', 'status');
+    box.hidden = true;
+    const label = document.createElement('span');
+    label.className = 'import-progress__label';
+    label.dataset.testid = 'import-progress-label';
+    const bar = document.createElement('progress');
+    bar.className = 'import-progress__bar';
+    bar.dataset.testid = 'import-progress-bar';
+    bar.setAttribute('aria-label', 'History import');
+    box.append(label, bar);
+    const toolbar = document.querySelector('.jobs__toolbar');
+    if (toolbar) toolbar.after(box);
+    else document.body.append(box);
+    return box;
+  }
+
+  function show(imported, done) {
+    const node = element();
+    const [label, bar] = node.children;
+    const jobs = `${imported} ${plural(imported, 'job', 'jobs')}`;
+    window.clearTimeout(hideTimer);
+    node.hidden = false;
+    node.dataset.state = done ? 'done' : 'running';
+    node.dataset.imported = String(imported);
+    if (done) {
+      label.textContent = `History imported: ${jobs}`;
+      bar.max = 1;
+      bar.value = 1;
+      hideTimer = window.setTimeout(() => { node.hidden = true; }, IMPORT_DONE_SHOWN_MS);
+    } else {
+      label.textContent = `Importing the history in the background: ${jobs} so far`;
+      bar.removeAttribute('value'); // indeterminate: nobody knows the total
+    }
+  }
+
+  function onMessage(raw) {
+    let message;
+    try {
+      message = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    if (!message || message.type !== 'sync_progress') return;
+    show(Math.max(0, Math.trunc(Number(message.imported) || 0)), message.done === true);
+    if (message.done === true) scheduleReload();
+  }
+
+  return { onMessage };
+})();
 
 // ---------------------------------------------------------------- pages: the list and #/jobs/<id>
 

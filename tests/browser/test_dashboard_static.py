@@ -574,7 +574,7 @@ def test_the_sync_message_counts_new_and_updated_jobs(make_page, fake, web_base)
     )
     page.get_by_test_id("sync-button").click()
     expect(toast).to_have_text(
-        "Discovered 20 new jobs from Replicate. The history import is not finished: press Sync again to go on"
+        "Discovered 20 new jobs from Replicate. The rest of the history is being imported in the background"
     )
 
 
