@@ -89,6 +89,8 @@ class Notification:
             line = f"jobsync: {what} cost ${self.job.cost_usd:.2f} (threshold ${self.cost_threshold_usd:g})"
         else:
             line = f"jobsync: {what} {self.job.status.value}"
+        # SNS takes an ASCII subject of at most 100 characters.
+        line = line.encode("ascii", "replace").decode()
         return line if len(line) <= 100 else line[:97] + "..."
 
 

@@ -75,8 +75,9 @@ def notify(changes: Sequence[StreamChange], *, clock: Callable[[], float] = time
     return report
 
 
-def _lease_until(now: float) -> float:
-    """The claim holds as long as this invocation may run: a later claimer finds it expired only if it died."""
+def lease_until(now: float) -> float:
+    """Until when a claim taken `now` holds: as long as this invocation may run, so that a later claimer
+    finds it expired only when its holder died."""
     left = deadline.seconds_left()
     return now + (DEFAULT_LEASE_SECONDS if left is None else max(left, 0.0) + LEASE_MARGIN_SECONDS)
 
@@ -86,7 +87,7 @@ def _publish_once(notification: Notification, report: NotifyReport, clock: Calla
     store = wiring.notification_store()
     settings = get_settings()
     event_id, claim, now = notification.event_id, uuid.uuid4().hex, clock()
-    outcome = store.claim(event_id, claim, now, _lease_until(now))
+    outcome = store.claim(event_id, claim, now, lease_until(now))
     if outcome is Claim.DONE:
         report.already_published += 1
         return True

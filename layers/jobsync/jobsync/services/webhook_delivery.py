@@ -29,6 +29,7 @@ import httpx
 from jobsync import background, deadline, wiring
 from jobsync.config import get_settings
 from jobsync.observability import count, logger
+from jobsync.services.notifier import lease_until
 from jobsync.store.notifications import DELIVERED, DELIVERING, PENDING, RETRYING
 
 _STATUS_ICON = {"completed": ":white_check_mark:", "failed": ":x:", "cancelled": ":no_entry_sign:"}
@@ -199,9 +200,7 @@ def deliver(
     if delivery.state == DELIVERED:
         return "already delivered"
     now = clock()
-    left = deadline.seconds_left()
-    lease = now + (60.0 if left is None else max(left, 0.0) + 5.0)
-    if not store.claim_delivery(event_id, now, lease):
+    if not store.claim_delivery(event_id, now, lease_until(now)):
         return "being delivered"  # another invocation holds it (or it is done)
     http = client or httpx.Client()
     try:

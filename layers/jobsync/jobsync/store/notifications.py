@@ -105,12 +105,13 @@ class NotificationStore:
         The outbox learns of the delivery first: a crash between the two writes leaves an outbox entry
         whose item says what to do, never a delivery nobody knows about.
         """
-        updates = "SET #state = :published, updated_at = :now REMOVE claim, lease_until"
+        sets = ["#state = :published", "updated_at = :now"]
         values: dict[str, Any] = {":published": _PUBLISHED, ":claim": claim, ":now": dynamo.to_dynamo(now)}
         if delivery is not None:
             self._outbox("ADD", event_id)
-            updates = "SET #state = :published, updated_at = :now, webhook = :pending, payload = :payload, resumes = :zero REMOVE claim, lease_until"  # noqa: E501
+            sets += ["webhook = :pending", "payload = :payload", "resumes = :zero"]
             values.update({":pending": PENDING, ":payload": json.dumps(delivery), ":zero": 0})
+        updates = f"SET {', '.join(sets)} REMOVE claim, lease_until"
         # False only when our lease ran out and another invocation took the claim: it marks the item.
         self._conditional_update(
             _key(event_id),
