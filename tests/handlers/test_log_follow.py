@@ -153,3 +153,32 @@ def test_a_closed_connection_follows_nothing_any_more(tables, api, replicate, ru
     assert disconnect("a") == 200
 
     assert wiring.connection_store().followers(running) == ["b"]
+
+
+def test_the_poller_tick_reads_followed_jobs_so_lines_flow_without_a_dashboard(
+    fresh_reads, api, replicate, running, posted
+):
+    from jobsync.services.polling import poll_tick
+
+    sent, _ = posted
+    connect("a")
+    send("a", {"action": "follow", "job_id": running})
+    fetched = _gets(replicate, running)
+
+    poll_tick()
+
+    assert lines_pushed(sent, "a") == [["Loading", "Step 1/10"]]
+    assert _gets(replicate, running) == fetched + 1  # one read for the job, whatever the followers
+
+
+def test_a_job_nobody_follows_any_more_leaves_the_tick_s_list(fresh_reads, api, replicate, running, posted):
+    from jobsync.services.logs import read_followed_jobs
+
+    connect("a")
+    send("a", {"action": "follow", "job_id": running})
+    send("a", {"action": "unfollow", "job_id": running})
+    fetched = _gets(replicate, running)
+
+    assert read_followed_jobs() == 0
+
+    assert wiring.log_store().followed_jobs() == [] and _gets(replicate, running) == fetched

@@ -38,8 +38,10 @@ def follow(connection_id: str, job_id: object) -> str:
     limit = get_settings().max_follows_per_connection
     if not wiring.connection_store().follow(connection_id, job, limit):
         raise TooManyFollows(f"a connection follows at most {limit} jobs: unfollow one first")
-    # Reads of the job's logs look at this hint before they ask who follows.
+    # Reads of the job's logs look at this hint before they ask who follows; the poller's tick reads the
+    # logs of the jobs on the followed list, so lines flow even when no dashboard asks.
     wiring.log_store().mark_followed(job, time.time() + MAX_CONNECTION_SECONDS)
+    wiring.log_store().add_followed(job)
     return job
 
 

@@ -9,6 +9,7 @@ first fifty dashboards to open a running job all see its progress.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -16,6 +17,7 @@ from typing import Literal
 from jobsync import wiring
 from jobsync.config import get_settings
 from jobsync.deadline import seconds_left
+from jobsync.domain.errors import JobsyncError
 from jobsync.domain.job import Job
 from jobsync.domain.logs import last_lines, log_lines
 from jobsync.observability import logger
@@ -32,6 +34,10 @@ Source = Literal["provider", "kept"]
 WAIT_FOR_READ_SECONDS = 3.0
 _FIRST_POLL_SECONDS = 0.05
 _MAX_POLL_SECONDS = 0.4
+# The poller's tick reads at most this many followed jobs' logs (a provider GET each, shared through the
+# claim: free when a dashboard read the job within the interval), and none with less than this left.
+MAX_FOLLOWED_READS_PER_TICK = 20
+_MIN_SECONDS_FOR_A_READ = 5.0
 
 
 @dataclass(frozen=True)
@@ -112,3 +118,37 @@ def _wait_for_read_in_flight(job_id: str) -> KeptLog | None:
             return kept
         pause = min(pause * 2, _MAX_POLL_SECONDS)
     return None
+
+
+def read_followed_jobs() -> int:
+    """Read the logs of the active jobs WebSocket clients follow, so that their new lines are pushed even
+    when nobody else reads them (`jobsync logs --follow` alone). The poller's tick calls this; jobs that
+    ended or that nobody follows any more leave the list. How many jobs were read; never raises."""
+    try:
+        return _read_followed_jobs()
+    except JobsyncError:
+        logger.exception("could not read the followed jobs' logs")
+        return 0
+
+
+def _read_followed_jobs() -> int:
+    store = wiring.log_store()
+    followed = store.followed_jobs()
+    if not followed:
+        return 0
+    jobs = wiring.job_store().get_many(followed)
+    live = [
+        jobs[job_id]
+        for job_id in followed
+        if job_id in jobs and jobs[job_id].is_active and wiring.connection_store().followers(job_id)
+    ]
+    store.drop_followed(set(followed) - {job.job_id for job in live})
+    read = 0
+    # A random share when there are more than a tick may read: none waits forever.
+    for job in random.sample(live, min(len(live), MAX_FOLLOWED_READS_PER_TICK)):
+        left = seconds_left()
+        if left is not None and left < _MIN_SECONDS_FOR_A_READ:
+            break
+        read_logs(job)
+        read += 1
+    return read

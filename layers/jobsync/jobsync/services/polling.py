@@ -24,7 +24,7 @@ from jobsync.domain.errors import JobsyncError
 from jobsync.domain.timestamps import parse_timestamp
 from jobsync.observability import logger
 from jobsync.providers.registry import PROVIDERS
-from jobsync.services import final_logs, webhook_delivery
+from jobsync.services import final_logs, logs, webhook_delivery
 from jobsync.services.history_import import resume_stalled_imports
 from jobsync.services.refresh import RefreshReport, refresh_active_jobs
 from jobsync.store.state import PollTick
@@ -96,6 +96,7 @@ def poll_tick() -> TickReport:
     """One pass over every provider's active jobs, when polling is on; its outcome is recorded."""
     resume_stalled_imports()  # whether polling is on or not: a history import must not wait for a sync
     final_logs.resume_pending()  # ended jobs' final log tails that a lost hand-off left pending
+    logs.read_followed_jobs()  # followed jobs' new lines reach their WebSocket followers without a dashboard
     webhook_delivery.resume_deliveries()  # notifications a lost hand-off left undelivered (only with the channel on)
     if not polling_state().is_active:
         return TickReport(polled=False)

@@ -34,6 +34,8 @@ KEPT, GONE = "kept", "gone"
 # (400 KB), and concurrent writers of different jobs rarely touch the same item.
 PENDING_SHARDS = 4
 _PENDING_PREFIX = "final-logs#pending#"
+# The jobs some WebSocket client follows (a string set): the poller's tick reads their logs.
+_FOLLOWED_KEY = "follows#jobs"
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,31 @@ class LogStore:
                     ":until": dynamo.to_dynamo(until),
                     ":expires": int(until) + _LOG_TAIL_DAYS * _DAY,
                 },
+            )
+
+    def add_followed(self, job_id: str) -> None:
+        with dynamo.translated_errors():
+            self._table.update_item(
+                Key={"pk": _FOLLOWED_KEY},
+                UpdateExpression="ADD job_ids :id",
+                ExpressionAttributeValues={":id": {job_id}},
+            )
+
+    def followed_jobs(self) -> list[str]:
+        """The jobs some client followed (and may still follow), sorted."""
+        with dynamo.translated_errors():
+            item = self._table.get_item(Key={"pk": _FOLLOWED_KEY}, ConsistentRead=True).get("Item") or {}
+        return sorted(item.get("job_ids", set()))
+
+    def drop_followed(self, job_ids: Iterable[str]) -> None:
+        ids = set(job_ids)
+        if not ids:
+            return
+        with dynamo.translated_errors():
+            self._table.update_item(
+                Key={"pk": _FOLLOWED_KEY},
+                UpdateExpression="DELETE job_ids :ids",
+                ExpressionAttributeValues={":ids": ids},
             )
 
     # ---- final tails of ended jobs ---------------------------------------------------------
