@@ -340,3 +340,13 @@ def test_a_store_failure_fails_only_from_that_record_on(topic, stream, monkeypat
     monkeypatch.setattr(store, "claim", real_claim)
     assert notify(records)["published"] == 1  # the retry: job-m's is not published again
     assert sorted(m["job_id"] for m in topic()) == ["job-m", "job-n"]
+
+
+def test_the_sample_event_publishes_its_job_end(topic):
+    from tests.conftest import load_event
+
+    answer = notify(load_event("notifier")["Records"])
+    assert answer == {"batchItemFailures": [], "published": 1, "duplicates": 0}
+    (message,) = topic()
+    assert (message["job_id"], message["status"], message["previous_status"]) == ("r8-job-1", "completed", "running")
+    assert message["at"] == "2025-03-12T19:23:41.000000Z"  # the record's ApproximateCreationDateTime
