@@ -203,6 +203,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "notify_webhook_url": env.get("JOBSYNC_NOTIFY_WEBHOOK_URL") or None,
         "notify_webhook_url_secret_arn": env.get("JOBSYNC_NOTIFY_WEBHOOK_SECRET_ARN") or None,
         "tail_keeper_function": env.get("JOBSYNC_TAIL_KEEPER_FUNCTION") or None,
+        "final_log_workers": env.get("JOBSYNC_FINAL_LOG_WORKERS"),
+        "max_follows_per_connection": env.get("JOBSYNC_MAX_FOLLOWS_PER_CONNECTION"),
         "history_importer_function": env.get("JOBSYNC_HISTORY_IMPORTER_FUNCTION") or None,
         "sync_first_pages": env.get("JOBSYNC_SYNC_FIRST_PAGES") or None,
     }
