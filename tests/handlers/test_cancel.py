@@ -94,6 +94,19 @@ def test_a_provider_refusal_is_a_502_sent_once_and_changes_nothing(api, replicat
     assert api.call("get_job", path={"job_id": job_id})[1]["job"]["status"] == "running"
 
 
+def test_a_job_the_provider_does_not_know_is_a_409_and_stays_as_it_is(api, replicate):
+    job_id = _synced(api, replicate, "processing")
+    replicate.predictions.clear()  # Replicate forgot it (seen for long-queued trainings)
+    replicate.requests.clear()
+
+    status, body = api.call("cancel_job", path={"job_id": job_id})
+
+    assert (status, body["error"]) == (409, "job_unknown_to_provider"), body
+    assert "answered 404" in body["message"]
+    assert replicate.requests == {("POST", f"/predictions/{job_id}/cancel"): 1}
+    assert api.call("get_job", path={"job_id": job_id})[1]["job"]["status"] == "running"
+
+
 def test_a_job_that_ended_at_the_provider_meanwhile_keeps_its_end(api, replicate):
     job_id = _synced(api, replicate, "processing")
     replicate.update(job_id, status="succeeded", completed_at="2026-11-01T10:59:00Z")

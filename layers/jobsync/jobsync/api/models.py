@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
-    AliasChoices,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -95,6 +95,7 @@ class JobOut(ApiModel):
     provider: str
     status: JobStatus
     model: str | None
+    model_version: str | None = Field(description="the provider's id of the model version the job ran")
     config_name: str | None
     created_at: str | None
     started_at: str | None
@@ -131,15 +132,12 @@ class TransitionOut(ApiModel):
 class JobWithHistoryOut(JobOut):
     """One job as `GET /api/cloud/jobs/{job_id}` and cancel answer it: a list's job plus its status history."""
 
-    # Read from Job.status_history: a job stored before histories were kept gets one derived from its timestamps.
-    history: list[TransitionOut] = Field(
-        validation_alias=AliasChoices("status_history", "history"),
-        description="The job's status transitions, oldest first (at most 50)",
-    )
+    history: list[TransitionOut] = Field(description="The job's status transitions, oldest first (at most 50)")
 
     @classmethod
     def from_job(cls, job: Job) -> JobWithHistoryOut:
-        return cls.model_validate(job)
+        # Job.status_history: a job stored before histories were kept gets one derived from its timestamps.
+        return cls.model_validate(replace(job, history=job.status_history))
 
 
 class JobDetailOut(ApiModel):

@@ -31,6 +31,20 @@ class JobAlreadyEnded(JobsyncError):
         self.job_id = job_id
 
 
+class JobUnknownToProvider(JobsyncError):
+    """The provider answered 404 for a job jobsync knows: there is nothing there to act on."""
+
+    code = "job_unknown_to_provider"
+    http_status = 409
+
+    def __init__(self, job_id: str, provider: str) -> None:
+        super().__init__(
+            f"{provider} does not know job {job_id!r} (it answered 404), so there is nothing to cancel there; "
+            "jobsync ends the job once the provider has kept answering 404 for 15 minutes"
+        )
+        self.job_id = job_id
+
+
 class RouteNotFound(JobsyncError):
     code = "not_found"
     http_status = 404
