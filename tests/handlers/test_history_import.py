@@ -237,3 +237,24 @@ def test_an_event_without_a_known_provider_is_refused_and_changes_nothing(tables
     assert run_importer({"provider": "elsewhere", "lease": "x"})["ran"] is False
     assert run_importer({"lease": 3})["ran"] is False
     assert not import_state().running
+
+
+def test_an_import_cut_short_before_the_background_import_existed_goes_on_from_where_it_stopped(
+    api, replicate, handed_off, slow_lists
+):
+    from tests.fakes.replicate import BASE_URL
+
+    history(replicate, 45)
+    # What a stack of the earlier sync (a cap per press) kept: the predictions' history stopped at page 30.
+    wiring.state_store().save_sync_progress(
+        "replicate", "prediction", history_imported=False, resume_page=f"{BASE_URL}/predictions?cursor=30"
+    )
+    wiring.state_store().save_sync_progress("replicate", "training", history_imported=True, resume_page=None)
+
+    api.call("sync_jobs")
+    handed_off.drain(IMPORTER, "history_importer")
+
+    assert len(stored_ids()) == 45 and not import_state().running
+    pages = [cursor for path, cursor in slow_lists if path == "/predictions"]
+    # The sync's two pages, the kept position to the end, then the gap between them (page 30 was read).
+    assert pages == ["0", "10", "30", "40", "20"]

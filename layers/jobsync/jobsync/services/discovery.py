@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from jobsync import wiring
 from jobsync.config import get_settings
 from jobsync.deadline import seconds_left
 from jobsync.observability import count, logger
@@ -109,6 +110,7 @@ def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int
 
 def _left_to_import(state: ImportState, tops: list[_Top]) -> ImportState:
     """The import's state once what these lists' tops leave to read is added to it."""
+    state = _with_earlier_progress(state) if state.version == 0 else state
     segments, history = list(state.segments), set(state.history_imported)
     for top in tops:
         walking_to_end = any(segment.to_end for segment in segments if segment.kind == top.kind)
@@ -124,6 +126,20 @@ def _left_to_import(state: ImportState, tops: list[_Top]) -> ImportState:
         segment = Segment(top.kind, top.next_page, to_end=whole_list_pending)
         if segment not in segments:
             segments.append(segment)
+    return replace(state, segments=tuple(segments), history_imported=frozenset(history))
+
+
+def _with_earlier_progress(state: ImportState) -> ImportState:
+    """A stack that synced before the background import kept its progress per list (sync#<provider>#<kind>):
+    a history imported then is not read again, and one cut short goes on from where it stopped."""
+    earlier = wiring.state_store()
+    segments, history = list(state.segments), set(state.history_imported)
+    for kind in _TRAININGS_FIRST:
+        progress = earlier.sync_progress(state.provider, kind)
+        if progress.history_imported:
+            history.add(kind)
+        elif progress.resume_page:
+            segments.append(Segment(kind, progress.resume_page, to_end=True))
     return replace(state, segments=tuple(segments), history_imported=frozenset(history))
 
 
