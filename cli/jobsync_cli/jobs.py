@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from datetime import datetime, timezone
 from enum import StrEnum
@@ -39,8 +40,18 @@ JobIdArgument = Annotated[str, typer.Argument(metavar="ID", help="The job's id, 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON instead of a table.")]
 
 
-def out() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+# Where the output is no terminal (a pipe, a file) and COLUMNS does not say, tables get this width: whole lines
+# for grep rather than a made-up 80 columns.
+PIPE_WIDTH = 200
+
+
+def out(ctx: typer.Context | None = None) -> Console:
+    """Standard output; tests make it a terminal through the context's obj["terminal"]."""
+    terminal = bool(ctx.obj.get("terminal")) if ctx is not None and isinstance(ctx.obj, dict) else None
+    console = Console(highlight=False, soft_wrap=True, force_terminal=terminal or None)
+    if not console.is_terminal and not os.environ.get("COLUMNS"):
+        console.width = PIPE_WIDTH
+    return console
 
 
 def note(text: str) -> None:
@@ -96,7 +107,7 @@ def jobs(
     if not found:
         note(f"no {status.value} jobs" if status else "no jobs yet: `jobsync sync` imports the provider's")
         return
-    console = out()
+    console = out(ctx)
     console.print(views.jobs_table(found, now_for(ctx), console.width))
 
 

@@ -14,7 +14,7 @@ from rich.text import Text
 from jobsync_cli import views
 from jobsync_cli.client import Api, api_for
 from jobsync_cli.errors import CliError, reported
-from jobsync_cli.jobs import JobIdArgument, job_path, note, now_for, read_jobs
+from jobsync_cli.jobs import JobIdArgument, job_path, note, now_for, out, read_jobs
 from jobsync_cli.live import Messages, live_socket
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -143,7 +143,11 @@ class _Board:
             if job["status"] != "running" or clock() - self.progress_read.get(job_id, -1e9) < PROGRESS_EVERY_SECONDS:
                 continue
             self.progress_read[job_id] = clock()
-            self.progress[job_id] = self.api.request("GET", job_path(job_id, "/inline-progress"))
+            try:
+                self.progress[job_id] = self.api.request("GET", job_path(job_id, "/inline-progress"))
+            except CliError:
+                # A passing failure (the provider, a 5xx) only leaves this job's progress as it was for a while.
+                continue
             read = True
         return read
 
@@ -156,14 +160,15 @@ def watch(
     Ctrl-C stops it. When the output is not a terminal, the table is printed once, then a line per change."""
     api = api_for(ctx)
     board = _Board(api, read_jobs(api, limit=limit), limit)
-    console = Console(highlight=False)
+    console = out(ctx)
     with live_socket(ctx, api) as messages:
         note(f"watching {messages.url} (Ctrl-C stops)")
         board.read_progress(time.monotonic)
 
         def table() -> Any:
             running = sum(job["status"] == "running" for job in board.jobs.values())
-            caption = f"{len(board.jobs)} jobs, {running} running · {board.messages} changes heard · Ctrl-C stops"
+            heard = f"{board.messages} change{'' if board.messages == 1 else 's'} heard"
+            caption = f"{len(board.jobs)} jobs, {running} running · {heard} · Ctrl-C stops"
             return views.watch_table(board.ordered(), board.progress, now_for(ctx), caption, console.width)
 
         if not console.is_terminal:

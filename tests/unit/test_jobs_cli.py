@@ -4,6 +4,7 @@ scripted WebSocket: what each command asks, what it prints, and every failure as
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
@@ -426,6 +427,22 @@ def test_watch_prints_the_table_then_a_line_per_change_heard_until_ctrl_c() -> N
     assert "watching ws://jobsync.test/live (Ctrl-C stops)" in result.stderr
     assert len(api.asked("GET", "/api/cloud/jobs/job0002")) == 1  # the message had no job: read once
     assert socket.closed
+
+
+def test_in_a_terminal_watch_redraws_its_live_table_on_each_change() -> None:
+    api = FakeApi([job(2, "running", started_at="2026-11-30T07:59:00Z"), job(1, "queued")])
+    failed_job = {**api.jobs[0], "status": "failed", "is_terminal": True, "is_active": False}
+    socket = FakeSocket([{"type": "job_status_changed", "job_id": "job0002", "status": "failed", "job": failed_job}])
+    obj = {"transport": httpx.MockTransport(api), "now": NOW, "connect": socket.connect, "terminal": True}
+
+    result = CliRunner().invoke(app, ["watch"], env=ENV, obj=obj)
+
+    assert result.exit_code == 0, result.output
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)  # the redraws' cursor moves and colours
+    frames = [line for line in screen.splitlines() if "job0002" in line]
+    assert frames[0].split()[0] == "running" and "Training" in frames[0] and "45%" in frames[0]
+    assert frames[-1].split()[0] == "failed" and "Training" not in frames[-1]
+    assert "1 change heard" in screen
 
 
 def test_the_live_table_shows_stage_progress_elapsed_and_cost_and_fits_the_width() -> None:
