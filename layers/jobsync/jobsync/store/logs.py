@@ -93,8 +93,10 @@ class LogStore:
         """The kept tail of `job_id` with its bookkeeping; None when nothing was ever stored for it."""
         with dynamo.translated_errors():
             item = self._table.get_item(Key={"pk": f"logs#{job_id}"}, ConsistentRead=True).get("Item")
-        kept = _kept_log(item)
-        return kept if kept is None or kept.tail.lines or kept.final else _without_tail(kept, item)
+        # An item that holds only bookkeeping (a claim, a follow, a lease) has no tail yet.
+        if not item or not {"tail_z", "text", "final_tail"} & item.keys():
+            return None
+        return _kept_log(item)
 
     def keep(self, job_id: str, tail: LogTail, log_chars: int, fetched_at: float) -> KeptLog | None:
         """Store `tail` (of a log `log_chars` long) unless a longer log of the job is kept already.
@@ -251,10 +253,3 @@ class LogStore:
     def final_state(self, job_id: str) -> str | None:
         kept = self.kept(job_id)
         return kept.final if kept else None
-
-
-def _without_tail(kept: KeptLog, item: dict[str, Any] | None) -> KeptLog | None:
-    """An item that holds only bookkeeping (a claim, a follow) has no tail yet: None, unless it is settled."""
-    if item and ("tail_z" in item or "text" in item):
-        return kept
-    return None
