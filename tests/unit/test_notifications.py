@@ -225,3 +225,9 @@ def test_no_wait_is_taken_that_leaves_no_time_for_a_try_before_the_deadline(invo
     with invocation_deadline(LambdaContext(remaining_ms=7_900)), pytest.raises(DeliveryFailed):
         post(endpoint, policy)
     assert len(endpoint.bodies) == 1
+
+
+def test_an_invalid_url_fails_without_quoting_it() -> None:
+    with pytest.raises(DeliveryFailed) as failure:
+        post_with_retries("https://hooks.example.test/sec\x00ret", {}, client=Endpoint().client(), sleep=lambda s: None)
+    assert "sec" not in str(failure.value) and failure.value.__cause__ is None and failure.value.__suppress_context__

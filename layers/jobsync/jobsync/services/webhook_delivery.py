@@ -152,6 +152,9 @@ def post_with_retries(
             sleep(wait)
         try:
             response = client.post(url, json=body, timeout=policy.timeout)
+        except httpx.InvalidURL:
+            # Its message may quote the URL, which is a credential: say only what is wrong.
+            raise DeliveryFailed("the notify webhook URL is not a valid URL") from None
         except httpx.HTTPError as exc:
             attempts.append(Attempt(None, type(exc).__name__))
             retry_after = None
