@@ -104,7 +104,7 @@ def test_a_kept_tail_is_never_fetched_again(keeper_env, api, replicate, handed_o
 def test_a_leased_tail_is_not_fetched_by_a_second_run(keeper_env, api, replicate, handed_off):
     job_id = _ended_job(api, replicate)
     final_logs.request_tails([job_id])
-    assert wiring.log_store().lease_final(job_id, now=wiring_now(), seconds=final_logs.LEASE_SECONDS)
+    assert wiring.log_store().lease_final(job_id, now=wiring_now(), seconds=final_logs.LEASE_SECONDS) is not None
     fetched = _gets(replicate, job_id)
 
     report = final_logs.keep_final_tails([job_id])
@@ -130,3 +130,21 @@ def test_the_poller_tick_itself_hands_pending_tails_to_the_tail_keeper(keeper_en
     poll_tick()
 
     assert {"job_ids": [job_id]} in handed_off.to(TAIL_KEEPER)
+
+
+def test_a_tail_that_keeps_failing_is_given_up_as_gone_two_hours_after_its_first_try(
+    keeper_env, api, replicate, handed_off
+):
+    job_id = _ended_job(api, replicate)
+    final_logs.request_tails([job_id])
+    replicate.fail_next("GET", f"/predictions/{job_id}", *[422] * 3)  # refused for this job alone
+    start = 1_800_000_000.0
+
+    assert final_logs.keep_final_tails([job_id], clock=lambda: start).failed == [job_id]
+    later = start + final_logs.GIVE_UP_AFTER_SECONDS - 1
+    assert final_logs.keep_final_tails([job_id], clock=lambda: later).failed == [job_id]
+    fetched = _gets(replicate, job_id)
+    given_up = final_logs.keep_final_tails([job_id], clock=lambda: start + final_logs.GIVE_UP_AFTER_SECONDS)
+
+    assert given_up.gone == [job_id] and _gets(replicate, job_id) == fetched
+    assert wiring.log_store().final_state(job_id) == "gone" and wiring.log_store().pending_final() == []

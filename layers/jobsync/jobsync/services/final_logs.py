@@ -37,6 +37,9 @@ from jobsync.store.logs import GONE, KEPT
 JOBS_PER_HAND_OFF = 200
 # A fetch that takes longer than this has died with its invocation: another run may take the job over.
 LEASE_SECONDS = 120.0
+# Replicate deletes logs about an hour after a job ends: a tail still not fetched this long after its first
+# try is recorded as gone (a job that keeps failing on its own is not fetched every tick forever).
+GIVE_UP_AFTER_SECONDS = 2 * 3600.0
 # A fetch is not started with less than this left of the invocation (the provider client's own bound).
 _MIN_SECONDS_FOR_A_FETCH = 5.0
 
@@ -125,11 +128,16 @@ def _keep_one(job_id: str, stop: threading.Event, clock: Callable[[], float]) ->
         return "not_tried"
     logs = wiring.log_store()
     now = clock()
-    if not logs.lease_final(job_id, now, LEASE_SECONDS):
+    first_try = logs.lease_final(job_id, now, LEASE_SECONDS)
+    if first_try is None:
         if logs.final_state(job_id) is not None:
             logs.drop_pending_final(job_id)  # settled by an earlier run that died before tidying up
             return "settled_before"
         return "busy"
+    if now - first_try >= GIVE_UP_AFTER_SECONDS:
+        logger.warning("final tail given up: the provider has deleted it by now", extra={"job_id": job_id})
+        logs.settle_final(job_id, GONE, now)
+        return "gone"
     job = wiring.job_store().get(job_id)
     if job is None:
         logs.settle_final(job_id, GONE, now)

@@ -208,13 +208,15 @@ class LogStore:
                 request = answer.get("UnprocessedKeys") or {}
         return sorted(pending)
 
-    def lease_final(self, job_id: str, now: float, seconds: float) -> bool:
-        """True when the caller may fetch `job_id`'s final tail: not settled, and no lease running."""
+    def lease_final(self, job_id: str, now: float, seconds: float) -> float | None:
+        """When the first fetch of `job_id`'s final tail was tried (epoch seconds), if the caller may fetch
+        it now (not settled, no lease running); None otherwise."""
         try:
             with dynamo.conditional_write():
-                self._table.update_item(
+                answer = self._table.update_item(
                     Key={"pk": f"logs#{job_id}"},
-                    UpdateExpression="SET final_lease_until = :until, expires_at = if_not_exists(expires_at, :expires)",
+                    UpdateExpression="SET final_lease_until = :until, final_first_try = if_not_exists(final_first_try, "
+                    ":now), expires_at = if_not_exists(expires_at, :expires)",
                     ConditionExpression="attribute_not_exists(final_tail) AND "
                     "(attribute_not_exists(final_lease_until) OR final_lease_until <= :now)",
                     ExpressionAttributeValues={
@@ -222,10 +224,11 @@ class LogStore:
                         ":until": dynamo.to_dynamo(now + seconds),
                         ":expires": int(now) + _LOG_TAIL_DAYS * _DAY,
                     },
+                    ReturnValues="ALL_NEW",
                 )
         except dynamo.ConcurrentUpdate:
-            return False
-        return True
+            return None
+        return float(answer["Attributes"]["final_first_try"])
 
     def settle_final(self, job_id: str, outcome: str, now: float) -> None:
         """Record that `job_id`'s final tail is `outcome` (KEPT or GONE) for good, and take it off the list."""
