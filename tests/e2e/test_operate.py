@@ -40,92 +40,6 @@ def simulator_view(stack: LocalStack, job_id: str) -> dict[str, Any]:
     return answer.json()
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[LocalStack]:
-    """A stack of this module's own (it cancels the simulator's long training), the simulator at real speed so
-    that training is still running whatever the machine's load."""
-    stack = LocalStack(
-        tmp_path_factory.mktemp("operate-stack"),
-        token="e2e-token",
-        webhook_secret=SECRET,
-        SIMPLETUNER_JOB_POLL_INTERVAL="1",
-        JOBSYNC_SNAPSHOT_SECONDS="1",
-    )
-    stack.start()
-    yield stack
-    stack.stop()
-
-
-@pytest.fixture(scope="module")
-def long_training(stack: LocalStack) -> str:
-    sync(stack)
-    running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "limit": "500"}).json()["jobs"]
-    ids = [job["job_id"] for job in running if job["config_name"] == LONG_TRAINING_CONFIG]
-    assert ids, running
-    return ids[0]
-
-
-async def _cancel_and_hear(stack: LocalStack, job_id: str) -> tuple[int, dict, dict]:
-    async with websockets.connect(
-        f"{stack.ws_url}?token={stack.token}", local_addr=(fresh_source_ip(), 0), open_timeout=PATIENCE_SECONDS
-    ) as socket:
-        answer = await asyncio.to_thread(api, stack, "POST", f"/api/cloud/jobs/{job_id}/cancel")
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while True:
-            message = json.loads(await asyncio.wait_for(socket.recv(), timeout=deadline - time.monotonic()))
-            if message.get("type") == "job_status_changed" and message.get("job_id") == job_id:
-                return answer.status_code, answer.json(), message
-
-
-def test_cancel_ends_the_job_everywhere_and_only_once(stack: LocalStack, long_training: str) -> None:
-    status, body, heard = asyncio.run(_cancel_and_hear(stack, long_training))
-
-    assert status == 200, body
-    job = body["job"]
-    assert (job["job_id"], job["status"], job["is_terminal"]) == (long_training, "cancelled", True)
-    assert [step["status"] for step in job["history"]] == ["queued", "running", "cancelled"]
-    stamps = [step["at"] for step in job["history"]]
-    assert stamps == sorted(stamps) and all(stamp.endswith("Z") for stamp in stamps)
-    assert (heard["status"], heard["previous_status"]) == ("cancelled", "running")
-
-    again = api(stack, "POST", f"/api/cloud/jobs/{long_training}/cancel")
-    assert (again.status_code, again.json()["error"]) == (409, "job_already_ended")
-    unknown = api(stack, "POST", "/api/cloud/jobs/no-such-job/cancel")
-    assert (unknown.status_code, unknown.json()["error"]) == (404, "job_not_found")
-
-    # The simulator stopped the job (its logs stop growing: tests/unit/test_replicate_simulator.py, and the
-    # restart below, seconds later).
-    assert simulator_view(stack, long_training)["status"] == "canceled"
-
-
-def test_cancel_needs_the_operate_scope(stack: LocalStack, long_training: str) -> None:
-    created = api(stack, "POST", "/api/tokens", json={"name": "e2e-reader", "scope": "read"})
-    assert created.status_code == 200, created.text
-    reader = created.json()["token"]
-    refused = httpx.post(
-        f"{stack.url}/api/cloud/jobs/{long_training}/cancel",
-        headers={"Authorization": f"Bearer {reader}"},
-        timeout=REQUEST_SECONDS,
-    )
-    assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
-
-
-def test_a_cancel_survives_a_restart_of_the_stack(stack: LocalStack, long_training: str) -> None:
-    before = api(stack, "GET", f"/api/cloud/jobs/{long_training}").json()["job"]
-    assert before["status"] == "cancelled"
-    logs_then = simulator_view(stack, long_training)["logs"]
-    assert stack.stop() == 0
-    stack.start()
-
-    after = api(stack, "GET", f"/api/cloud/jobs/{long_training}").json()["job"]
-    assert after["status"] == "cancelled" and after["history"] == before["history"]
-    # The simulator kept the cancel too: after its restart the training is still canceled, not running again.
-    now = simulator_view(stack, long_training)
-    assert now["status"] == "canceled" and now["logs"] == logs_then
-
-
-# ------------------------------------------------------------------------------ the installed `jobsync` command
-
 JOBSYNC = Path(sys.executable).parent / "jobsync"
 # Another scripted training, queued then running for about ten minutes at real speed.
 OTHER_TRAINING_CONFIG = "sdxl-subject-v2"
@@ -189,6 +103,105 @@ class Lines:
             if wanted(line):
                 return line
         raise AssertionError(f"no such line within {PATIENCE_SECONDS}s; saw {self.seen}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """A stack of this module's own (it cancels the simulator's long training), the simulator at real speed so
+    that training is still running whatever the machine's load."""
+    stack = LocalStack(
+        tmp_path_factory.mktemp("operate-stack"),
+        token="e2e-token",
+        webhook_secret=SECRET,
+        SIMPLETUNER_JOB_POLL_INTERVAL="1",
+        JOBSYNC_SNAPSHOT_SECONDS="1",
+    )
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+@pytest.fixture(scope="module")
+def long_training(stack: LocalStack) -> str:
+    sync(stack)
+    running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "limit": "500"}).json()["jobs"]
+    ids = [job["job_id"] for job in running if job["config_name"] == LONG_TRAINING_CONFIG]
+    assert ids, running
+    return ids[0]
+
+
+def test_the_first_sync_with_the_command_follows_the_background_import(stack: LocalStack) -> None:
+    # First in this module, on a fresh stack: the answer comes after the first pages; the rest imports in the
+    # background and the command follows its sync_progress messages to the end.
+    synced = jobsync(stack, "sync")
+    assert synced.returncode == 0, synced.stderr
+    assert re.fullmatch(r"Discovered \d+ new jobs from Replicate.* \(\d+ new, 0 updated\)\n", synced.stdout)
+    imported = re.search(r"history imported: (\d+) jobs", synced.stderr)
+    assert imported, synced.stderr
+    total = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
+    assert int(imported.group(1)) > 0 and total > 200
+
+
+async def _cancel_and_hear(stack: LocalStack, job_id: str) -> tuple[int, dict, dict]:
+    async with websockets.connect(
+        f"{stack.ws_url}?token={stack.token}", local_addr=(fresh_source_ip(), 0), open_timeout=PATIENCE_SECONDS
+    ) as socket:
+        answer = await asyncio.to_thread(api, stack, "POST", f"/api/cloud/jobs/{job_id}/cancel")
+        deadline = time.monotonic() + PATIENCE_SECONDS
+        while True:
+            message = json.loads(await asyncio.wait_for(socket.recv(), timeout=deadline - time.monotonic()))
+            if message.get("type") == "job_status_changed" and message.get("job_id") == job_id:
+                return answer.status_code, answer.json(), message
+
+
+def test_cancel_ends_the_job_everywhere_and_only_once(stack: LocalStack, long_training: str) -> None:
+    status, body, heard = asyncio.run(_cancel_and_hear(stack, long_training))
+
+    assert status == 200, body
+    job = body["job"]
+    assert (job["job_id"], job["status"], job["is_terminal"]) == (long_training, "cancelled", True)
+    assert [step["status"] for step in job["history"]] == ["queued", "running", "cancelled"]
+    stamps = [step["at"] for step in job["history"]]
+    assert stamps == sorted(stamps) and all(stamp.endswith("Z") for stamp in stamps)
+    assert (heard["status"], heard["previous_status"]) == ("cancelled", "running")
+
+    again = api(stack, "POST", f"/api/cloud/jobs/{long_training}/cancel")
+    assert (again.status_code, again.json()["error"]) == (409, "job_already_ended")
+    unknown = api(stack, "POST", "/api/cloud/jobs/no-such-job/cancel")
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "job_not_found")
+
+    # The simulator stopped the job (its logs stop growing: tests/unit/test_replicate_simulator.py, and the
+    # restart below, seconds later).
+    assert simulator_view(stack, long_training)["status"] == "canceled"
+
+
+def test_cancel_needs_the_operate_scope(stack: LocalStack, long_training: str) -> None:
+    created = api(stack, "POST", "/api/tokens", json={"name": "e2e-reader", "scope": "read"})
+    assert created.status_code == 200, created.text
+    reader = created.json()["token"]
+    refused = httpx.post(
+        f"{stack.url}/api/cloud/jobs/{long_training}/cancel",
+        headers={"Authorization": f"Bearer {reader}"},
+        timeout=REQUEST_SECONDS,
+    )
+    assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
+
+
+def test_a_cancel_survives_a_restart_of_the_stack(stack: LocalStack, long_training: str) -> None:
+    before = api(stack, "GET", f"/api/cloud/jobs/{long_training}").json()["job"]
+    assert before["status"] == "cancelled"
+    logs_then = simulator_view(stack, long_training)["logs"]
+    assert stack.stop() == 0
+    stack.start()
+
+    after = api(stack, "GET", f"/api/cloud/jobs/{long_training}").json()["job"]
+    assert after["status"] == "cancelled" and after["history"] == before["history"]
+    # The simulator kept the cancel too: after its restart the training is still canceled, not running again.
+    now = simulator_view(stack, long_training)
+    assert now["status"] == "canceled" and now["logs"] == logs_then
+
+
+# ------------------------------------------------------------------------------ the installed `jobsync` command
 
 
 def test_the_command_cancels_a_job_that_watch_sees_end(stack: LocalStack) -> None:
