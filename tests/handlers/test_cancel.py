@@ -131,3 +131,20 @@ def test_get_job_answers_the_history_and_derives_one_for_older_jobs(api, replica
     assert api.call("get_job", path={"job_id": job_id})[1]["job"]["history"] == history
     # Lists stay lean: the history is the job page's.
     assert "history" not in api.call("list_jobs")[1]["jobs"][0]
+
+
+def test_a_refresh_adds_each_transition_at_the_providers_time(api, replicate):
+    job_id = _synced(api, replicate, "starting")
+    replicate.update(job_id, status="processing", started_at=STARTED)
+    api.call("list_jobs", query={"sync_active": "true"})
+    replicate.update(job_id, status="succeeded", completed_at="2026-11-01T10:09:00.123456789Z", predict_time=480.0)
+    api.call("list_jobs", query={"sync_active": "true"})
+    api.call("list_jobs", query={"sync_active": "true"})  # nothing new: nothing added
+
+    history = api.call("get_job", path={"job_id": job_id})[1]["job"]["history"]
+
+    assert history == [
+        {"status": "queued", "at": CREATED},
+        {"status": "running", "at": STARTED},
+        {"status": "completed", "at": "2026-11-01T10:09:00.123456Z"},
+    ]
