@@ -258,3 +258,35 @@ def test_an_import_cut_short_before_the_background_import_existed_goes_on_from_w
     pages = [cursor for path, cursor in slow_lists if path == "/predictions"]
     # The sync's two pages, the kept position to the end, then the gap between them (page 30 was read).
     assert pages == ["0", "10", "30", "40", "20"]
+
+
+def test_an_importer_that_died_mid_import_is_taken_over_from_its_cursor_once_its_lease_expires(
+    api, replicate, handed_off, slow_lists, lease_clock, poller_clock, monkeypatch
+):
+    from jobsync.services.polling import poll_tick
+
+    history(replicate, 95)
+    api.call("sync_jobs")  # pages 0 and 10
+    real_import_page, pages_done = history_import.import_page, []
+
+    def dies_on_the_third_page(client, observations, seen):
+        if len(pages_done) == 2:
+            raise SystemExit("the process was killed")  # nothing after this runs: no release, no hand-off
+        pages_done.append(1)
+        return real_import_page(client, observations, seen)
+
+    with monkeypatch.context() as dying, pytest.raises(SystemExit):
+        dying.setattr(history_import, "import_page", dies_on_the_third_page)
+        dying.setattr(history_import, "_release", lambda provider, lease: None)
+        handed_off.drain(IMPORTER, "history_importer")
+
+    poll_tick()
+    assert len(handed_off.to(IMPORTER)) == 1  # its lease still holds
+    lease_clock.now += 61
+    poll_tick()
+    handed_off.drain(IMPORTER, "history_importer")
+
+    assert len(stored_ids()) == 95 and not import_state().running
+    pages = [cursor for path, cursor in slow_lists if path == "/predictions"]
+    # 20 and 30 were stored before it died; 40 was read but not stored, so it is read again.
+    assert pages == ["0", "10", "20", "30", "40", "40", "50", "60", "70", "80", "90"]

@@ -166,7 +166,8 @@ class SyncOut(ApiModel):
     updated: int
     message: str
     history_complete: bool = Field(
-        description="false while the provider's history is still being imported: a later sync goes on from there"
+        description="false while the rest of the provider's history is being imported in the background "
+        "(sync_progress messages report it); a sync during the import starts no second one"
     )
 
 

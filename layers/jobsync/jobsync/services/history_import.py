@@ -28,12 +28,14 @@ from jobsync.services.page_import import import_page
 from jobsync.store.imports import ImportState, Segment
 
 # How long a hand-off may take to start the importer before another may be started instead
-# (Lambda's async queue usually starts it within a second; a throttled function later).
-HAND_OFF_GRACE_SECONDS = 120.0
-# An invocation's lease outlasts its deadline by this much (its last write, a slow answer).
-_LEASE_MARGIN_SECONDS = 30.0
-# Outside an invocation (no deadline) the lease is taken for this long and renewed after every page.
-_UNBOUNDED_LEASE_SECONDS = 900.0
+# (Lambda's async queue usually starts it within a second; a throttled function later). A late one
+# then finds the lease taken and does nothing.
+HAND_OFF_GRACE_SECONDS = 60.0
+# A running importer renews its lease after every page for this long (or to its deadline, if sooner,
+# plus a margin): an invocation that died is taken over within a minute, and one whose page took longer
+# than that finds the lease gone at its next save and stops (the page it read is stored either way).
+_LEASE_SECONDS = 60.0
+_LEASE_MARGIN_SECONDS = 10.0
 # Reading and storing one page of a hundred jobs: a page is not started with less time than this left.
 _SECONDS_PER_PAGE = 5.0
 # Clients hear the count at least this often while an invocation imports (and at its end).
@@ -184,7 +186,8 @@ def _hand_over(provider: str, walk: _Walk) -> bool:
 
 def _lease_until() -> float:
     left = seconds_left()
-    return time.time() + (_UNBOUNDED_LEASE_SECONDS if left is None else max(left, 0.0) + _LEASE_MARGIN_SECONDS)
+    held = _LEASE_SECONDS if left is None else min(_LEASE_SECONDS, max(left, 0.0) + _LEASE_MARGIN_SECONDS)
+    return time.time() + held
 
 
 def _out_of_time() -> bool:
