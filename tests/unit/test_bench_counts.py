@@ -24,17 +24,45 @@ def bench():
         yield scenario
 
 
-def test_a_tick_reads_the_lists_and_fetches_only_the_jobs_that_ended(bench):
+@pytest.fixture
+def bench_handing_off():
+    """A bench whose hand-offs to the tail keeper are queued, for figures.run_tail_keeper to play."""
+    env = figures.TAIL_KEEPER_ENV
+    with Scenario(provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True, env=env) as scenario:
+        with figures.handing_off() as hand_offs:
+            yield scenario, hand_offs
+
+
+def test_a_tick_reads_the_lists_and_hands_the_final_logs_to_the_background(bench_handing_off):
+    bench, hand_offs = bench_handing_off
     world = figures.stored_world(bench, ACTIVE, started=STARTED, ended=ENDED)
 
     tick = figures.tick(bench)
 
     assert figures.applied(bench, world) == STARTED + ENDED
-    assert tick.provider.get("list", 0) <= ACTIVE // PAGE  # every active job is in the first pages
-    assert tick.provider.get("get", 0) <= ENDED  # one GET per ended job, for its last logs
-    assert tick.reads <= ACTIVE // PAGE + ENDED
-    # 10 job writes (each with its counters), 5 final log tails, the tick's outcome
-    assert tick.counts.write_requests <= STARTED + ENDED + ENDED + 1
+    assert tick.provider == {"list": ACTIVE // PAGE}  # every active job is in the first pages; no GET
+    assert figures.ended_without_tail(bench, world) == 0  # each ended job's tail pending
+    # the 10 changes in one transaction, the pending tails (one write per shard touched, 4 shards), the outcome
+    assert tick.counts.write_requests <= 1 + 4 + 1
+    keeper = figures.run_tail_keeper(bench, hand_offs)
+    assert keeper.provider == {"get": ENDED}  # then one GET per ended job, in the background
+    assert figures.kept(bench, world) == (ENDED, ENDED)
+
+
+def test_sync_active_answers_with_the_listed_state_and_keeps_every_tail_afterwards(bench_handing_off):
+    bench, hand_offs = bench_handing_off
+    ended = 30
+    world = figures.stored_world(bench, ACTIVE, started=0, ended=ended)
+
+    answer = figures._sync_active(bench)
+
+    assert answer.provider == {"list": ACTIVE // PAGE}  # no job fetched on its own before the answer
+    assert figures.ended_without_tail(bench, world) == 0
+    assert answer.counts.write_requests <= 1 + 4  # the 30 changes in one transaction; pending tails: 4 shards
+    assert figures.applied(bench, world) == ended
+    keeper = figures.run_tail_keeper(bench, hand_offs)
+    assert keeper.provider == {"get": ended}
+    assert figures.kept(bench, world) == (ended, ended)
 
 
 def test_an_idle_tick_writes_nothing(bench):
