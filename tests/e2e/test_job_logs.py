@@ -113,3 +113,32 @@ def test_a_socket_follows_at_most_ten_jobs(stack):
 
     assert [answer["type"] for answer in answers] == ["following"] * 10 + ["error"]
     assert answers[-1]["error"] == "too_many_follows"
+
+
+def test_a_follower_of_a_simulator_training_gets_lines_with_no_dashboard_open(stack):
+    from tests.stack_process import sync
+
+    sync(stack)  # the newest pages are imported before it answers: the simulator's running training is there
+
+    async def follow_one(job_id: str) -> dict:
+        url = f"{stack.ws_url}?token={stack.token}"
+        async with websockets.connect(url, local_addr=(fresh_source_ip(), 0), open_timeout=PATIENCE_SECONDS) as socket:
+            await socket.send(json.dumps({"action": "follow", "job_id": job_id}))
+            await _next_message(socket, "following")
+            # Nobody reads this job's logs but the poller's tick, which reads followed jobs.
+            while True:
+                message = await _next_message(socket, "job_log_lines", "job_status_changed")
+                if message.get("job_id") == job_id:
+                    return message
+
+    heard: list[dict] = []
+    for _ in range(3):  # a training that ends before its next line is followed by the next one running
+        running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "sync_active": "true"}).json()
+        assert running["jobs"], "the simulator always has a job training"
+        latest = max(running["jobs"], key=lambda job: job["started_at"] or "")
+        heard.append(asyncio.run(follow_one(latest["job_id"])))
+        if heard[-1]["type"] == "job_log_lines":
+            break
+
+    assert heard[-1]["type"] == "job_log_lines", heard
+    assert heard[-1]["lines"] and all(isinstance(line, str) and line for line in heard[-1]["lines"])
