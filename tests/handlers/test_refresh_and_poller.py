@@ -253,10 +253,29 @@ def test_nothing_changed_means_no_writes(api, replicate, monkeypatch):
     original = wiring.job_store().save
     monkeypatch.setattr(wiring.job_store(), "save", lambda *a, **k: saves.append(a) or original(*a, **k))
     monkeypatch.setattr(wiring.job_store(), "save_together", lambda changes: saves.append(changes))
+    reads = []
+    get_many = wiring.job_store().get_many
+    monkeypatch.setattr(wiring.job_store(), "get_many", lambda ids: reads.append(list(ids)) or get_many([]))
 
     api.call("list_jobs", query={"sync_active": "true"})
 
     assert saves == []
+    assert reads == []  # each listed job's digest is the stored one: no job read whole
+
+
+def test_jobs_stored_before_digests_are_read_whole_and_refreshed(api, replicate):
+    import boto3
+
+    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(3)]
+    imported(replicate)
+    table = boto3.resource("dynamodb", region_name="us-east-1").Table("jobs")
+    for job in jobs:
+        table.update_item(Key={"job_id": job["id"]}, UpdateExpression="REMOVE observed")
+    replicate.update(jobs[0]["id"], status="succeeded", completed_at=stamp(900))
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert [stored(api, job["id"])["status"] for job in jobs] == ["completed", "running", "running"]
 
 
 @pytest.mark.parametrize("listed", ["starting", "hibernating"], ids=["stale-list", "unknown-status"])

@@ -13,6 +13,11 @@ this walk's), and where the refresh waits, it waits in parallel:
   request, not a hundred) on a pool of WRITE_WORKERS;
 - jobs the lists did not show are fetched on a pool of FETCH_WORKERS.
 
+The active jobs are read lean (id, kind, creation time and a digest of what
+the provider last said: store/jobs.py `active_refs`): a listed job whose
+digest is the stored one has nothing new, and only the others (5% of a busy
+tick) are read whole, a hundred to a request, right before they are written.
+
 A job that just ended is not fetched here: its final logs (the provider
 deletes them an hour after the end) are fetched in the background
 (`final_logs.request_tails`, which marks each tail pending in DynamoDB before
@@ -29,7 +34,8 @@ from dataclasses import dataclass, field
 
 from jobsync import wiring
 from jobsync.deadline import seconds_left
-from jobsync.domain.job import Job, JobObservation, apply_observation
+from jobsync.domain.fingerprint import observation_digest
+from jobsync.domain.job import TRAINING, Job, JobObservation, apply_observation
 from jobsync.domain.status import JobStatus
 from jobsync.domain.timestamps import sortable
 from jobsync.observability import count, logger
@@ -45,7 +51,7 @@ from jobsync.providers.registry import provider_client
 from jobsync.services import final_logs
 from jobsync.services.bounded_pool import BoundedPool
 from jobsync.services.job_updates import Change, record_changes
-from jobsync.store.jobs import TRANSACTION_JOBS
+from jobsync.store.jobs import TRANSACTION_JOBS, ActiveJobRef
 
 # Jobs the lists did not show are fetched one by one, but never more than this many a tick.
 MAX_SINGLE_FETCHES = 50
@@ -90,7 +96,7 @@ class RefreshReport:
 def refresh_active_jobs(provider: str) -> RefreshReport:
     """Bring every active job of `provider` up to date. Provider failures are reported, never raised."""
     report = RefreshReport(provider=provider)
-    active = wiring.job_store().active(provider)
+    active = wiring.job_store().active_refs(provider)
     report.active = len(active)
     if not active:
         return report
@@ -118,7 +124,7 @@ class _Unseen:
     stamps, not a million. Shared by the walks of both lists (a training shows in both).
     """
 
-    def __init__(self, jobs: list[Job]) -> None:
+    def __init__(self, jobs: list[ActiveJobRef]) -> None:
         self._jobs = {job.job_id: job for job in jobs}
         self._lock = threading.Lock()
         self._oldest_first: dict[str, list[tuple[str, str]]] = {}
@@ -130,7 +136,7 @@ class _Unseen:
             entries.sort()
         self._next = dict.fromkeys(self._oldest_first, 0)
 
-    def take(self, job_id: str) -> Job | None:
+    def take(self, job_id: str) -> ActiveJobRef | None:
         """The active job `job_id` the first time a list shows it; None when it is not (or no longer) unseen."""
         with self._lock:
             return self._jobs.pop(job_id, None)
@@ -144,7 +150,7 @@ class _Unseen:
             self._next[kind] = index
             return entries[index][0] if index < len(entries) else None
 
-    def left(self) -> list[Job]:
+    def left(self) -> list[ActiveJobRef]:
         with self._lock:
             return list(self._jobs.values())
 
@@ -166,7 +172,7 @@ def _walk_list(client: ProviderClient, kind: str, unseen: _Unseen, writes: _Writ
                 _failed(report, f"{kind} list: {exc}")
                 return False
             report.add(list_requests=1)
-            changes = [change for observation in page.jobs if (change := _change(unseen, observation))]
+            changes = [candidate for observation in page.jobs if (candidate := _candidate(unseen, observation))]
             finished = _past_every_unseen(page, unseen.oldest(kind))
             if not finished:
                 if _out_of_time():
@@ -179,12 +185,25 @@ def _walk_list(client: ProviderClient, kind: str, unseen: _Unseen, writes: _Writ
                 return True
 
 
-def _change(unseen: _Unseen, observation: JobObservation) -> Change | None:
+@dataclass(frozen=True)
+class _Candidate:
+    """A listed (or fetched) observation that may change an active job: its digest is not the stored one."""
+
+    job_id: str
+    observation: JobObservation
+
+
+def _candidate(unseen: _Unseen, observation: JobObservation) -> _Candidate | None:
     job = unseen.take(observation.job_id)
     if job is None:
         return None
-    changed = apply_observation(job, observation, wiring.pricing())
-    return None if changed is None else Change(job, observation, changed)
+    digest = observation_digest(observation)
+    if digest is None:
+        return None  # a status jobsync does not know leaves the job as it is
+    # A training shows in the predictions list too; only the trainings list may make a job a training.
+    if digest == job.observed and (observation.kind != TRAINING or job.kind == TRAINING):
+        return None
+    return _Candidate(job.job_id, observation)
 
 
 def _past_every_unseen(page: JobPage, oldest_unseen: str | None) -> bool:
@@ -201,20 +220,21 @@ def _out_of_time() -> bool:
 
 
 class _Writes:
-    """Changed jobs on their way to DynamoDB: gathered into transactions of 99, written on a bounded pool.
+    """Candidates on their way to DynamoDB: gathered by 99, each batch read whole (one BatchGetItem), applied
+    and written in one transaction, on a bounded pool.
 
-    Changes gather across pages, so five changes a page over a hundred pages are six transactions.
+    Candidates gather across pages, so five changes a page over a hundred pages are six transactions.
     """
 
     def __init__(self, pool: BoundedPool, report: RefreshReport) -> None:
         self._pool, self._report = pool, report
-        self._waiting: list[Change] = []
+        self._waiting: list[_Candidate] = []
         self._lock = threading.Lock()
         self._written: list[Future[None]] = []
 
-    def add(self, changes: list[Change]) -> None:
+    def add(self, candidates: list[_Candidate]) -> None:
         with self._lock:
-            self._waiting += changes
+            self._waiting += candidates
             while len(self._waiting) >= TRANSACTION_JOBS:
                 batch, self._waiting = self._waiting[:TRANSACTION_JOBS], self._waiting[TRANSACTION_JOBS:]
                 self._written.append(self._pool.submit(_store, batch, self._report))
@@ -230,12 +250,19 @@ class _Writes:
             future.result()
 
 
-def _store(changes: list[Change], report: RefreshReport) -> None:
-    """Write `changes`; the final logs of jobs that just ended are marked pending first.
+def _store(candidates: list[_Candidate], report: RefreshReport) -> None:
+    """Apply `candidates` to their jobs as stored and write the changes; the final logs of jobs that just
+    ended are marked pending first.
 
     Should that mark fail, those jobs stay stored as active (the next tick ends them): a job is never
     stored as ended without its tail kept (a fetched job's logs are kept before it is written) or pending.
     """
+    try:
+        changes = _changes(candidates)
+    except Exception as exc:  # noqa: BLE001 - one failing batch never stops the others
+        logger.exception("could not read jobs to refresh", extra={"jobs": len(candidates)})
+        report.failed(f"{len(candidates)} jobs not read: {type(exc).__name__}")
+        return
     ended = [change for change in changes if _needs_final_logs(change)]
     if ended:
         try:
@@ -251,6 +278,16 @@ def _store(changes: list[Change], report: RefreshReport) -> None:
     except Exception as exc:  # noqa: BLE001 - one failing batch never stops the others
         logger.exception("could not store refreshed jobs", extra={"jobs": len(changes)})
         report.failed(f"{len(changes)} jobs not stored: {type(exc).__name__}")
+
+
+def _changes(candidates: list[_Candidate]) -> list[Change]:
+    stored = wiring.job_store().get_many(candidate.job_id for candidate in candidates)
+    changes = []
+    for candidate in candidates:
+        job = stored.get(candidate.job_id)
+        if job is not None and (changed := apply_observation(job, candidate.observation, wiring.pricing())):
+            changes.append(Change(job, candidate.observation, changed))
+    return changes
 
 
 def _needs_final_logs(change: Change) -> bool:
@@ -282,13 +319,13 @@ def with_final_logs(
         return listed
 
 
-def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshReport) -> list[Change]:
+def _fetch_one_by_one(client: ProviderClient, jobs: list[ActiveJobRef], report: RefreshReport) -> list[_Candidate]:
     """Fetch each job on its own, FETCH_WORKERS at a time. Only a 404 answer counts towards ending a job; a
     provider that fails as a whole (throttling, 5xx, timeouts, answers cut short, refused credentials)
     stops the fetches not started yet: they wait for the next tick rather than each spend their retries."""
     provider_down = threading.Event()
 
-    def fetch(job: Job) -> Change | None:
+    def fetch(job: ActiveJobRef) -> _Candidate | None:
         if provider_down.is_set():
             return None
         report.add(single_fetches=1)
@@ -297,16 +334,15 @@ def _fetch_one_by_one(client: ProviderClient, jobs: list[Job], report: RefreshRe
         except ProviderNotFound:
             if not _gone_for_good(job):
                 return None
-            observation = _forgotten(job, client.display_name)
+            observation = _forgotten(job.job_id, client)
         except ProviderError as exc:
             _failed(report, f"{job.job_id}: {exc}")
             if _about_the_provider(exc):
                 provider_down.set()  # asking again now only makes the throttling, or the outage, worse
             return None
         else:
-            _answered(job)
-        changed = apply_observation(job, observation, wiring.pricing())
-        return None if changed is None else Change(job, observation, changed)
+            _answered(job.job_id)
+        return _Candidate(job.job_id, observation)
 
     if not jobs:
         return []
@@ -322,7 +358,7 @@ def _about_the_provider(exc: ProviderError) -> bool:
     return exc.status is None or not 400 <= exc.status < 500
 
 
-def _gone_for_good(job: Job) -> bool:
+def _gone_for_good(job: ActiveJobRef) -> bool:
     """True once the provider has answered 404 for the job without a break for FORGOTTEN_AFTER_SECONDS.
 
     One 404 is not enough to end a job for good: a misrouted request or a token
@@ -334,24 +370,24 @@ def _gone_for_good(job: Job) -> bool:
     return time.time() - since >= FORGOTTEN_AFTER_SECONDS
 
 
-def _answered(job: Job) -> None:
+def _answered(job_id: str) -> None:
     """The provider knows the job: a run of 404s before this answer no longer counts towards ending it."""
     try:
-        wiring.state_store().clear_not_found(job.job_id)
+        wiring.state_store().clear_not_found(job_id)
     except Exception:  # noqa: BLE001 - the fetched state is still applied; the next answer clears the run
-        logger.exception("could not clear a job's 404 run", extra={"job_id": job.job_id})
+        logger.exception("could not clear a job's 404 run", extra={"job_id": job_id})
 
 
-def _forgotten(job: Job, provider_name: str) -> JobObservation:
+def _forgotten(job_id: str, client: ProviderClient) -> JobObservation:
     """An active job its provider no longer knows (a training queued too long answers 404) has ended:
     left active, it would cost a request every tick forever."""
-    logger.warning("active job unknown to its provider: marked failed", extra={"job_id": job.job_id})
+    logger.warning("active job unknown to its provider: marked failed", extra={"job_id": job_id})
     return JobObservation(
-        job_id=job.job_id,
-        provider=job.provider,
+        job_id=job_id,
+        provider=client.name,
         status=JobStatus.FAILED,
         provider_status="not_found",
-        error_message=f"{provider_name} no longer knows this job (404)",
+        error_message=f"{client.display_name} no longer knows this job (404)",
     )
 
 
