@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import compileall
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from importlib import metadata
 from pathlib import Path
 
 from bench.harness import LAYER, ROOT
@@ -28,7 +31,13 @@ from bench.harness import LAYER, ROOT
 RUNS = 3
 PARALLEL = 2
 _IMPORT = (
-    "import sys, time\n"
+    "import os, sys, time\n"
+    "class NotInLambda:\n"
+    "    blocked = frozenset(filter(None, os.environ.get('BENCH_NOT_IN_LAMBDA', '').split(',')))\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.partition('.')[0] in self.blocked:\n"
+    "            raise ImportError(f'{name} is not in the Lambda runtime or the layer')\n"
+    "sys.meta_path.insert(0, NotInLambda())\n"
     "wall, cpu = time.perf_counter(), time.process_time()\n"
     "sys.path[:0] = sys.argv[1:]\n"
     "import app\n"
@@ -56,7 +65,46 @@ def _environment() -> dict[str, str]:
     keep = ("PATH", "HOME", "LANG", "TMPDIR")
     env = {name: os.environ[name] for name in keep if name in os.environ}
     env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "jobsync"})
+    env["BENCH_NOT_IN_LAMBDA"] = ",".join(not_in_lambda())
     return env
+
+
+def _name(requirement: str) -> str:
+    return re.sub(r"[-_.]+", "-", re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", requirement).group(1)).lower()
+
+
+@lru_cache(maxsize=1)
+def not_in_lambda() -> tuple[str, ...]:
+    """Top-level modules of this virtualenv that a deployed function cannot import.
+
+    A function has the runtime's boto3 and the layer (layers/jobsync/requirements.txt) with what they
+    require, nothing else. This virtualenv also has the command line's typer and rich, the test tools
+    and moto; httpx imports click and rich when it finds them (for its own command line), which no
+    deployed function would pay. So the measured imports see what Lambda has.
+    """
+    wanted = ["boto3"]
+    for line in (LAYER / "requirements.txt").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            wanted.append(_name(line))
+    allowed: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name in allowed:
+            continue
+        allowed.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        wanted += [
+            _name(r) for r in requires if "extra ==" not in r.partition(";")[2].replace('"', "").replace("'", "")
+        ]
+    blocked = {
+        module
+        for module, distributions in metadata.packages_distributions().items()
+        if module.isidentifier() and module != "jobsync" and not any(_name(d) in allowed for d in distributions)
+    }
+    return tuple(sorted(blocked))
 
 
 def import_seconds(*paths: Path) -> tuple[float, float]:

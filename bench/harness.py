@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import json
 import os
 import sys
@@ -35,11 +34,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from tests.fakes.aws import REGION, TABLE_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYER = ROOT / "layers" / "jobsync"
-REGION = "us-east-1"
 API_TOKEN = "bench-api-token"
-TABLE_NAMES = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state", "TokensTable": "tokens"}
 # An execute-api host, as the template's management URL is: posts to it are answered here, not by moto.
 MANAGEMENT_URL = "https://benchws000.execute-api.us-east-1.amazonaws.com/live"
 
@@ -113,26 +112,16 @@ _CLEARED = (
 
 def environment(**overrides: str) -> dict[str, str]:
     from bench.provider import BASE_URL, TOKEN
+    from tests.fakes.aws import function_environment
 
     values = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "JOBS_TABLE_NAME": TABLE_NAMES["JobsTable"],
-        "CONNECTIONS_TABLE_NAME": TABLE_NAMES["ConnectionsTable"],
-        "STATE_TABLE_NAME": TABLE_NAMES["StateTable"],
-        "TOKENS_TABLE_NAME": TABLE_NAMES["TokensTable"],
-        "JOBSYNC_API_TOKEN_HASHES": hashlib.sha256(API_TOKEN.encode()).hexdigest(),
-        "REPLICATE_API_TOKEN": TOKEN,
-        "REPLICATE_API_BASE_URL": BASE_URL,
-        "JOBSYNC_WEBSOCKET_URL": MANAGEMENT_URL.replace("https://", "wss://"),
-        "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": MANAGEMENT_URL,
-        "POWERTOOLS_SERVICE_NAME": "jobsync",
-        "POWERTOOLS_METRICS_NAMESPACE": "jobsync-bench",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "true",
+        **function_environment(
+            api_token=API_TOKEN,
+            replicate_token=TOKEN,
+            replicate_base_url=BASE_URL,
+            management_url=MANAGEMENT_URL,
+            metrics_namespace="jobsync-bench",
+        ),
         **_deployed_defaults(),
     }
     values.update(overrides)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from bench.harness import Timeline
+from tests.fakes.replicate import replicate_job
 
 if TYPE_CHECKING:
     from bench.harness import Scenario
@@ -45,23 +46,19 @@ def replicate_object(
     completed_at: str | None = None,
     predict_time: float | None = None,
 ) -> dict[str, Any]:
-    collection = "trainings" if kind == "training" else "predictions"
-    return {
-        "id": job_id,
-        "model": "acme/flux-lora-trainer",
-        "version": "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
-        "status": status,
-        "input": {"config_name": "bench"},
-        "output": None,
-        "logs": logs,
-        "error": None,
-        "created_at": created_at,
-        "started_at": started_at,
-        "completed_at": completed_at,
-        "metrics": {"predict_time": predict_time} if predict_time is not None else {},
-        "urls": {"get": f"{BASE_URL}/{collection}/{job_id}", "cancel": f"{BASE_URL}/{collection}/{job_id}/cancel"},
-        "source": "api",
-    }
+    """A Replicate object of `kind` as the bench's Replicate answers it (the tests' fake's shape)."""
+    return replicate_job(
+        status,
+        job_id=job_id,
+        created_at=created_at,
+        logs=logs,
+        started_at=started_at,
+        completed_at=completed_at,
+        predict_time=predict_time,
+        job_input={"config_name": "bench"},
+        collection="trainings" if kind == "training" else "predictions",
+        base_url=BASE_URL,
+    )
 
 
 class FakeReplicate:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import json
 import threading
 import time
@@ -81,28 +80,18 @@ def aws_env(monkeypatch, invocation_clock, handed_off):
     """Environment for every function, pointing at moto and the fake Replicate.
 
     No test hands work to Lambda: hand-offs are recorded (`handed_off`)."""
+    from tests.fakes.aws import function_environment
     from tests.fakes.replicate import BASE_URL
 
     values = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "JOBS_TABLE_NAME": "jobs",
-        "CONNECTIONS_TABLE_NAME": "connections",
-        "STATE_TABLE_NAME": "state",
-        "TOKENS_TABLE_NAME": "tokens",
-        "JOBSYNC_API_TOKEN_HASHES": hashlib.sha256(API_TOKEN.encode()).hexdigest(),
-        "REPLICATE_API_TOKEN": "r8_test_token",
-        "REPLICATE_API_BASE_URL": BASE_URL,
-        "JOBSYNC_WEBSOCKET_URL": "wss://ws.example.test/prod",
-        "JOBSYNC_WEBSOCKET_MANAGEMENT_URL": "https://ws.example.test/prod",
+        **function_environment(
+            api_token=API_TOKEN,
+            replicate_token="r8_test_token",
+            replicate_base_url=BASE_URL,
+            management_url="https://ws.example.test/prod",
+            metrics_namespace="jobsync-test",
+        ),
         "JOBSYNC_HISTORY_IMPORTER_FUNCTION": "jobsync-test-history-importer",
-        "POWERTOOLS_METRICS_NAMESPACE": "jobsync-test",
-        # No EMF blobs in a failure's captured output (no test reads them).
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_TRACE_DISABLED": "true",
     }
     for name in (
         "REPLICATE_WEBHOOK_SECRET",

@@ -22,6 +22,10 @@ BASE_URL = "https://replicate.test/v1"
 _ids = itertools.count(1)
 
 
+# What a job was started with; a token in it must never reach a client (tests check that it does not).
+_INPUT = {"input_images": "https://example.test/data.zip", "hf_token": "hf_secret_should_never_leak"}
+
+
 def replicate_job(
     status: str = "processing",
     *,
@@ -34,14 +38,18 @@ def replicate_job(
     completed_at: str | None = None,
     error: str | None = None,
     output: Any = None,
+    job_input: dict[str, Any] | None = None,
+    collection: str = "predictions",
+    base_url: str = BASE_URL,
 ) -> dict[str, Any]:
-    """A Replicate prediction/training object as the API returns it."""
+    """A Replicate prediction/training object as the API returns it (the bench's fake provider's too)."""
+    job_id = job_id or f"job{next(_ids):05d}"
     return {
-        "id": job_id or f"job{next(_ids):05d}",
+        "id": job_id,
         "model": model,
         "version": "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
         "status": status,
-        "input": {"input_images": "https://example.test/data.zip", "hf_token": "hf_secret_should_never_leak"},
+        "input": dict(_INPUT if job_input is None else job_input),
         "output": output,
         "logs": logs,
         "error": error,
@@ -49,7 +57,7 @@ def replicate_job(
         "started_at": started_at,
         "completed_at": completed_at,
         "metrics": {"predict_time": predict_time} if predict_time is not None else {},
-        "urls": {"get": f"{BASE_URL}/predictions/x", "cancel": f"{BASE_URL}/predictions/x/cancel"},
+        "urls": {"get": f"{base_url}/{collection}/{job_id}", "cancel": f"{base_url}/{collection}/{job_id}/cancel"},
         "source": "api",
     }
 
