@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from jobsync import wiring
 from jobsync.domain.errors import StoreUnavailable
+from jobsync.domain.job import JobObservation
 from jobsync.domain.status import JobStatus
 from tests.conftest import LambdaContext, load_event, load_handler
 from tests.fakes.replicate import replicate_job
@@ -137,6 +140,20 @@ def test_a_refused_hand_off_leaves_the_tail_pending_for_the_next_tick(api, repli
     assert stored(api, job["id"])["status"] == "failed" and pending_tails() == [job["id"]]
     handed_off.refusing = False
     assert resume_pending() == 1 and handed_off.to(TAIL_KEEPER) == [{"job_ids": [job["id"]]}]
+
+
+def test_a_sync_that_cannot_fetch_an_ended_job_marks_its_tail_pending(api, replicate):
+    from jobsync.providers.registry import provider_client
+    from jobsync.services.refresh import with_final_logs
+
+    job = replicate.add(replicate_job("processing", created_at=stamp(1)))
+    imported(replicate)
+    listed = replace(JobObservation(job["id"], "replicate", JobStatus.COMPLETED, "succeeded"), kind="prediction")
+    replicate.fail_next("GET", f"/predictions/{job['id']}", 404)
+
+    observation = with_final_logs(provider_client("replicate"), wiring.job_store().get(job["id"]), listed)
+
+    assert observation == listed and pending_tails() == [job["id"]]
 
 
 def test_changed_jobs_are_written_together_across_pages(api, replicate, monkeypatch):

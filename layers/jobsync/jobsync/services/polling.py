@@ -118,6 +118,7 @@ def poll_tick() -> TickReport:
                 "updated": report.updated,
                 "list_requests": report.list_requests,
                 "single_fetches": report.single_fetches,
+                "tails_requested": report.tails_requested,
                 "errors": len(report.errors),
             },
         )

@@ -298,11 +298,13 @@ def _needs_final_logs(change: Change) -> bool:
 def with_final_logs(
     client: ProviderClient, job: Job, listed: JobObservation, report: RefreshReport | None = None
 ) -> JobObservation:
-    """`listed`, or the job fetched on its own when `listed` says it just ended.
+    """`listed`, or the job fetched on its own when `listed` says it just ended (a sync's known jobs).
 
     Lists omit the logs, and the provider deletes them an hour after the end:
     this is the last chance to keep the tail. Should the fetch fail, the listed
-    state still counts.
+    state still counts, and the tail is marked pending for the tail keeper
+    first (final_logs.request_tails; a failure to mark it raises, so that the
+    job is not stored as ended without it).
     """
     just_ended = job.is_active and listed.status is not None and listed.status.is_terminal
     if not just_ended:
@@ -316,6 +318,7 @@ def with_final_logs(
             _failed(report, f"{job.job_id}: {exc}")
         else:
             logger.warning("could not fetch an ended job's logs", extra={"job_id": job.job_id, "error": str(exc)})
+        final_logs.request_tails([job.job_id])
         return listed
 
 
