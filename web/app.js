@@ -316,11 +316,15 @@ async function loadMoreJobs() {
 }
 
 function renderJobs() {
+  // The rows are rebuilt on every reload: a keyboard user's focus on a job's link moves to its new link.
+  const focused = document.activeElement && document.activeElement.closest('a.job-open');
+  const focusedJob = focused && dom.jobsBody.contains(focused) ? focused.closest('tr.job-row').dataset.jobId : null;
   const fragment = document.createDocumentFragment();
   for (const job of state.jobs) {
     if (job && typeof job.job_id === 'string') fragment.append(buildRow(job));
   }
   dom.jobsBody.replaceChildren(fragment);
+  if (focusedJob != null) focusJobLink(focusedJob);
   dom.loadMore.hidden = !state.nextCursor;
   const n = state.jobs.length;
   setListStatus(
@@ -1159,9 +1163,12 @@ function route({ initial = false } = {}) {
   reconcilePollers();
   tickRunningRows();
   window.scrollTo(0, nav.listScrollY);
-  // Back where the reader left: on the link of the job they had opened.
+  focusJobLink(nav.lastJobId); // back where the reader left: on the link of the job they had opened
+}
+
+function focusJobLink(jobId) {
   const link = [...dom.jobsBody.querySelectorAll('a.job-open')].find(
-    (a) => a.closest('tr.job-row').dataset.jobId === nav.lastJobId,
+    (a) => a.closest('tr.job-row').dataset.jobId === jobId,
   );
   if (link) link.focus({ preventScroll: true });
 }

@@ -274,7 +274,12 @@ export function createJobPage(ctx) {
     }
     const row = (...pair) => el('div', { class: 'facts__row' }, pair);
     items.push(row(...fact('Model', modelName(job), 'job-page-model')));
-    if (job.model_version) items.push(row(...fact('Version', String(job.model_version), 'job-page-version')));
+    if (job.model_version) {
+      // A version id is 64 hex digits: its first 12 name it, as Replicate's own pages do; all of it on hover.
+      const version = String(job.model_version);
+      const shown = version.length > 14 ? `${version.slice(0, 12)}…` : version;
+      items.push(row(...fact('Version', el('code', { title: version }, shown), 'job-page-version')));
+    }
     if (job.config_name) items.push(row(...fact('Configuration', String(job.config_name), 'job-page-config')));
     items.push(row(...fact('Provider', job.provider ? String(job.provider) : '—', 'job-page-provider')));
     items.push(row(...fact('Hardware', job.hardware_type ? String(job.hardware_type) : '—', 'job-page-hardware')));

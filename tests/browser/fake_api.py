@@ -44,6 +44,7 @@ def fake_job(job_id: str, status: str, created_at: str, **extra) -> dict:
         "provider": "replicate",
         "status": status,
         "model": "acme/flux-lora-trainer",
+        "model_version": "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa",
         "config_name": None,
         "created_at": created_at,
         "started_at": None,

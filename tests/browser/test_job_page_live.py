@@ -148,6 +148,9 @@ def test_a_running_job_opens_from_the_list_with_its_history_and_a_ticking_clock(
     assert [s["status"] for s in served["history"]] == ["queued", "running"]
     expect(page.get_by_test_id("job-page-price")).to_have_text(f"${served['price_per_second_usd']:.6f}/s")
     expect(page.get_by_test_id("job-page-hardware")).to_have_text(served["hardware_type"])
+    assert served["model_version"], "the simulator's trainings have a version"
+    version = page.get_by_test_id("job-page-version").locator("code")
+    expect(version).to_have_attribute("title", served["model_version"])
 
     clock = page.get_by_test_id("job-page-duration")
     expect(clock).to_have_text(re.compile(r"^\d+m \d\ds$|^\d+h"))

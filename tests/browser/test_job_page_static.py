@@ -82,8 +82,14 @@ def test_a_click_opens_the_job_page_and_back_returns_to_the_list(make_page, fake
     expect(job_page).to_be_hidden()
     expect(page.locator("section.jobs")).to_be_visible()
     assert page.evaluate("location.hash") == ""
-    expect(page.get_by_role("link", name=f"{RUNNING_MODEL} (job {RUNNING_ID})")).to_be_focused()
+    link = page.get_by_role("link", name=f"{RUNNING_MODEL} (job {RUNNING_ID})")
+    expect(link).to_be_focused()
     expect(page).to_have_title("jobsync · Training jobs")
+    # The list is rebuilt at each reload (here the fallback refresh: no socket): the focus stays on that job.
+    job_of(fake, QUEUED_ID)["status"] = "running"
+    page.clock.run_for(30_000)
+    expect(page.locator(f'{ROWS}[data-job-id="{QUEUED_ID}"]')).to_have_attribute("data-status", "running")
+    expect(link).to_be_focused()
 
     # A click anywhere on a row opens it too; "All jobs" then goes back in the history.
     page.locator(f'{ROWS}[data-job-id="{FAILED_ID}"] time').click()
@@ -108,6 +114,9 @@ def test_a_deep_link_shows_an_ended_job_with_its_history_and_no_cancel(make_page
     page = open_deep_link(make_page, web_base, DONE_ID)
 
     expect(page.get_by_role("heading", level=2, name="acme/flux-lora-trainer")).to_be_visible()
+    version = job_of(fake, DONE_ID)["model_version"]
+    expect(page.get_by_test_id("job-page-version")).to_have_text(f"{version[:12]}…")
+    expect(page.get_by_test_id("job-page-version").locator("code")).to_have_attribute("title", version)
     steps = page.get_by_test_id("history-step")
     expect(steps).to_have_count(3)
     assert steps.evaluate_all("els => els.map(e => e.dataset.status)") == ["queued", "running", "completed"]

@@ -135,6 +135,7 @@ def test_api_shape_is_the_contracts():
         "provider",
         "status",
         "model",
+        "model_version",
         "config_name",
         "created_at",
         "started_at",

@@ -35,6 +35,7 @@ class JobObservation:
     output_url: str | None = None
     predict_time: float | None = None
     logs: str | None = None
+    model_version: str | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class Job:
     status: JobStatus
     kind: str = "prediction"
     model: str | None = None
+    # The provider's id of the model version the job ran (Replicate's `version`); not the lock counter below.
+    model_version: str | None = None
     config_name: str | None = None
     created_at: str | None = None
     started_at: str | None = None
@@ -102,6 +105,7 @@ class Job:
 # Facts an observation may fill in or correct; the status and the kind are handled on their own.
 _OBSERVED_FACTS = (
     "model",
+    "model_version",
     "config_name",
     "created_at",
     "started_at",

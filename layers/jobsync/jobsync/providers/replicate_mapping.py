@@ -126,6 +126,7 @@ def observation_from(item: Any, kind: str | None) -> JobObservation:
         provider_status=provider_status,
         kind=kind or _kind_of(item),
         model=storable_string(item.get("model")),
+        model_version=storable_string(item.get("version")),
         config_name=storable_string(config_name),
         created_at=storable_string(item.get("created_at")),
         started_at=storable_string(item.get("started_at")),
