@@ -112,7 +112,7 @@ def done(job: dict, status: str = "succeeded", **fields) -> dict:
 class Story:
     """25 running predictions (three list pages) and a few trainings; then the provider moves some of them."""
 
-    def __init__(self, api: Api, provider: FaultyReplicate) -> None:
+    def __init__(self, api: Api, provider: FaultyReplicate, handed_off) -> None:
         fake = provider.fake
         self.predictions = [
             fake.add(replicate_job("processing", created_at=stamp(n), started_at=stamp(n))) for n in range(25)
@@ -123,7 +123,8 @@ class Story:
         self.unlisted = fake.add(replicate_job("processing", created_at=stamp(501)), kind="training")
         self.vanished = fake.add(replicate_job("starting", created_at=stamp(502)), kind="training")
         assert api.call("sync_jobs")[0] == 200
-        assert set(statuses(api).values()) == {"running", "queued"}
+        handed_off.drain("jobsync-test-history-importer", "history_importer")  # the rest of the history
+        assert set(statuses(api).values()) == {"running", "queued"} and len(statuses(api)) == 28
 
         # Then, at the provider:
         fake.update(self.on_page_1, status="succeeded", completed_at=stamp(2000), metrics={"predict_time": 30.0})
@@ -157,8 +158,8 @@ def faults_for_the_first_refresh(provider: FaultyReplicate, story: Story) -> Non
     provider.fail(f"/trainings/{story.unlisted['id']}", "504", "truncated", "timeout", "503", "reset")
 
 
-def test_a_refresh_meeting_faults_does_what_it_can_and_the_next_one_the_rest(api, provider, sleeps):
-    story = Story(api, provider)
+def test_a_refresh_meeting_faults_does_what_it_can_and_the_next_one_the_rest(api, provider, sleeps, handed_off):
+    story = Story(api, provider, handed_off)
     before = statuses(api)
     faults_for_the_first_refresh(provider, story)
 
@@ -180,8 +181,8 @@ def test_a_refresh_meeting_faults_does_what_it_can_and_the_next_one_the_rest(api
     assert after_second[story.vanished["id"]] == "queued"  # one 404 is not the end of a job
 
 
-def test_a_poller_tick_meeting_faults_leaves_the_rest_to_the_next_tick(api, provider, sleeps, poller_clock):
-    story = Story(api, provider)
+def test_a_poller_tick_meeting_faults_leaves_the_rest_to_the_next_tick(api, provider, sleeps, poller_clock, handed_off):
+    story = Story(api, provider, handed_off)
     before = statuses(api)
     faults_for_the_first_refresh(provider, story)
     event = load_event("poller")
