@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import suppress
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Annotated, Any
@@ -171,7 +172,8 @@ def sync(
         if answer.get("history_complete", True) or messages is None:
             return
         imported = 0
-        with console.status("importing the history in the background…") as spinner:
+        # Ctrl-C stops the following, not the import: it goes on in the background either way.
+        with console.status("importing the history in the background…") as spinner, suppress(KeyboardInterrupt):
             waited_since = time.monotonic()
             while time.monotonic() - waited_since < wait:
                 message = messages.next(timeout=min(1.0, wait))

@@ -289,6 +289,17 @@ def test_sync_follows_a_background_import_until_it_is_done() -> None:
     assert socket.urls == ["ws://jobsync.test/live?token=op-token"]
 
 
+def test_ctrl_c_while_following_an_import_leaves_it_running_in_the_background() -> None:
+    api = FakeApi()
+    api.sync_answer["history_complete"] = False  # type: ignore[assignment]
+    socket = FakeSocket([{"type": "sync_progress", "imported": 120, "done": False}])  # then Ctrl-C
+
+    result = run(api, "sync", socket=socket)
+
+    assert result.exit_code == 0, result.output
+    assert "the import goes on in the background (120 jobs so far)" in result.stderr
+
+
 def test_sync_without_a_websocket_still_syncs() -> None:
     api = FakeApi()
     api.sync_answer["history_complete"] = False  # type: ignore[assignment]
