@@ -45,3 +45,25 @@ def test_a_small_history_is_complete_after_one_sync_and_stays_so(api, replicate,
     assert first[1]["message"] == "Discovered 3 new jobs from Replicate"
     assert second[1]["history_complete"] is True and second[1]["synced"] == 0
     assert handed_off.calls == []  # nothing left for the background
+
+
+def test_first_pages_of_known_jobs_still_running_leave_nothing_to_the_background(
+    api, replicate, handed_off, monkeypatch
+):
+    from jobsync import wiring
+
+    monkeypatch.setenv("JOBSYNC_SYNC_FIRST_PAGES", "1")
+    wiring.reset()
+    for n in range(15):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+    for n in range(10):  # the newest page: all running
+        replicate.add(replicate_job("processing", created_at=stamp(100 + n)))
+    api.call("sync_jobs")
+    handed_off.drain(IMPORTER, "history_importer")
+    before = len(handed_off.calls)
+
+    answers = [api.call("sync_jobs")[1] for _ in range(2)]
+
+    # No new job on the page read: nothing newer is below it (its running jobs are the poller's to refresh).
+    assert [answer["history_complete"] for answer in answers] == [True, True]
+    assert len(handed_off.calls) == before

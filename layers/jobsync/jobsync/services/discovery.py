@@ -86,7 +86,7 @@ def discover_jobs(provider: str) -> DiscoveryReport:
 
 
 def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int) -> _Top:
-    top, handle = _Top(kind), None
+    top, handle, last_all_known = _Top(kind), None, False
     visited: set[str | None] = set()
     for _ in range(most_pages):
         if _out_of_time():
@@ -103,8 +103,10 @@ def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int
         if outcome.known_and_ended:
             top.stopped_by, top.next_page = "known", page.next_page
             return top
-        handle = page.next_page
-    top.stopped_by, top.next_page = "pages", handle
+        handle, last_all_known = page.next_page, outcome.all_known
+    # The last page read held no new job (only some still active): nothing new is below it, and its
+    # active jobs are the poller's to refresh. Otherwise what is below goes to the background.
+    top.stopped_by, top.next_page = ("known" if last_all_known else "pages"), handle
     return top
 
 

@@ -17,6 +17,8 @@ class PageOutcome:
     updated: int
     # Every job of the page was already stored and ended: a walk for new jobs can stop here.
     known_and_ended: bool
+    # Every job of the page was already stored (some may be active): nothing newer than it is below it.
+    all_known: bool = False
 
 
 def import_page(client: ProviderClient, observations: list[JobObservation], seen: set[str]) -> PageOutcome:
@@ -26,9 +28,8 @@ def import_page(client: ProviderClient, observations: list[JobObservation], seen
     taken once per run, the first time.
     """
     stored = wiring.job_store().get_many(observation.job_id for observation in observations)
-    known_and_ended = bool(observations) and all(
-        observation.job_id in stored and stored[observation.job_id].is_terminal for observation in observations
-    )
+    all_known = bool(observations) and all(observation.job_id in stored for observation in observations)
+    known_and_ended = all_known and all(stored[observation.job_id].is_terminal for observation in observations)
     fresh = list({o.job_id: o for o in observations if o.job_id not in seen}.values())
     seen.update(observation.job_id for observation in fresh)
     created = create_jobs([observation for observation in fresh if observation.job_id not in stored])
@@ -37,7 +38,7 @@ def import_page(client: ProviderClient, observations: list[JobObservation], seen
         for observation in fresh
         if observation.job_id in stored
     )
-    return PageOutcome(created, updated, known_and_ended)
+    return PageOutcome(created, updated, known_and_ended, all_known)
 
 
 def _update_one(client: ProviderClient, observation: JobObservation, stored: Job) -> int:
