@@ -153,7 +153,7 @@ def test_a_lost_hand_off_is_resumed_by_the_poller_tick_once_the_lease_expires(
 
     poll_tick()
     assert len(handed_off.to(IMPORTER)) == 1  # the lease still holds: a hand-off may be on its way
-    lease_clock.now += history_import.HAND_OFF_GRACE_SECONDS + 1
+    lease_clock.now += 61  # the lease (a minute by default) has expired
     poll_tick()
 
     assert len(handed_off.to(IMPORTER)) == 2

@@ -82,6 +82,9 @@ class Settings(BaseModel):
     # and how many pages of each list a sync reads itself before it answers and hands the rest to it.
     history_importer_function: str | None = None
     sync_first_pages: int = Field(default=2, ge=1, le=50)
+    # How long an importer's lease (or a hand-off to one) holds before the poller's tick or a sync
+    # starts another: the longest an import waits after a crash or a lost invocation.
+    history_import_lease_seconds: float = Field(default=60.0, ge=5, le=900)
     # Final-tail fetches one tail keeper runs at once. The template runs at most 2 tail keepers
     # (ReservedConcurrentExecutions): 8 requests in flight at Replicate's 150-500 ms a GET stay
     # under its 3,000 reads a minute (50/s), leaving room for the poller's list pages.
@@ -207,6 +210,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "max_follows_per_connection": env.get("JOBSYNC_MAX_FOLLOWS_PER_CONNECTION"),
         "history_importer_function": env.get("JOBSYNC_HISTORY_IMPORTER_FUNCTION") or None,
         "sync_first_pages": env.get("JOBSYNC_SYNC_FIRST_PAGES") or None,
+        "history_import_lease_seconds": env.get("JOBSYNC_HISTORY_IMPORT_LEASE_SECONDS") or None,
     }
     try:
         return Settings(**{key: value for key, value in raw.items() if value is not None})

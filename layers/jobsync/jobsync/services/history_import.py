@@ -27,14 +27,12 @@ from jobsync.providers.registry import PROVIDERS, provider_client
 from jobsync.services.page_import import import_page
 from jobsync.store.imports import ImportState, Segment
 
-# How long a hand-off may take to start the importer before another may be started instead
-# (Lambda's async queue usually starts it within a second; a throttled function later). A late one
-# then finds the lease taken and does nothing.
-HAND_OFF_GRACE_SECONDS = 60.0
-# A running importer renews its lease after every page for this long (or to its deadline, if sooner,
-# plus a margin): an invocation that died is taken over within a minute, and one whose page took longer
-# than that finds the lease gone at its next save and stops (the page it read is stored either way).
-_LEASE_SECONDS = 60.0
+# The lease (settings.history_import_lease_seconds, a minute by default) is how long a hand-off may take
+# to start the importer before another may be started instead (Lambda's async queue usually starts it
+# within a second; a throttled function later: a late one finds the lease taken and does nothing), and
+# how long a running importer holds it after each page (or to its deadline, if sooner, plus a margin):
+# an invocation that died is taken over once it expires, and one whose page took longer than that finds
+# the lease gone at its next save and stops (the page it read is stored either way).
 _LEASE_MARGIN_SECONDS = 10.0
 # Reading and storing one page of a hundred jobs: a page is not started with less time than this left.
 _SECONDS_PER_PAGE = 5.0
@@ -69,7 +67,7 @@ def start_if_idle(provider: str, change: Callable[[ImportState], ImportState], *
         if not changed.running or changed.leased(now):
             return changed
         imported = changed.imported if state.running else created
-        return replace(changed, lease=lease, lease_until=now + HAND_OFF_GRACE_SECONDS, imported=imported)
+        return replace(changed, lease=lease, lease_until=now + _lease_seconds(), imported=imported)
 
     state = wiring.import_store().change(provider, apply)
     started = state.lease == lease
@@ -173,7 +171,7 @@ def _hand_over(provider: str, walk: _Walk) -> bool:
     def extend(state: ImportState) -> ImportState | None:
         if state.lease != walk.lease:
             return None
-        return replace(state, lease_until=time.time() + HAND_OFF_GRACE_SECONDS)
+        return replace(state, lease_until=time.time() + _lease_seconds())
 
     walk.state = wiring.import_store().change(provider, extend, current=walk.state)
     if walk.state.lease != walk.lease:
@@ -184,10 +182,13 @@ def _hand_over(provider: str, walk: _Walk) -> bool:
     return False
 
 
+def _lease_seconds() -> float:
+    return get_settings().history_import_lease_seconds
+
+
 def _lease_until() -> float:
-    left = seconds_left()
-    held = _LEASE_SECONDS if left is None else min(_LEASE_SECONDS, max(left, 0.0) + _LEASE_MARGIN_SECONDS)
-    return time.time() + held
+    left, lease = seconds_left(), _lease_seconds()
+    return time.time() + (lease if left is None else min(lease, max(left, 0.0) + _LEASE_MARGIN_SECONDS))
 
 
 def _out_of_time() -> bool:
