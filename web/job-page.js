@@ -90,6 +90,7 @@ export function createJobPage(ctx) {
       jobId,
       job: null,
       followSent: false,
+      followRefused: null, // the server's reason when it refused the follow (too many on one connection)
       cancelRequested: false,
       cancelling: false,
       timers: { tick: null, progress: null, reload: null, fallback: null },
@@ -240,11 +241,14 @@ export function createJobPage(ctx) {
     }, STATUS_RELOAD_MS);
   }
 
-  // While the socket is down no status message arrives: read the job every refresh interval instead.
+  // While the socket is down (or the server would not let it follow) neither status messages nor log lines
+  // arrive: read the job and the newest lines every refresh interval instead.
   function startFallbackReload(v) {
     if (v.timers.fallback) return;
     v.timers.fallback = window.setInterval(() => {
-      if (current(v) && ctx.canCall() && !ctx.isLive()) loadJob(v);
+      if (!current(v) || !ctx.canCall() || (ctx.isLive() && !v.followRefused)) return;
+      loadJob(v);
+      if (v.logs.loaded && !v.logs.buffer) loadLogs(v, { merge: true });
     }, ctx.refreshMs);
   }
 
@@ -504,6 +508,7 @@ export function createJobPage(ctx) {
     else if (!logs.lines.length) parts.push('No log lines yet.');
     if (v.job && v.job.is_active) {
       if (!logs.autoScroll) parts.push('Paused while you read: new lines are added below');
+      else if (v.followRefused) parts.push(`Not following live (${v.followRefused}): refreshed with the job`);
       else if (v.followSent) parts.push('Following live');
       else parts.push('Not following live (no WebSocket): refreshed with the job');
     }
@@ -516,7 +521,7 @@ export function createJobPage(ctx) {
   // ------------------------------------------------------------ live follow
 
   function follow(v) {
-    if (v.followSent || !v.job || !v.job.is_active) return;
+    if (v.followSent || v.followRefused || !v.job || !v.job.is_active) return;
     if (ctx.sendLive({ action: 'follow', job_id: v.jobId })) v.followSent = true;
   }
 
@@ -531,6 +536,7 @@ export function createJobPage(ctx) {
     const v = view;
     if (!v) return;
     v.followSent = false;
+    v.followRefused = null; // a new connection: the server counts its follows afresh
     if (!v.job) return;
     follow(v);
     renderLogsState(v);
@@ -548,7 +554,16 @@ export function createJobPage(ctx) {
 
   function onSocketMessage(message) {
     const v = view;
-    if (!v || !message || message.job_id !== v.jobId) return;
+    if (!v || !message) return;
+    // The server answers a follow on the same socket; its error names no job, but only a follow is
+    // outstanding from this page (list reloads are HTTP).
+    if (message.type === 'error' && v.followSent) {
+      v.followSent = false;
+      v.followRefused = typeof message.message === 'string' && message.message ? message.message : 'refused';
+      renderLogsState(v);
+      return;
+    }
+    if (message.job_id !== v.jobId) return;
     if (message.type === 'job_log_lines' && Array.isArray(message.lines)) {
       const lines = message.lines.map((line) => String(line));
       if (v.logs.buffer) v.logs.buffer.push(lines);

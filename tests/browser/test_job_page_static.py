@@ -271,6 +271,29 @@ def test_a_reconnected_socket_follows_again_and_a_pushed_status_change_reloads_t
     assert page.js_errors == []
 
 
+def test_a_refused_follow_is_said_and_the_logs_are_read_again_with_the_job(make_page, fake, web_base):
+    fake.ws_url = WS
+    fake.logs[RUNNING_ID] = ["step 1/10"]
+    sockets: list = []
+    received: list[dict] = []
+    page = make_page()
+    route_socket(page, sockets, received)
+    page.add_init_script(f"localStorage.setItem('jobsync.apiToken', {json.dumps(TOKEN)})")
+    page.goto(f"{web_base}/#/jobs/{RUNNING_ID}")
+    lines = page.get_by_test_id("job-logs").locator(".log-line")
+    expect(lines).to_have_count(1)
+    wait_until(page, lambda: received == [{"action": "follow", "job_id": RUNNING_ID}], message="followed")
+
+    refusal = "a connection follows at most 10 jobs: unfollow one first"
+    sockets[0].send(json.dumps({"type": "error", "error": "too_many_follows", "message": refusal}))
+    expect(page.get_by_test_id("job-logs-state")).to_contain_text(f"Not following live ({refusal})")
+    fake.logs[RUNNING_ID] = ["step 1/10", "step 2/10", "step 3/10"]
+    page.clock.run_for(30_000)  # the refresh interval: the job and its newest lines are read again
+    expect(lines).to_have_count(3)
+    assert [r.query.get("tail") for r in fake.requests if r.path.endswith("/logs")] == [["200"], ["200"]]
+    assert page.js_errors == []
+
+
 def test_cancel_asks_first_then_ends_the_job(make_page, fake, web_base):
     page = open_deep_link(make_page, web_base, QUEUED_ID)
     cancel = page.get_by_role("button", name="Cancel job")
