@@ -128,3 +128,23 @@ def test_a_first_sync_answers_after_its_first_pages_and_the_background_import_re
     # import's cursor after each page, taking the lease and giving it back.
     assert sync.press.counts.write_requests <= 4 + 1
     assert sum(run.counts.write_requests for run in sync.importer_runs) <= 26 + 26 + 2
+
+
+def test_a_fan_out_reads_the_connections_once_and_posts_once_to_each(bench):
+    figures.open_sockets(bench, 30)
+
+    fanout = figures.broadcast_one_change(bench)
+
+    assert fanout.result == {"changes": 1, "sent": 30, "gone": 0, "failed": 0}
+    assert fanout.counts.posts == 30
+    assert fanout.counts.calls == {"Query": 1}  # one page of the connections; nothing written
+
+
+def test_concurrent_writers_each_write_once_and_the_sharded_counters_stay_exact():
+    # How many meet depends on timing (the bench's counter_conflicts measures it); these counts do not.
+    writers = figures.concurrent_writers(10)
+
+    assert writers.failed == 0 and writers.exact
+    assert (
+        writers.sent == 10 + writers.refused
+    )  # one transaction a writer (its job and a counter shard), resent if refused
