@@ -350,3 +350,48 @@ def test_the_sample_event_publishes_its_job_end(topic):
     (message,) = topic()
     assert (message["job_id"], message["status"], message["previous_status"]) == ("r8-job-1", "completed", "running")
     assert message["at"] == "2025-03-12T19:23:41.000000Z"  # the record's ApproximateCreationDateTime
+
+
+CONCURRENT = 8
+
+
+def test_concurrent_invocations_over_the_same_records_publish_once(topic, stream, monkeypatch):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    observe("job-o", JobStatus.RUNNING)
+    observe("job-o", JobStatus.COMPLETED, completed_at=ENDED)
+    records = stream.read()
+    # Every invocation has read its batch before any claims: all of them claim at the same moment.
+    barrier = threading.Barrier(CONCURRENT, timeout=30)
+    store_type = type(wiring.notification_store())
+    real_claim = store_type.claim
+
+    def claim_together(self, *args):
+        barrier.wait()
+        return real_claim(self, *args)
+
+    monkeypatch.setattr(store_type, "claim", claim_together)
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        answers = list(pool.map(lambda _: notify(records), range(CONCURRENT)))
+    assert sum(answer["published"] for answer in answers) == 1
+    # The others found it claimed by a live invocation (retried later) or already published: none was lost.
+    assert all(answer["published"] == 1 or answer["batchItemFailures"] or answer["duplicates"] for answer in answers)
+    assert [m["job_id"] for m in topic()] == ["job-o"]
+
+
+def test_concurrent_deliveries_of_one_event_post_once(webhook, stream, handed_off):
+    from concurrent.futures import ThreadPoolExecutor
+
+    posts, _ = webhook
+    observe("job-p", JobStatus.RUNNING)
+    observe("job-p", JobStatus.FAILED, completed_at=ENDED)
+    notify(stream.read())
+    handler = load_handler("notify_webhook")
+    with ThreadPoolExecutor(CONCURRENT) as pool:
+        outcomes = list(
+            pool.map(lambda _: handler({"event_id": "job-p#ended"}, LambdaContext())["outcome"], range(CONCURRENT))
+        )
+    assert outcomes.count("delivered") == 1
+    assert set(outcomes) <= {"delivered", "being delivered", "already delivered"}
+    assert len(posts) == 1
