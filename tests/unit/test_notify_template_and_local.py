@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 import boto3
@@ -200,3 +201,18 @@ def test_the_local_topic_answers_boto3s_publish_and_logs_one_line(local_topic, c
     assert "jobsync: acme/m completed  job j1  $1.50  61 s  http://x/#/jobs/j1" in caplog.text
     with pytest.raises(client.exceptions.NotFoundException):
         client.publish(TopicArn=topic.arn + "-other", Message="{}")
+
+
+@pytest.mark.parametrize("value", ["", "0", "25", "7.5"])
+def test_every_threshold_the_template_allows_is_a_setting_every_function_accepts(template, value):
+    from jobsync.config import settings_from_env
+
+    pattern = template["Parameters"]["NotifyCostThresholdUsd"]["AllowedPattern"]
+    assert re.fullmatch(pattern, value)
+    expected = float(value) if value else None
+    assert settings_from_env({"JOBSYNC_NOTIFY_COST_THRESHOLD_USD": value}).notify_cost_threshold_usd == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "1e3", "$5"])
+def test_the_template_refuses_a_threshold_that_is_not_an_amount(template, value):
+    assert not re.fullmatch(template["Parameters"]["NotifyCostThresholdUsd"]["AllowedPattern"], value)

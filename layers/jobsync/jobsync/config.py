@@ -100,7 +100,7 @@ class Settings(BaseModel):
     # the function that delivers, and the URL itself — in AWS in Secrets Manager (only its ARN here),
     # locally given directly. The URL is a credential (Slack's is): never logged.
     notify_topic_arn: str | None = None
-    notify_cost_threshold_usd: float | None = Field(default=None, gt=0)
+    notify_cost_threshold_usd: float | None = Field(default=None, ge=0)
     dashboard_url: str | None = None
     notify_webhook_function: str | None = None
     notify_webhook_url: SecretStr | None = None
