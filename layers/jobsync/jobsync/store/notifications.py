@@ -11,7 +11,10 @@ be publishing.
 The webhook channel's delivery state lives on the same item (`webhook`:
 pending → delivering → delivered, or retrying after a failed invocation), and
 every delivery not yet done is listed in one outbox item, so the poller's
-tick finds deliveries whose hand-off was lost without a scan.
+tick finds deliveries whose hand-off was lost without a scan. One item holds
+at most 400 KB: some 2,500 deliveries not done at once (a receiver down for
+hours while thousands of jobs end); the tick gives up deliveries left undone
+for half an hour, which keeps it far below that.
 """
 
 from __future__ import annotations
