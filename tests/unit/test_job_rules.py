@@ -154,6 +154,18 @@ def test_api_shape_is_the_contracts():
     assert Job.from_record(replace(job, version=3).to_record()).version == 3
 
 
+def test_the_model_version_is_a_fact_apart_from_the_lock_counter():
+    job = new_job(observed(JobStatus.RUNNING, model_version="abc123"), PRICING)
+    kept = Job.from_record(replace(job, version=7).to_record())
+    assert (kept.model_version, kept.version) == ("abc123", 7)
+    assert JobOut.from_job(kept).model_version == "abc123"
+    # A job stored before versions were kept gets its version from the next observation that has one.
+    older = replace(job, model_version=None)
+    updated = apply_observation(older, observed(JobStatus.RUNNING, model_version="abc123"), PRICING)
+    assert updated is not None and updated.model_version == "abc123"
+    assert apply_observation(job, observed(JobStatus.RUNNING, model_version="abc123"), PRICING) is None
+
+
 def test_timestamps_of_mixed_precision_sort_as_time():
     nano, micro = "2024-09-10T05:10:35.195332906Z", "2024-09-10T05:10:35.2Z"
     assert parse_timestamp(nano).microsecond == 195332

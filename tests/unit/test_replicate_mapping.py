@@ -69,6 +69,10 @@ def test_fields_are_mapped_and_input_secrets_dropped():
     assert observation.error_message == "CUDA out of memory"
     assert observation.predict_time == 12.5
     assert observation.logs == "Step 10/100"
+    assert observation.model_version is None  # the object gave none
+    version = "5c7d5dc6dd8bf75c1acaa8565735e7986bc5b66206b55cca93cb72c9bf15ccaa"
+    assert observation_from(prediction(version=version), None).model_version == version
+    assert observation_from(prediction(version=7), None).model_version is None
     stored = json.dumps([str(getattr(observation, f.name)) for f in fields(observation)])
     assert "hf_should_never_be_kept" not in stored
 
