@@ -7,7 +7,10 @@ as this one does.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Callable
+
+log = logging.getLogger("local.streams")
 
 
 class StreamReader:
@@ -123,10 +126,11 @@ def deliver_to_consumer(
     given_up: list[dict[str, Any]] = []
     for start in range(0, len(wanted), batch_size):
         batch = wanted[start : start + batch_size]
-        for _attempt in range(retries + 1):
+        for attempt in range(retries + 1):
             try:
                 answer = invoke({"Records": batch})
             except Exception:  # noqa: BLE001 - Lambda retries whatever the function raised
+                log.exception("a stream consumer failed on %d record(s) (attempt %d)", len(batch), attempt + 1)
                 remaining = batch
             else:
                 remaining = _unfinished(batch, answer) if reports_item_failures else []

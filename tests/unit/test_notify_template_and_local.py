@@ -216,3 +216,20 @@ def test_every_threshold_the_template_allows_is_a_setting_every_function_accepts
 @pytest.mark.parametrize("value", ["-1", "abc", "1e3", "$5"])
 def test_the_template_refuses_a_threshold_that_is_not_an_amount(template, value):
     assert not re.fullmatch(template["Parameters"]["NotifyCostThresholdUsd"]["AllowedPattern"], value)
+
+
+def test_a_consumer_that_raises_is_retried_whole_and_each_failure_logged(caplog):
+    records = [{"dynamodb": {"SequenceNumber": str(n)}, "eventName": "MODIFY"} for n in range(3)]
+    calls: list[int] = []
+
+    def invoke(event: dict) -> None:
+        calls.append(len(event["Records"]))
+        if len(calls) < 3:
+            raise RuntimeError("boom")
+
+    with caplog.at_level(logging.ERROR, logger="local.streams"):
+        given_up = deliver_to_consumer(
+            records, patterns=(), batch_size=10, retries=2, reports_item_failures=False, invoke=invoke
+        )
+    assert given_up == [] and calls == [3, 3, 3]
+    assert caplog.text.count("a stream consumer failed on 3 record(s)") == 2 and "RuntimeError: boom" in caplog.text
