@@ -21,7 +21,10 @@ PYTEST_WORKERS ?= 2
 help:
 	@echo "make run       the whole service on 127.0.0.1:$${JOBSYNC_PORT:-8001} (no AWS, no internet)"
 	@echo "               (.venv/bin/python -m local.stack --help lists its variables)"
-	@echo "make test      every test: unit, handlers, template lint, end-to-end, browser"
+	@echo "make test      every test: unit, handlers, template lint, end-to-end, browser (a short soak)"
+	@echo "make fuzz      schemathesis, every check, at least 2,000 cases against a local stack (CI runs it)"
+	@echo "make concurrency  20 first syncs, 50 webhooks and the poller at once; counters exact (CI runs it)"
+	@echo "make soak      the full soak: 300 trainings, provider faults, webhook storms, a kill -9 (CI runs it)"
 	@echo "make validate  sam validate --lint"
 	@echo "make build     sam build (the Lambda artefacts)"
 	@echo "make deploy    sam build && sam deploy --guided"
@@ -94,9 +97,24 @@ bench: $(DEV_INSTALLED)
 	@echo "measuring the scaling figures (several minutes)…"
 	@$(PY) -m bench
 
+# Schemathesis with every check on (what `st run --checks all` runs) against a stack of its own: at least
+# 2,000 cases, 0 failures of any kind (tests/e2e/test_fuzz.py, marked `gate`, so not in `make test`).
+# Bounded: Ctrl-C'd after 30 minutes (the stack is stopped), killed a minute later if still running.
+.PHONY: fuzz
+fuzz: $(DEV_INSTALLED)
+	@echo "fuzzing the API with schemathesis (every check, at least 2,000 cases; several minutes)…"
+	@timeout -s INT -k 60 1800 $(PY) -m pytest -p no:xdist -q -m gate tests/e2e/test_fuzz.py
+
+# The metric counters under any interleaving (tests/e2e/test_concurrency.py, marked `gate`): twenty first
+# syncs, fifty webhooks and the poller at once against a fresh stack, then the metrics against every job.
+.PHONY: concurrency
+concurrency: $(DEV_INSTALLED)
+	@echo "twenty syncs, fifty webhooks and the poller at once against a local stack…"
+	@timeout -s INT -k 60 900 $(PY) -m pytest -p no:xdist -q -m gate tests/e2e/test_concurrency.py
+
 # The soak (tests/soak/; at most 5 minutes, loopback only): 300 trainings while a fifth of the provider's
 # answers fail, webhooks duplicated, shuffled and a tenth forged, a kill -9 midway; its figures in one line.
-# `make test` runs a short one (60 trainings).
+# `make test` runs a short one (24 trainings, tests/soak/test_soak.py).
 .PHONY: soak
 soak: $(DEV_INSTALLED)
 	@echo "soaking the local stack (about 3 minutes)…"

@@ -6,6 +6,9 @@ the jobs themselves say, job by job. A fresh stack is hit at once by twenty firs
 the simulator's whole history), fifty signed webhooks (new jobs, several webhooks racing on one job,
 jobs the syncs are importing at that moment, duplicates) and its poller, which ticks every second
 throughout (and is shown to act on its own afterwards). Every request must be answered 2xx.
+
+A gate of its own (`make concurrency`, which .ci/run runs after `make test`): about 30 s of CPU, most of it
+the stack's twenty imports of the history.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from local.replicate_simulator import SimulatedReplicate
 from tests.e2e.conftest import SECRET, simulator_stack
 from tests.stack_process import PATIENCE_SECONDS, LocalStack, api, send_signed_webhook
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.gate]
 
 ACTIVE = {"pending", "uploading", "queued", "running"}
 
