@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
@@ -112,3 +114,44 @@ def create_app(topic: LocalTopic) -> Starlette:
         return Response(body, media_type="text/xml")
 
     return Starlette(routes=[Route("/", sns, methods=["POST"])])
+
+
+def catch_up(jobs_table: str, now: float | None = None) -> int:
+    """At a start: announce the jobs that ended in the last minutes without having been announced.
+
+    A stack that died between a job's write and the stream's delivery of it never showed that change
+    to the notifier, and the local stream is read from its end at each start. Each recently ended job
+    is handed to the notifier as if it had just been stored: its claims publish what was not published
+    yet and nothing twice; the notifier's own rule (ended in the last 15 minutes) bounds what is news.
+    Reads the whole jobs table once, as the stack's other start-up counts do (a local table is small).
+    """
+    import boto3
+
+    from jobsync.domain.timestamps import parse_timestamp
+    from jobsync.services.notifications import FRESH_SECONDS
+    from jobsync.services.notifier import StreamChange, notify
+    from jobsync.store.dynamo import from_dynamo
+
+    moment = datetime.fromtimestamp(time.time() if now is None else now, timezone.utc)
+    table = boto3.resource("dynamodb").Table(jobs_table)
+    scan: dict[str, Any] = {
+        "FilterExpression": "#status IN (:completed, :failed, :cancelled)",
+        "ExpressionAttributeNames": {"#status": "status"},
+        "ExpressionAttributeValues": {":completed": "completed", ":failed": "failed", ":cancelled": "cancelled"},
+    }
+    changes = []
+    while True:
+        page = table.scan(**scan)
+        for item in map(from_dynamo, page.get("Items", [])):
+            ended = parse_timestamp(item.get("completed_at"))
+            if ended is not None and (moment - ended).total_seconds() <= FRESH_SECONDS:
+                changes.append(StreamChange(record_id=f"catch-up#{item['job_id']}", new=item, old={}, at=moment))
+        if "LastEvaluatedKey" not in page:
+            break
+        scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    report = notify(changes)
+    if report.published:
+        log.info("%d notification(s) caught up from before the start", report.published)
+    if report.failed_record:
+        log.warning("catching up notifications stopped at %s; the rest waits for the next start", report.failed_record)
+    return report.published

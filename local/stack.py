@@ -754,6 +754,9 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
         lambda_runtime.load_handler(code_uri, handler)
 
     _serve_lambda_invoke(template, settings, cleanup)
+    from local.notify_topic import catch_up
+
+    catch_up(tables["JobsTable"])  # what a crash kept from the notifier (hand-offs need the Invoke API above)
 
     stage = websocket_stage(template)
     websocket = WebSocketApi(websocket_routes(template), stage)

@@ -395,3 +395,21 @@ def test_concurrent_deliveries_of_one_event_post_once(webhook, stream, handed_of
     assert outcomes.count("delivered") == 1
     assert set(outcomes) <= {"delivered", "being delivered", "already delivered"}
     assert len(posts) == 1
+
+
+def test_a_local_start_announces_what_a_crash_kept_from_the_notifier_once(topic, stream):
+    from local.notify_topic import catch_up
+
+    observe("job-q", JobStatus.RUNNING)
+    observe("job-q", JobStatus.COMPLETED, completed_at=ENDED)  # its record never reached the notifier
+    observe("job-r", JobStatus.RUNNING)
+    observe("job-r", JobStatus.FAILED, completed_at=ENDED)
+    notify(stream.read()[:2])  # job-q's end was announced before the crash; job-r's was not
+    assert [m["job_id"] for m in topic()] == ["job-q"]
+    observe("job-s", JobStatus.COMPLETED, completed_at=iso(NOW - timedelta(minutes=20)))
+    stream.read()  # the stack restarts: its stream is read from the end
+
+    assert catch_up("jobs") == 1
+    assert [(m["job_id"], m["status"]) for m in topic()] == [("job-r", "failed")]  # job-s: too old to be news
+    assert catch_up("jobs") == 0  # the next start: nothing twice
+    assert topic() == []
