@@ -756,7 +756,8 @@ def _run(settings: LocalSettings, gateway_socket: socket.socket, cleanup: ExitSt
     _serve_lambda_invoke(template, settings, cleanup)
     from local.notify_topic import catch_up
 
-    catch_up(tables["JobsTable"])  # what a crash kept from the notifier (hand-offs need the Invoke API above)
+    # What a crash kept from the notifier (its hand-offs need the Invoke API above); a failure only logs.
+    _logged("notification catch-up", catch_up, tables["JobsTable"])
 
     stage = websocket_stage(template)
     websocket = WebSocketApi(websocket_routes(template), stage)
