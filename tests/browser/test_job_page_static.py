@@ -55,6 +55,18 @@ def distance_from_bottom(logs) -> float:
     return logs.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight")
 
 
+def settled_scroll_top(page, logs) -> float:
+    """The viewer's scrollTop once a wheel's (possibly smooth) scroll has come to rest."""
+    previous = None
+    for _ in range(150):  # 15 s at most
+        now = logs.evaluate("el => el.scrollTop")
+        if now == previous:
+            return now
+        previous = now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the log viewer is still scrolling (scrollTop {previous})")
+
+
 # --------------------------------------------------------------------------- tests
 
 
@@ -204,7 +216,7 @@ def test_logs_follow_live_and_auto_scroll_pauses_while_the_reader_scrolls_up(mak
     logs.hover()
     page.mouse.wheel(0, -600)
     expect(logs).to_have_attribute("data-autoscroll", "false")
-    top = logs.evaluate("el => el.scrollTop")
+    top = settled_scroll_top(page, logs)
     latest = page.get_by_role("button", name="Jump to the latest line")
     expect(latest).to_be_visible()
     sockets[0].send(log_push(RUNNING_ID, "step 302/1000", "step 303/1000"))
