@@ -67,3 +67,27 @@ def test_first_pages_of_known_jobs_still_running_leave_nothing_to_the_background
     # No new job on the page read: nothing newer is below it (its running jobs are the poller's to refresh).
     assert [answer["history_complete"] for answer in answers] == [True, True]
     assert len(handed_off.calls) == before
+
+
+def test_a_sync_answers_after_its_time_budget_and_leaves_the_rest_to_the_background(
+    api, replicate, handed_off, invocation_clock, monkeypatch
+):
+    route = replicate._route
+
+    def a_second_per_list_page(request, path):  # a slow day at the provider
+        if path in ("/predictions", "/trainings"):
+            invocation_clock.advance(1.0)
+        return route(request, path)
+
+    monkeypatch.setattr(replicate, "_route", a_second_per_list_page)
+    for n in range(25):
+        replicate.add(replicate_job("succeeded", created_at=stamp(n)))
+
+    answer = api.call("sync_jobs")[1]
+
+    # The (empty) trainings list and one page of predictions took 2 s: past the 1.5 s budget, no page is
+    # started; the second page of predictions goes to the importer with the rest.
+    assert (answer["synced"], answer["history_complete"]) == (10, False)
+    assert replicate.count("GET", "/predictions") == 1
+    handed_off.drain(IMPORTER, "history_importer")
+    assert api.call("metrics")[1]["job_count"] == 25

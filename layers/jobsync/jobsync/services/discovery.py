@@ -26,6 +26,9 @@ from jobsync.store.imports import ImportState, Segment
 _TRAININGS_FIRST = ("training", "prediction")
 # Reading and storing one page of a hundred jobs: a page is not started with less time than this left.
 _SECONDS_PER_PAGE = 5.0
+# A sync starts no further page after this long and leaves the rest to the background import, so that it
+# answers in a few seconds however slow the provider or the store is today.
+_ANSWER_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,11 @@ def discover_jobs(provider: str) -> DiscoveryReport:
     client = provider_client(provider)
     seen: set[str] = set()
     tops: list[_Top] = []
+    started_left = seconds_left()
+    answer_by = None if started_left is None else started_left - _ANSWER_SECONDS  # as time left
     try:
         for kind in _TRAININGS_FIRST:  # a training also shows as a prediction; its kind should say training
-            tops.append(_read_top(client, kind, seen, get_settings().sync_first_pages))
+            tops.append(_read_top(client, kind, seen, get_settings().sync_first_pages, answer_by))
     finally:
         discovered = sum(top.discovered for top in tops)
         started = start_if_idle(provider, lambda state: _left_to_import(state, tops), created=discovered)
@@ -85,11 +90,11 @@ def discover_jobs(provider: str) -> DiscoveryReport:
     )
 
 
-def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int) -> _Top:
+def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int, answer_by: float | None) -> _Top:
     top, handle, last_all_known = _Top(kind), None, False
     visited: set[str | None] = set()
     for _ in range(most_pages):
-        if _out_of_time():
+        if _out_of_time(answer_by):
             top.stopped_by, top.next_page = "time", handle
             return top
         visited.add(handle)
@@ -145,9 +150,12 @@ def _with_earlier_progress(state: ImportState) -> ImportState:
     return replace(state, segments=tuple(segments), history_imported=frozenset(history))
 
 
-def _out_of_time() -> bool:
+def _out_of_time(answer_by: float | None) -> bool:
+    """No time for another page: the invocation is close to its end, or the sync should answer now."""
     left = seconds_left()
-    if left is not None and left < _SECONDS_PER_PAGE:
+    if left is None:
+        return False
+    if left < _SECONDS_PER_PAGE:
         logger.warning("sync stopped early to answer in time")
         return True
-    return False
+    return answer_by is not None and left < answer_by
