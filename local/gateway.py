@@ -26,7 +26,7 @@ import stat
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -172,7 +172,7 @@ def _http_response(result: Any) -> Response:
     return response
 
 
-def _http_endpoint(route: HttpRoute, authorizer: FunctionSpec | None):
+def _http_endpoint(route: HttpRoute, authorizer: FunctionSpec | None) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         event = _http_event(route, request, await request.body())
         try:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 
 with warnings.catch_warnings():
@@ -44,7 +46,7 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def app(tmp_path, clock):
+def app(tmp_path: Path, clock: Clock) -> Starlette:
     folder = tmp_path / "counting"
     folder.mkdir()
     (folder / "app.py").write_text(textwrap.dedent(COUNTING))
@@ -59,11 +61,13 @@ def app(tmp_path, clock):
     return create_gateway(routes, None, WebSocketApi({}, "live"), tmp_path, per_ip_limits=[RULE], clock=clock)
 
 
-def client(app, ip: str) -> TestClient:
+def client(app: Starlette, ip: str) -> TestClient:
     return TestClient(app, client=(ip, 50_000))
 
 
-def test_the_webhook_path_takes_the_limit_per_address_then_answers_429_with_retry_after(app, clock):
+def test_the_webhook_path_takes_the_limit_per_address_then_answers_429_with_retry_after(
+    app: Starlette, clock: Clock
+) -> None:
     first = client(app, "203.0.113.7")
     answers = []
     for second in (0, 10, 20, 30):
@@ -89,14 +93,14 @@ def test_the_webhook_path_takes_the_limit_per_address_then_answers_429_with_retr
     assert first.post("/api/webhooks/replicate", content=b"{}").headers["retry-after"] == "10"
 
 
-def test_every_method_under_the_prefix_is_counted_before_routing(app, clock):
+def test_every_method_under_the_prefix_is_counted_before_routing(app: Starlette, clock: Clock) -> None:
     spammer = client(app, "203.0.113.8")
     statuses = [spammer.get("/api/webhooks/anything").status_code for _ in range(3)]
     assert 429 not in statuses  # not routed (404 or 405), but counted
     assert spammer.post("/api/webhooks/replicate", content=b"{}").status_code == 429
 
 
-def test_the_limiter_forgets_idle_addresses_and_keeps_at_most_the_limit_per_address():
+def test_the_limiter_forgets_idle_addresses_and_keeps_at_most_the_limit_per_address() -> None:
     clock = Clock()
     limiter = PerIpLimiter(RULE, clock)
     for number in range(100):
@@ -109,7 +113,7 @@ def test_the_limiter_forgets_idle_addresses_and_keeps_at_most_the_limit_per_addr
     assert set(limiter._seen) == {"10.0.2.2"}
 
 
-def test_the_rule_is_read_from_the_templates_web_acl():
+def test_the_rule_is_read_from_the_templates_web_acl() -> None:
     template = load_template()
     assert per_ip_limits(template) == [PerIpLimit("/api/webhooks/", 600, 60.0)]
     assert per_ip_limits(template, {"WebhookRateLimitPerIp": "20"}) == [PerIpLimit("/api/webhooks/", 20, 60.0)]
