@@ -198,29 +198,33 @@ def test_a_poller_tick_meeting_faults_leaves_the_rest_to_the_next_tick(api, prov
     assert {job_id: status for job_id, status in after.items() if status != before[job_id]} == story.changes
 
 
-def test_a_sync_meeting_faults_keeps_what_it_stored_and_the_next_sync_imports_the_rest(api, provider, sleeps):
+def test_a_history_import_meeting_faults_keeps_what_it_stored_and_goes_on_from_there(api, provider, sleeps, handed_off):
+    importer = ("jobsync-test-history-importer", "history_importer")
     jobs = [provider.fake.add(replicate_job("succeeded", created_at=stamp(n))) for n in range(35)]  # 4 pages
     running = provider.fake.add(replicate_job("processing", created_at=stamp(400)), kind="training")
     provider.fail("/trainings", "reset", "503")  # retried
     provider.fail("/predictions", *["truncated", "timeout", "502", "429", "reset"], cursor=str(2 * PAGE))  # page 3
 
-    status, body = api.call("sync_jobs")
+    status, body = api.call("sync_jobs")  # pages 1 and 2 itself; page 3 in the background
+    handed_off.drain(*importer)
 
-    assert status == 502 and body["error"] == "provider_error"
+    assert status == 200 and body["history_complete"] is False
     first = statuses(api)
     assert len(first) == 1 + 2 * PAGE and first[running["id"]] == "running"  # the training and pages 1 and 2
     assert set(first.values()) == {"completed", "running"}
 
     provider.fail("/predictions", *["503"] * (RETRIES + 1), cursor=str(2 * PAGE))  # the saved page fails again
-    status, body = api.call("sync_jobs")
-    # A passing fault is no refusal of the saved position: it is kept, not started over from the top.
-    assert status == 502 and body["error"] == "provider_error"
+    assert api.call("sync_jobs")[1]["history_complete"] is False  # the paused import is started again...
+    handed_off.drain(*importer)
+    assert len(statuses(api)) == 1 + 2 * PAGE  # ...and pauses again: a passing fault keeps the position
     before = provider.fake.count("GET", "/predictions")
 
-    status, body = api.call("sync_jobs")
+    api.call("sync_jobs")
+    handed_off.drain(*importer)
 
-    assert status == 200 and body["history_complete"] is True
-    assert provider.fake.count("GET", "/predictions") - before == 3  # the top page, then pages 3 and 4
+    assert api.call("sync_jobs")[1]["history_complete"] is True
+    # The top page (the third sync), pages 3 and 4 (its import), the top page (the fourth sync).
+    assert provider.fake.count("GET", "/predictions") - before == 4
     assert statuses(api) == {**{job["id"]: "completed" for job in jobs}, running["id"]: "running"}
     assert api.call("metrics")[1]["job_count"] == 36
 
