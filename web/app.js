@@ -1242,6 +1242,11 @@ function boot() {
   dom.providerRecheck.addEventListener('click', () => checkProvider({ force: true }));
   dom.jobsBody.addEventListener('click', onRowClick);
   dom.jobBack.addEventListener('click', onBackClick);
+  // The skip link moves the focus without touching the address: #main is not a page of this app.
+  document.querySelector('.skip-link').addEventListener('click', (event) => {
+    event.preventDefault();
+    document.getElementById('main').focus();
+  });
   window.addEventListener('hashchange', () => route());
   window.setInterval(tickRunningRows, 1000);
 

@@ -86,6 +86,11 @@ def test_a_click_opens_the_job_page_and_back_returns_to_the_list(make_page, fake
     expect(heading).to_be_focused()  # a screen reader hears where it went
     expect(page.get_by_test_id("job-page-id")).to_have_text(RUNNING_ID)
     expect(page.get_by_test_id("job-page-status-badge")).to_have_text("running")
+    page.get_by_role("link", name="Skip to the main content").focus()  # shown once focused, as a keyboard user meets it
+    page.keyboard.press("Enter")  # stays on this page
+    expect(page.locator("#main")).to_be_focused()
+    expect(page).to_have_url(re.compile(rf"#/jobs/{RUNNING_ID}$"))
+    expect(page.get_by_test_id("job-page")).to_be_visible()
     expect(page.locator("section.jobs")).to_be_hidden()
     expect(page).to_have_title(f"Job {RUNNING_ID} · jobsync")
 
