@@ -164,6 +164,20 @@ def test_a_deep_link_shows_an_ended_job_with_its_history_and_no_cancel(make_page
     assert page.js_errors == []
 
 
+def test_a_job_address_opened_without_a_token_shows_the_job_once_one_is_saved(make_page, fake, web_base):
+    page = make_page()
+    page.goto(f"{web_base}/#/jobs/{DONE_ID}")
+    expect(page.get_by_test_id("job-page-status")).to_have_text("Enter the API token to see this job.")
+    assert fake.requests == []
+    form = page.get_by_test_id("token-form")
+    page.get_by_label("Token", exact=True).fill(TOKEN)
+    form.get_by_role("button", name="Save").click()
+    expect(page.get_by_test_id("job-page-status-badge")).to_have_text("completed")
+    expect(page.get_by_test_id("job-page-status")).to_be_hidden()
+    expect(page).to_have_url(re.compile(rf"#/jobs/{DONE_ID}$"))
+    assert page.js_errors == []
+
+
 def test_a_running_jobs_time_and_cost_so_far_tick_in_the_list_and_on_its_page(make_page, fake, web_base):
     job_of(fake, RUNNING_ID)["started_at"] = STARTED_100_S_AGO
     page = make_page()
