@@ -311,7 +311,7 @@ export function createJobPage(ctx) {
     if (!job || !duration || !cost) return;
     if (job.status === 'running') {
       const seconds = runningSeconds(job, Date.now());
-      duration.textContent = seconds == null ? 'Not started yet' : formatDuration(seconds);
+      duration.textContent = seconds == null ? '—' : formatDuration(seconds); // no start time from the provider
       const soFar = costSoFar(job, seconds);
       cost.textContent = soFar == null ? '—' : `≈ ${formatCost(soFar)}`;
       cost.title = soFar == null ? '' : 'Estimated: time so far × the price used; the provider bills its own measured time';
