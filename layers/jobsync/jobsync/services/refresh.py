@@ -172,15 +172,15 @@ def _walk_list(client: ProviderClient, kind: str, unseen: _Unseen, writes: _Writ
                 _failed(report, f"{kind} list: {exc}")
                 return False
             report.add(list_requests=1)
-            changes = [candidate for observation in page.jobs if (candidate := _candidate(unseen, observation))]
+            candidates = [candidate for observation in page.jobs if (candidate := _candidate(unseen, observation))]
             finished = _past_every_unseen(page, unseen.oldest(kind))
             if not finished:
                 if _out_of_time():
-                    writes.add(changes)
+                    writes.add(candidates)
                     report.failed(f"{kind} list: not read to the end, the invocation's time ran short")
                     return False
                 ahead = reader.submit(client.list_page, kind, page.next_page)
-            writes.add(changes)
+            writes.add(candidates)
             if finished:
                 return True
 
