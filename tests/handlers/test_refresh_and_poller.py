@@ -345,6 +345,24 @@ def test_poller_refreshes_active_jobs_and_survives_a_failing_provider(api, repli
     assert result["updated"] == 1 and stored(api, job["id"])["status"] == "running"
 
 
+def test_a_failing_background_step_never_stops_the_tick(api, replicate, poller_clock, monkeypatch):
+    from jobsync.services import final_logs, polling
+
+    job = replicate.add(replicate_job("starting", created_at=stamp(1)))
+    imported(replicate)
+    replicate.update(job["id"], status="processing")
+
+    def unavailable():
+        raise StoreUnavailable("the state table did not answer")
+
+    monkeypatch.setattr(final_logs, "resume_pending", unavailable)
+
+    report = polling.poll_tick()
+
+    assert report.polled and report.refreshes[0].updated == 1
+    assert stored(api, job["id"])["status"] == "running"
+
+
 def test_poller_is_off_when_a_webhook_is_configured_unless_enabled(api, replicate, monkeypatch, poller_clock):
     monkeypatch.setenv("JOBSYNC_WEBHOOK_URL", "https://jobsync.example.test/api/webhooks/replicate")
     wiring.reset()

@@ -94,10 +94,12 @@ _ERROR_CHARS = 500
 
 def poll_tick() -> TickReport:
     """One pass over every provider's active jobs, when polling is on; its outcome is recorded."""
-    resume_stalled_imports()  # whether polling is on or not: a history import must not wait for a sync
-    final_logs.resume_pending()  # ended jobs' final log tails that a lost hand-off left pending
-    logs.read_followed_jobs()  # followed jobs' new lines reach their WebSocket followers without a dashboard
-    webhook_delivery.resume_deliveries()  # notifications a lost hand-off left undelivered (only with the channel on)
+    # Each of these fails on its own: a failure is logged and never stops the tick (nor the others).
+    _unfailing(resume_stalled_imports)  # whether polling is on or not: a history import must not wait for a sync
+    _unfailing(final_logs.resume_pending)  # ended jobs' final log tails that a lost hand-off left pending
+    _unfailing(logs.read_followed_jobs)  # followed jobs' new lines reach their WebSocket followers without a dashboard
+    # Notifications a lost hand-off left undelivered (only with the channel on).
+    _unfailing(webhook_delivery.resume_deliveries)
     if not polling_state().is_active:
         return TickReport(polled=False)
     started = time.time()
@@ -126,6 +128,14 @@ def poll_tick() -> TickReport:
     error = _summary(failures)
     _record_outcome(PollTick(started, error))
     return TickReport(polled=True, refreshes=tuple(reports), error=error)
+
+
+def _unfailing(step: Callable[[], object]) -> None:
+    """Run one of the tick's own steps; should it fail, say so in the log and go on."""
+    try:
+        step()
+    except Exception:  # noqa: BLE001 - one failing step never stops the rest of a tick
+        logger.exception("a poll tick's step failed", extra={"step": getattr(step, "__qualname__", repr(step))})
 
 
 def _summary(failures: list[str]) -> str | None:
