@@ -215,7 +215,7 @@ def test_both_lists_are_read_at_once(api, replicate, monkeypatch):
     def waiting_for_the_trainings(fake, request):
         if request.url.path.endswith("/trainings"):
             trainings_asked.set()
-        elif request.url.path.endswith("/predictions") and not trainings_asked.wait(timeout=10):
+        elif request.url.path.endswith("/predictions") and not trainings_asked.wait(timeout=60):
             raise AssertionError("the trainings list was not asked for while the predictions list was")
         return answer(fake, request)
 

@@ -52,7 +52,7 @@ def test_an_event_invoke_is_answered_202_and_runs_later(tmp_path: Path) -> None:
         headers={"X-Amz-Invocation-Type": "Event"},
     )
     assert answer.status_code == 202
-    assert runs.done.wait(10)
+    assert runs.done.wait(60)  # generous: a loaded machine is slow, not broken
     invoker.close(wait=True)
     assert runs.events == [{"job": 1}]
     assert sleeps == []
@@ -134,7 +134,7 @@ def test_background_hand_off_reaches_the_local_invoke_api_through_boto3(tmp_path
         monkeypatch.setattr(background, "invoker", background._invoke_async)
         background._lambda_client.cache_clear()
         assert background.hand_off("jobsync-worker", {"job_ids": ["a", "b"]}) is True
-        assert runs.done.wait(10)
+        assert runs.done.wait(60)  # generous: a loaded machine is slow, not broken
         assert runs.events == [{"job_ids": ["a", "b"]}]
         assert background.hand_off("no-such-function", {}) is False  # logged, not raised
     finally:
