@@ -67,7 +67,7 @@ run: $(LOCAL_INSTALLED)
 
 test: lint typecheck $(SAM_INSTALLED) $(CHROMIUM)
 	@echo "running every test on $(PYTEST_WORKERS) workers…"
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q
+	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q --durations=20
 
 unit: $(DEV_INSTALLED)
 	$(PY) -m pytest -q tests/unit
