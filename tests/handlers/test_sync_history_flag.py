@@ -85,7 +85,7 @@ def test_a_sync_answers_after_its_time_budget_and_leaves_the_rest_to_the_backgro
 
     answer = api.call("sync_jobs")[1]
 
-    # The (empty) trainings list and one page of predictions took 2 s: past the 1.5 s budget, no page is
+    # The (empty) trainings list and one page of predictions took 2 s: past the 1 s budget, no page is
     # started; the second page of predictions goes to the importer with the rest.
     assert (answer["synced"], answer["history_complete"]) == (10, False)
     assert replicate.count("GET", "/predictions") == 1

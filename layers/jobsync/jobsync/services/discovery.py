@@ -28,7 +28,7 @@ _TRAININGS_FIRST = ("training", "prediction")
 _SECONDS_PER_PAGE = 5.0
 # A sync starts no further page after this long and leaves the rest to the background import, so that it
 # answers in a few seconds however slow the provider or the store is today.
-_ANSWER_SECONDS = 1.5
+_ANSWER_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
