@@ -4,6 +4,7 @@
 // use are util.js.
 
 import { createJobPage } from './job-page.js';
+import { buildProgressBlock, paintProgressBlock } from './progress.js';
 import {
   STATUSES,
   buildStatusBadge,
@@ -428,64 +429,6 @@ function buildDetails(job) {
 }
 
 // ---------------------------------------------------------------- inline progress
-
-function buildProgressBlock(job) {
-  // Each bar names its job: a screen reader's list of progress bars tells them apart.
-  const label = `Training progress of ${job.model ? String(job.model) : 'an unnamed model'} (job ${job.job_id})`;
-  const bar = el('progress', {
-    class: 'progress__bar',
-    'data-testid': 'job-progress',
-    max: '100',
-    'aria-label': label,
-  });
-  return el('div', { class: 'progress', 'data-job-id': job.job_id }, [
-    el('div', { class: 'progress__head' }, [
-      el('span', { class: 'progress__stage', 'data-testid': 'job-stage' }, 'Starting…'),
-      el('span', { class: 'progress__pct' }),
-    ]),
-    bar,
-    el('div', { class: 'progress__meta' }, [
-      el('span', { class: 'progress__eta' }),
-    ]),
-    el('p', { class: 'progress__log', 'data-testid': 'job-last-log' }, ''),
-  ]);
-}
-
-function paintProgressBlock(block, data) {
-  const stage = block.querySelector('.progress__stage');
-  const pct = block.querySelector('.progress__pct');
-  const bar = block.querySelector('.progress__bar');
-  const eta = block.querySelector('.progress__eta');
-  const log = block.querySelector('.progress__log');
-
-  stage.textContent = data.stage ? String(data.stage) : 'Running';
-
-  const value = Number(data.progress);
-  if (data.progress != null && Number.isFinite(value)) {
-    const clamped = Math.min(100, Math.max(0, value));
-    const rounded = Math.round(clamped * 10) / 10;
-    bar.value = clamped;
-    bar.setAttribute('value', String(clamped));
-    bar.setAttribute('aria-valuenow', String(rounded));
-    bar.setAttribute('aria-valuetext', `${rounded}%`);
-    pct.textContent = `${rounded}%`;
-  } else {
-    // No progress known: an indeterminate bar.
-    bar.removeAttribute('value');
-    bar.removeAttribute('aria-valuenow');
-    bar.setAttribute('aria-valuetext', 'Progress unknown');
-    pct.textContent = '';
-  }
-
-  const etaSeconds = Number(data.eta_seconds);
-  eta.textContent =
-    data.eta_seconds != null && Number.isFinite(etaSeconds) ? `ETA ${formatDuration(etaSeconds)}` : '';
-
-  const lastLog = data.last_log ? String(data.last_log) : '';
-  log.textContent = lastLog;
-  log.title = lastLog;
-  log.hidden = !lastLog;
-}
 
 function paintProgress(jobId) {
   const data = state.progress.get(jobId);

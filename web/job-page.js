@@ -17,6 +17,7 @@ import {
   runningSeconds,
   safeHttpUrl,
 } from './util.js';
+import { buildProgressBlock, paintProgressBlock } from './progress.js';
 
 const LOG_TAIL = 200;
 // The viewer keeps this many lines; older ones are dropped from the top (a long run logs for hours).
@@ -371,43 +372,16 @@ export function createJobPage(ctx) {
       dom.progress.replaceChildren();
       return;
     }
-    if (dom.progress.dataset.jobId === v.jobId && dom.progress.firstChild) return; // keep the last values
-    dom.progress.dataset.jobId = v.jobId;
-    const label = `Training progress of ${modelName(v.job)} (job ${v.jobId})`;
+    const block = dom.progress.firstElementChild;
+    if (block && block.dataset.jobId === v.jobId) return; // keep the last values until the next poll
     dom.progress.replaceChildren(
-      el('div', { class: 'progress__head' }, [
-        el('span', { class: 'progress__stage', 'data-testid': 'job-page-stage' }, 'Starting…'),
-        el('span', { class: 'progress__pct' }),
-      ]),
-      el('progress', { class: 'progress__bar', 'data-testid': 'job-page-progress', max: '100', 'aria-label': label }),
-      el('div', { class: 'progress__meta' }, [el('span', { class: 'progress__eta' })]),
+      buildProgressBlock(v.job, { bar: 'job-page-progress', stage: 'job-page-stage', log: null }),
     );
   }
 
   function paintProgress(data) {
-    const stage = dom.progress.querySelector('.progress__stage');
-    const pct = dom.progress.querySelector('.progress__pct');
-    const bar = dom.progress.querySelector('.progress__bar');
-    const eta = dom.progress.querySelector('.progress__eta');
-    if (!stage || !bar) return;
-    stage.textContent = data.stage ? String(data.stage) : 'Running';
-    const value = Number(data.progress);
-    if (data.progress != null && Number.isFinite(value)) {
-      const clamped = Math.min(100, Math.max(0, value));
-      const rounded = Math.round(clamped * 10) / 10;
-      bar.value = clamped;
-      bar.setAttribute('value', String(clamped));
-      bar.setAttribute('aria-valuenow', String(rounded));
-      bar.setAttribute('aria-valuetext', `${rounded}%`);
-      pct.textContent = `${rounded}%`;
-    } else {
-      bar.removeAttribute('value');
-      bar.removeAttribute('aria-valuenow');
-      bar.setAttribute('aria-valuetext', 'Progress unknown');
-      pct.textContent = '';
-    }
-    const etaSeconds = Number(data.eta_seconds);
-    eta.textContent = data.eta_seconds != null && Number.isFinite(etaSeconds) ? `ETA ${formatDuration(etaSeconds)}` : '';
+    const block = dom.progress.firstElementChild;
+    if (block) paintProgressBlock(block, data);
   }
 
   async function pollProgress(v) {
