@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import pytest
 
 from jobsync.push import websocket
-from jobsync.push.websocket import ConnectionGone, PushFailed, WebSocketPusher
+from jobsync.push.websocket import ConnectionGone, PostSigner, PushFailed, WebSocketPusher
 
 ENDPOINT = "https://abc123.execute-api.eu-west-1.amazonaws.com/live"
 
@@ -75,3 +76,26 @@ def test_a_second_failure_or_a_refusal_is_a_failed_push(answers):
     answers.script.extend([TimeoutError(), TimeoutError()])
     with pytest.raises(PushFailed, match="TimeoutError"):
         answers.pusher.post("conn", b"{}")
+
+
+@pytest.mark.parametrize("token", [None, "FwoGZXIvYXdzEXAMPLE"])
+def test_the_post_is_signed_exactly_as_botocores_sigv4_signer_signs_it(monkeypatch, token):
+    import botocore.auth
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    now = datetime(2026, 11, 30, 9, 15, 42, tzinfo=timezone.utc)
+    credentials = Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", token)
+    body = b'{"type":"job_status_changed","job_id":"r8abc"}'
+    path = "/live/@connections/L0SM9cOFvHcCIhw%3D"
+
+    ours = PostSigner(credentials, "eu-west-1").headers("abc123.execute-api.eu-west-1.amazonaws.com", path, body, now)
+
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: now.replace(tzinfo=None))
+    request = AWSRequest(method="POST", url=ENDPOINT + path.removeprefix("/live"), data=body)
+    request.headers["Content-Type"] = "application/json"
+    SigV4Auth(credentials, "execute-api", "eu-west-1").add_auth(request)
+    assert ours["Authorization"] == request.headers["Authorization"]
+    assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"] == "20261130T091542Z"
+    assert ours.get("X-Amz-Security-Token") == request.headers.get("X-Amz-Security-Token") == token
