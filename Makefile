@@ -120,6 +120,15 @@ soak: $(DEV_INSTALLED)
 	@echo "soaking the local stack (about 3 minutes)…"
 	@$(PY) -m tests.soak
 
+# The local stack's memory over an hour with the simulator busy (tests/soak/memwatch.py): its RSS every
+# minute into a CSV file (MEMWATCH_MINUTES, MEMWATCH_OUT); exit status 1 past 300 MB or on any 5xx.
+MEMWATCH_MINUTES ?= 60
+MEMWATCH_OUT ?= /tmp/jobsync-memwatch.csv
+.PHONY: memwatch
+memwatch: $(DEV_INSTALLED)
+	@echo "the local stack busy for $(MEMWATCH_MINUTES) minutes, its RSS every minute into $(MEMWATCH_OUT)…"
+	@$(PY) -m tests.soak.memwatch --minutes $(MEMWATCH_MINUTES) --out $(MEMWATCH_OUT)
+
 validate: $(SAM_INSTALLED)
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
