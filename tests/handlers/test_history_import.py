@@ -51,15 +51,18 @@ def lease_clock(monkeypatch) -> LeaseClock:
 
 @pytest.fixture
 def slow_lists(replicate, invocation_clock, monkeypatch):
-    """Each list page the fake provider answers takes SECONDS_PER_LIST_REQUEST of the invocation's time;
-    returns the cursors of the pages read, in order ("0" for a list's top)."""
+    """Each list page past the first two (those a sync reads itself, within its one-second budget) takes
+    SECONDS_PER_LIST_REQUEST of the invocation's time; returns the cursors of the pages read, in order
+    ("0" for a list's top)."""
     read: list[tuple[str, str]] = []
     route = replicate._route
 
     def timed(request, path):
         if path in ("/predictions", "/trainings"):
-            read.append((path, request.url.params.get("cursor", "0")))
-            invocation_clock.advance(SECONDS_PER_LIST_REQUEST)
+            cursor = request.url.params.get("cursor", "0")
+            read.append((path, cursor))
+            if int(cursor) >= 2 * replicate.page_size:
+                invocation_clock.advance(SECONDS_PER_LIST_REQUEST)
         return route(request, path)
 
     monkeypatch.setattr(replicate, "_route", timed)
