@@ -32,7 +32,7 @@ def test_a_history_import_cut_by_a_crash_of_the_stack_ends_after_the_restart(tmp
     stack.start()
     try:
         first = sync(stack)
-        assert first["history_complete"] is False and first["synced"] >= 100, first
+        assert first["history_complete"] is False and first["synced"] > 0, first
         assert stack.process is not None
         stack.process.send_signal(signal.SIGKILL)  # mid-import: no Ctrl-C, no hand-off drained
         stack.process.wait()
