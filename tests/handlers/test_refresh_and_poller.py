@@ -89,8 +89,10 @@ def test_ended_jobs_answer_at_once_and_their_final_logs_are_kept_in_the_backgrou
             job_id, status="succeeded", completed_at=stamp(900), metrics={"predict_time": 5.0}, logs="step 9/9\nsaved"
         )
 
-    api.call("list_jobs", query={"sync_active": "true"})
+    status, body = api.call("list_jobs", query={"sync_active": "true"})
 
+    assert status == 200  # the answer holds the listed state, before any final log is fetched
+    assert sorted(job["job_id"] for job in body["jobs"] if job["status"] == "completed") == ended
     assert replicate.count("GET") == 3  # three list pages (of 10 here); no job fetched on its own
     assert api.call("metrics")[1]["jobs_by_status"]["completed"] == 10
     assert pending_tails() == ended  # stored as ended with their final tails pending, never without
