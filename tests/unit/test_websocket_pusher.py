@@ -99,3 +99,43 @@ def test_the_post_is_signed_exactly_as_botocores_sigv4_signer_signs_it(monkeypat
     assert ours["Authorization"] == request.headers["Authorization"]
     assert ours["X-Amz-Date"] == request.headers["X-Amz-Date"] == "20261130T091542Z"
     assert ours.get("X-Amz-Security-Token") == request.headers.get("X-Amz-Security-Token") == token
+
+
+@pytest.fixture
+def management_api():
+    """A local HTTP server standing in for API Gateway's management API: it keeps each POST; `gone` answer 410."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    posts: list[tuple[str, dict, bytes]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append((self.path, dict(self.headers), body))
+            self.send_response(410 if self.path.endswith("/gone") else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/live", posts
+    server.shutdown()
+
+
+def test_a_post_reaches_a_real_http_server_over_the_pooled_session(monkeypatch, management_api):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    url, posts = management_api
+    pusher = WebSocketPusher(url, pool_size=4)
+
+    pusher.post("L0SM9cOFvHcCIhw=", b'{"type":"job_status_changed"}')
+    with pytest.raises(ConnectionGone):
+        pusher.post("gone", b"{}")
+
+    (path, headers, body), _ = posts
+    assert path == "/live/@connections/L0SM9cOFvHcCIhw%3D" and body == b'{"type":"job_status_changed"}'
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")

@@ -131,14 +131,14 @@ class WebSocketPusher:
                 raise PushFailed(f"{connection_id}: API Gateway answered {status}")
 
     def _signed(self, connection_id: str, data: bytes) -> Any:
-        from botocore.awsrequest import AWSPreparedRequest
-        from botocore.compat import HTTPHeaders
+        from botocore.awsrequest import AWSPreparedRequest, HeadersDict
 
         path = f"{self._stage_path}/@connections/{quote(connection_id, safe='')}"
         headers = self._signer.headers(self._host, path, data, datetime.now(timezone.utc))
-        return AWSPreparedRequest(
-            "POST", self._origin + path, HTTPHeaders.from_dict(headers), data, stream_output=False
-        )
+        # HeadersDict, as botocore's own prepared requests carry (its stubs say HTTPHeaders, which urllib3
+        # cannot send: it has no copy()).
+        signed = HeadersDict(headers)
+        return AWSPreparedRequest("POST", self._origin + path, signed, data, stream_output=False)  # type: ignore[arg-type]
 
 
 @lru_cache(maxsize=1)
