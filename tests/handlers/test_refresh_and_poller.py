@@ -229,6 +229,31 @@ def test_both_lists_are_read_at_once(api, replicate, monkeypatch):
     assert replicate.count("GET", "/predictions") == 1 and replicate.count("GET", "/trainings") == 1
 
 
+def test_jobs_the_lists_do_not_show_are_fetched_several_at_once(api, replicate, monkeypatch):
+    """Each fetch is answered only once every other one has been asked for: fetched one after the
+    other, the first would wait for ever (here: fail after the bound)."""
+    import threading
+
+    jobs = [replicate.add(replicate_job("processing", created_at=stamp(n))) for n in range(3)]
+    imported(replicate)
+    for job in jobs:
+        replicate.predictions.remove(job)
+        replicate.trainings.append(dict(job, status="succeeded", completed_at=stamp(900), logs="done"))
+    all_asked = threading.Barrier(len(jobs), timeout=10)
+    answer = type(replicate).__call__
+
+    def together(fake, request):
+        if request.url.path.rpartition("/")[2] in {job["id"] for job in jobs}:
+            all_asked.wait()  # raises BrokenBarrierError when the fetches do not overlap
+        return answer(fake, request)
+
+    monkeypatch.setattr(type(replicate), "__call__", together)
+
+    api.call("list_jobs", query={"sync_active": "true"})
+
+    assert {stored(api, job["id"])["status"] for job in jobs} == {"completed"}
+
+
 def test_the_next_page_is_asked_for_before_this_one_is_written(api, replicate, monkeypatch):
     jobs = [replicate.add(replicate_job("starting", created_at=stamp(n))) for n in range(20)]
     imported(replicate)
