@@ -917,7 +917,7 @@ def cold_start() -> list[Figure]:
     worst = per_function[worst_name]["ratio"]
     how = (
         "CPU time of `import app` inside fresh `python -I` processes (layer and function folder on sys.path), "
-        f"the least of {timing.RUNS} runs, over the least of the boto3-only handler's (boto3 + one DynamoDB "
+        f"median of {timing.RUNS} runs, over the median of the boto3-only handler's (boto3 + one DynamoDB "
         "client at import); runs round-robin, after the .pyc files are written"
     )
     figures = [
