@@ -89,7 +89,8 @@ def frames() -> Frames:
 
 
 @pytest.fixture(scope="module")
-def page(browser, stack, frames):
+def page(browser, stack, frames, long_training):
+    """One page for the module, opened once the jobs are in (the list shows them without waiting for a push)."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
     page = context.new_page()
     page.set_default_timeout(10_000)
