@@ -17,33 +17,17 @@ import {
   runningSeconds,
   safeHttpUrl,
 } from './util.js';
+import { createLogViewer } from './log-viewer.js';
 import { buildProgressBlock, paintProgressBlock } from './progress.js';
 
 const LOG_TAIL = 200;
-// The viewer keeps this many lines; older ones are dropped from the top (a long run logs for hours).
-const MAX_LOG_LINES = 5000;
 const TICK_MS = 1000;
 const COPY_FEEDBACK_MS = 2500;
-// A reader within this many pixels of the bottom is "at the bottom": auto-scroll resumes.
-const BOTTOM_SLACK_PX = 8;
 // Status messages come in bursts (a poll may move a job twice); one job reload serves them all.
 const STATUS_RELOAD_MS = 300;
 
 function jobPath(jobId, suffix = '') {
   return `/api/cloud/jobs/${encodeURIComponent(jobId)}${suffix}`;
-}
-
-// The part of `incoming` that `current` does not already end with. Used where the two may overlap (a
-// re-read tail, lines pushed while the first read was in flight); lines pushed later are appended whole.
-export function unseenPart(current, incoming) {
-  const most = Math.min(current.length, incoming.length);
-  for (let k = most; k > 0; k -= 1) {
-    const start = current.length - k;
-    let same = true;
-    for (let i = 0; i < k && same; i += 1) same = current[start + i] === incoming[i];
-    if (same) return incoming.slice(k);
-  }
-  return incoming;
 }
 
 function timeNode(value) {
@@ -85,6 +69,11 @@ export function createJobPage(ctx) {
   // answer checks that its view is still the current one.
   let view = null;
   let copyTimer = null;
+  const viewer = createLogViewer({
+    box: dom.logs,
+    latest: dom.logsLatest,
+    onChange: () => view && renderLogsState(view),
+  });
 
   function newView(jobId) {
     return {
@@ -97,10 +86,8 @@ export function createJobPage(ctx) {
       timers: { tick: null, progress: null, reload: null, fallback: null },
       progressController: null,
       logs: {
-        lines: [],
         loaded: false,
         buffer: null, // pushed batches that arrived while a read of the tail was in flight
-        autoScroll: true,
         source: null,
         truncated: false,
         problem: null,
@@ -127,9 +114,7 @@ export function createJobPage(ctx) {
     dom.body.hidden = true;
     dom.facts.replaceChildren();
     dom.history.replaceChildren();
-    dom.logs.replaceChildren();
-    dom.logs.dataset.autoscroll = 'true';
-    dom.logsLatest.hidden = true;
+    viewer.clear();
     dom.logsState.textContent = '';
     hideAlert();
     setStatus('Loading the job…');
@@ -414,7 +399,7 @@ export function createJobPage(ctx) {
       if (!current(v)) return;
       const pushed = v.logs.buffer || [];
       v.logs.buffer = null;
-      for (const batch of pushed) appendLines(v, batch);
+      for (const batch of pushed) viewer.append(batch);
       v.logs.problem = err.status === 401 ? null : `Could not read the logs: ${err.message}`;
       renderLogsState(v);
       return;
@@ -424,64 +409,24 @@ export function createJobPage(ctx) {
     v.logs.source = data.source === 'kept' || data.source === 'provider' ? data.source : null;
     v.logs.truncated = data.truncated === true;
     v.logs.problem = null;
-    if (merge) appendLines(v, unseenPart(v.logs.lines, lines));
-    else replaceLines(v, lines);
     v.logs.loaded = true;
+    if (merge) viewer.appendUnseen(lines);
+    else viewer.replace(lines);
     const pushed = v.logs.buffer || [];
     v.logs.buffer = null;
-    for (const batch of pushed) appendLines(v, unseenPart(v.logs.lines, batch));
-    renderLogsState(v);
-  }
-
-  function lineNode(line) {
-    return el('div', { class: 'log-line' }, line);
-  }
-
-  function replaceLines(v, lines) {
-    v.logs.lines = lines.slice(-MAX_LOG_LINES);
-    dom.logs.replaceChildren(...v.logs.lines.map(lineNode));
-    if (v.logs.autoScroll) scrollLogsToEnd();
-  }
-
-  function appendLines(v, lines) {
-    if (!lines.length) return;
-    v.logs.lines.push(...lines);
-    const fragment = document.createDocumentFragment();
-    for (const line of lines) fragment.append(lineNode(line));
-    dom.logs.append(fragment);
-    const excess = v.logs.lines.length - MAX_LOG_LINES;
-    if (excess > 0) {
-      v.logs.lines.splice(0, excess);
-      for (let i = 0; i < excess && dom.logs.firstChild; i += 1) dom.logs.firstChild.remove();
-    }
-    if (v.logs.autoScroll) scrollLogsToEnd();
-    renderLogsState(v);
-  }
-
-  function scrollLogsToEnd() {
-    dom.logs.scrollTop = dom.logs.scrollHeight;
-  }
-
-  function onLogsScroll() {
-    const v = view;
-    if (!v) return;
-    const atBottom = dom.logs.scrollHeight - dom.logs.scrollTop - dom.logs.clientHeight <= BOTTOM_SLACK_PX;
-    if (atBottom === v.logs.autoScroll) return;
-    v.logs.autoScroll = atBottom; // scrolled up: stay put; back at the bottom: follow again
+    for (const batch of pushed) viewer.appendUnseen(batch);
     renderLogsState(v);
   }
 
   function renderLogsState(v) {
     if (!current(v)) return;
     const logs = v.logs;
-    dom.logs.dataset.autoscroll = logs.autoScroll ? 'true' : 'false';
-    dom.logsLatest.hidden = logs.autoScroll;
     const parts = [];
     if (logs.problem) parts.push(logs.problem);
     else if (!logs.loaded) parts.push('Reading the logs…');
-    else if (!logs.lines.length) parts.push('No log lines yet.');
+    else if (!viewer.lines().length) parts.push('No log lines yet.');
     if (v.job && v.job.is_active) {
-      if (!logs.autoScroll) parts.push('Paused while you read: new lines are added below');
+      if (!viewer.autoScroll()) parts.push('Paused while you read: new lines are added below');
       else if (v.followRefused) parts.push(`Not following live (${v.followRefused}): refreshed with the job`);
       else if (v.followSent) parts.push('Following live');
       else parts.push('Not following live (no WebSocket): refreshed with the job');
@@ -541,7 +486,7 @@ export function createJobPage(ctx) {
     if (message.type === 'job_log_lines' && Array.isArray(message.lines)) {
       const lines = message.lines.map((line) => String(line));
       if (v.logs.buffer) v.logs.buffer.push(lines);
-      else appendLines(v, lines);
+      else viewer.append(lines);
     } else if (message.type === 'job_status_changed') {
       scheduleJobReload(v);
     }
@@ -648,14 +593,6 @@ export function createJobPage(ctx) {
   dom.copy.addEventListener('click', copyId);
   dom.cancel.addEventListener('click', askToCancel);
   dom.dialog.addEventListener('close', onDialogClose);
-  dom.logs.addEventListener('scroll', onLogsScroll, { passive: true });
-  dom.logsLatest.addEventListener('click', () => {
-    if (!view) return;
-    view.logs.autoScroll = true;
-    scrollLogsToEnd();
-    renderLogsState(view);
-    dom.logs.focus();
-  });
 
   return {
     show,
