@@ -293,3 +293,25 @@ def test_an_importer_that_died_mid_import_is_taken_over_from_its_cursor_once_its
     pages = [cursor for path, cursor in slow_lists if path == "/predictions"]
     # 20 and 30 were stored before it died; 40 was read but not stored, so it is read again.
     assert pages == ["0", "10", "20", "30", "40", "40", "50", "60", "70", "80", "90"]
+
+
+def test_a_sync_that_reads_what_was_left_itself_tells_the_clients_the_import_is_done(
+    api, replicate, handed_off, posted  # noqa: F811
+):
+    sent, _ = posted
+    assert connect("watcher") == 200
+    history(replicate, 25)
+    handed_off.refusing = True  # Lambda does not take the hand-off: the import waits, its lease free
+    assert api.call("sync_jobs")[1]["history_complete"] is False
+    # At the provider the 20 imported jobs are gone and 15 new ones came: two pages hold the whole list
+    # (the 15 new ones, then the 5 the import had still to read).
+    del replicate.predictions[5:]
+    for n in range(15):
+        replicate.add(replicate_job("succeeded", created_at=stamp(100 + n)))
+    handed_off.refusing = False
+
+    answer = api.call("sync_jobs")[1]
+
+    assert (answer["synced"], answer["history_complete"]) == (20, True) and handed_off.calls == []
+    progress = [message for message in sent["watcher"] if message["type"] == "sync_progress"]
+    assert progress == [{"type": "sync_progress", "imported": 20, "done": True}]

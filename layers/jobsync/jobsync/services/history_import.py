@@ -61,8 +61,10 @@ def start_if_idle(provider: str, change: Callable[[ImportState], ImportState], *
     `created`: jobs the sync stored itself, counted in a new import's `imported`.
     """
     now, lease = time.time(), _new_lease()
+    before: list[ImportState] = []
 
     def apply(state: ImportState) -> ImportState:
+        before[:] = [state]
         changed = change(state)
         if not changed.running or changed.leased(now):
             return changed
@@ -73,6 +75,9 @@ def start_if_idle(provider: str, change: Callable[[ImportState], ImportState], *
     started = state.lease == lease
     if started:
         _hand_off(provider, lease)
+    elif before and before[0].running and not state.running and not state.leased(now):
+        # The sync read what was left itself and no importer is at work to say so: clients hear it here.
+        _progress(state, done=True)
     return StartedImport(state, started)
 
 
