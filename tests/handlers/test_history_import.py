@@ -296,7 +296,10 @@ def test_an_importer_that_died_mid_import_is_taken_over_from_its_cursor_once_its
 
 
 def test_a_sync_that_reads_what_was_left_itself_tells_the_clients_the_import_is_done(
-    api, replicate, handed_off, posted  # noqa: F811
+    api,
+    replicate,
+    handed_off,
+    posted,  # noqa: F811
 ):
     sent, _ = posted
     assert connect("watcher") == 200
