@@ -1087,6 +1087,8 @@ function route({ initial = false } = {}) {
     if (state.view !== 'job') {
       nav.listScrollY = window.scrollY;
       nav.openedFromList = !initial;
+    } else {
+      nav.openedFromList = false; // from another job's page: Back would lead there, not to the list
     }
     state.view = 'job';
     for (const section of dom.listSections) section.hidden = true;
