@@ -66,7 +66,16 @@ def reset() -> None:
     from jobsync.services import tokens
     from jobsync.store import dynamo
 
-    for cached in (job_store, state_store, log_store, connection_store, token_store, tokens.authority, pricing, get_settings):
+    for cached in (
+        job_store,
+        state_store,
+        log_store,
+        connection_store,
+        token_store,
+        tokens.authority,
+        pricing,
+        get_settings,
+    ):
         cached.cache_clear()
     dynamo.forget_resources()
     registry.clear_provider_clients()
