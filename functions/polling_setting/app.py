@@ -5,7 +5,7 @@ from typing import Any
 
 from jobsync.api.http import Request, http_handler
 from jobsync.api.routes import POLLING_SETTING
-from jobsync.services.polling import set_polling_preference
+from jobsync.services.polling_preference import set_polling_preference
 
 
 @http_handler(POLLING_SETTING)

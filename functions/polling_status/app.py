@@ -5,7 +5,7 @@ from typing import Any
 
 from jobsync.api.http import Request, http_handler
 from jobsync.api.routes import POLLING_STATUS
-from jobsync.services.polling import polling_status
+from jobsync.services.polling_preference import polling_status
 
 
 @http_handler(POLLING_STATUS)

@@ -11,7 +11,7 @@ from jobsync.domain.status import ACTIVE_STATUSES
 from jobsync.providers.base import ProviderAuthError, ProviderError
 
 if TYPE_CHECKING:
-    from jobsync.services.polling import PollingState
+    from jobsync.services.polling_preference import PollingState
 
 # The polling service and the provider client are imported where they are used: the metrics function
 # needs neither (the poller's imports, httpx among them, were a third of its cold start).
@@ -45,7 +45,7 @@ class ClientConfig:
 
 
 def client_config() -> ClientConfig:
-    from jobsync.services.polling import polling_state
+    from jobsync.services.polling_preference import polling_state
 
     settings = get_settings()
     return ClientConfig(settings.websocket_url, polling_state(), settings.webhooks_configured)

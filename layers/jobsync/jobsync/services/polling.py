@@ -1,7 +1,5 @@
-"""Background polling: whether it is on, and the scheduled ticks that refresh active jobs.
-
-On when no webhook URL is configured and off when one is, unless the
-deployment says otherwise explicitly; the user's preference overrides both.
+"""Background polling: the scheduled ticks that refresh active jobs (whether polling is on:
+services/polling_preference.py).
 
 Each tick's outcome is kept so that clients can tell when polling is failing:
 every failing tick is recorded, a tick that goes well only when the stored
@@ -15,70 +13,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from jobsync import wiring
-from jobsync.config import Settings, get_settings
+from jobsync.config import get_settings
 from jobsync.domain.errors import JobsyncError
 from jobsync.domain.timestamps import parse_timestamp
 from jobsync.observability import logger
 from jobsync.providers.registry import PROVIDERS
 from jobsync.services import final_logs, logs, webhook_delivery
 from jobsync.services.history_import import resume_stalled_imports
+from jobsync.services.polling_preference import polling_state
 from jobsync.services.refresh import RefreshReport, refresh_active_jobs
 from jobsync.store.state import PollTick
-
-
-@dataclass(frozen=True)
-class PollingState:
-    is_active: bool
-    preference: bool | None
-    interval_seconds: int
-
-
-def polling_state() -> PollingState:
-    settings = get_settings()
-    preference = wiring.state_store().polling_preference()
-    return PollingState(_effective(settings, preference), preference, settings.polling.interval_seconds)
-
-
-@dataclass(frozen=True)
-class LastTick:
-    at: str | None  # ISO-8601 UTC
-    error: str | None
-
-
-@dataclass(frozen=True)
-class PollingStatus:
-    is_active: bool
-    preference: bool | None
-    last_tick: LastTick
-
-
-def polling_status() -> PollingStatus:
-    """Whether polling is on, and how its last recorded tick went."""
-    state = polling_state()
-    tick = wiring.state_store().last_poll_tick()
-    last = LastTick(_iso(tick.at), tick.error) if tick else LastTick(None, None)
-    return PollingStatus(state.is_active, state.preference, last)
-
-
-def set_polling_preference(enabled: bool | None) -> PollingStatus:
-    wiring.state_store().set_polling_preference(enabled)
-    return polling_status()
-
-
-def _iso(epoch_seconds: float) -> str:
-    return datetime.fromtimestamp(epoch_seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _effective(settings: Settings, preference: bool | None) -> bool:
-    if preference is not None:
-        return preference
-    if settings.polling.enabled is not None:
-        return settings.polling.enabled
-    return not settings.webhooks_configured
 
 
 @dataclass(frozen=True)
