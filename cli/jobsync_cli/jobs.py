@@ -175,7 +175,7 @@ def sync(
         # Ctrl-C stops the following, not the import: it goes on in the background either way.
         with console.status("importing the history in the background…") as spinner, suppress(KeyboardInterrupt):
             waited_since = time.monotonic()
-            while time.monotonic() - waited_since < wait:
+            while time.monotonic() - waited_since < wait and messages.listening:
                 message = messages.next(timeout=min(1.0, wait))
                 if not message or message.get("type") != "sync_progress":
                     continue

@@ -7,6 +7,8 @@ context (`obj["connect"]`), a function of the URL returning anything with send, 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -54,7 +56,8 @@ def live_socket(ctx: typer.Context, api: Api) -> Iterator[Messages]:
     except Exception as exc:  # noqa: BLE001 - every way a handshake fails is told as one line
         raise CliError(_handshake_failure(shown, exc)) from None
     try:
-        yield Messages(socket, shown)
+        with _interrupt_flag() as interrupted:
+            yield Messages(socket, shown, interrupted)
     finally:
         try:
             socket.close()
@@ -81,6 +84,31 @@ def optional_socket(ctx: typer.Context, api: Api) -> Iterator[Messages | None]:
         opened.__exit__(None, None, None)
 
 
+@contextmanager
+def _interrupt_flag() -> Iterator[threading.Event]:
+    """Ctrl-C as a flag that the listening loops check between two reads (each read waits at most a second).
+
+    Raised as KeyboardInterrupt in the middle of the WebSocket client's read, it could leave the client's
+    lock taken, and closing the socket then waited forever (seen on a loaded machine). A second Ctrl-C
+    stops at once, as KeyboardInterrupt.
+    """
+    interrupted = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread takes signals
+        yield interrupted
+        return
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if interrupted.is_set():
+            raise KeyboardInterrupt
+        interrupted.set()
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def _handshake_failure(url: str, exc: Exception) -> str:
     status = getattr(getattr(exc, "response", None), "status_code", None)
     if status == 401:
@@ -95,9 +123,14 @@ def _handshake_failure(url: str, exc: Exception) -> str:
 class Messages:
     """JSON messages from the socket; non-JSON frames are skipped."""
 
-    def __init__(self, socket: Socket, url: str) -> None:
+    def __init__(self, socket: Socket, url: str, interrupted: threading.Event | None = None) -> None:
         self._socket = socket
         self.url = url
+        self.interrupted = interrupted or threading.Event()  # set by Ctrl-C: the caller stops listening
+
+    @property
+    def listening(self) -> bool:
+        return not self.interrupted.is_set()
 
     def send(self, message: dict[str, Any]) -> None:
         try:

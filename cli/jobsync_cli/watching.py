@@ -76,7 +76,7 @@ def _print_lines(lines: list[str]) -> None:
 def _follow(messages: Messages, job_id: str, shown: list[str]) -> None:
     recent = shown[-2000:]
     quiet_since = time.monotonic()
-    while True:
+    while messages.listening:
         message = messages.next(timeout=1.0)
         if message is None:
             if time.monotonic() - quiet_since > PING_EVERY_SECONDS:
@@ -189,7 +189,7 @@ def _listen(
     """Take the socket's messages into `board` until Ctrl-C, keeping the line alive and the progress fresh."""
     quiet_since = time.monotonic()
     try:
-        while True:
+        while messages.listening:
             message = messages.next(timeout=1.0)
             if message is not None:
                 quiet_since = time.monotonic()
@@ -202,7 +202,8 @@ def _listen(
             board.read_progress(time.monotonic)
             every_second()
     except KeyboardInterrupt:
-        every_second()
+        pass
+    every_second()
 
 
 def _print_change(console: Console, change: tuple[str | None, dict[str, Any]]) -> None:

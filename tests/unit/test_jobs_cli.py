@@ -4,7 +4,9 @@ scripted WebSocket: what each command asks, what it prints, and every failure as
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qs
@@ -382,6 +384,35 @@ def test_a_refused_follow_is_one_line() -> None:
 def test_ctrl_c_ends_a_follow_quietly() -> None:
     result = run(FakeApi([job(1, "running")]), "logs", "job0001", "-f", socket=FakeSocket([None]))
     assert result.exit_code == 0 and "Traceback" not in result.output
+
+
+class SignalledSocket(FakeSocket):
+    """A socket whose read receives a real SIGINT half-way through (the user's Ctrl-C on a busy machine)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.reads_finished = 0
+
+    def recv(self, timeout: float | None = None) -> str:
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):  # the rest of the read: a KeyboardInterrupt raised here leaves it half done
+            pass
+        self.reads_finished += 1
+        raise TimeoutError
+
+
+@pytest.mark.parametrize(
+    "args", [("logs", "job0001", "-f"), ("watch",), ("sync",)], ids=["logs --follow", "watch", "sync"]
+)
+def test_ctrl_c_during_a_read_stops_listening_after_it_never_inside_it(args) -> None:
+    socket = SignalledSocket()
+    api = FakeApi([job(1, "running")])
+    if args == ("sync",):
+        api.sync_answer = {"synced": 1, "updated": 0, "message": "Discovered 1 new jobs", "history_complete": False}
+    result = run(api, *args, socket=socket)
+    assert result.exit_code == 0, result.output
+    assert socket.reads_finished == 1 and socket.closed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Ctrl-C is plain again afterwards
 
 
 @pytest.mark.parametrize(
