@@ -57,7 +57,7 @@ class _Gate:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        fault = self.sim.record_request(request.method, request.url.path)
+        fault = self.sim.record_request(request.method, request.url.path, request.url.query)
         if fault is None:
             await self._answer(scope, receive, send)
         elif fault.kind == "timeout":

@@ -88,6 +88,10 @@ class FaultPlan:
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int | None = None
     timeout_seconds: float = 30.0  # a "timeout" holds the answer this long: more than jobsync's client waits
+    # At most this many drawn faults in a row on one URL (method, path and query), after which the next
+    # 2 × this many requests to it are spared: a client that retries more often than this always gets
+    # through, even when concurrent requests to the same URL share its streak. None: no cap.
+    most_in_a_row: int | None = None
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rate, (int, float)) and 0.0 <= self.rate <= 1.0):
@@ -97,6 +101,8 @@ class FaultPlan:
             raise ValueError("a fault rate needs at least one fault kind")
         if not (math.isfinite(self.timeout_seconds) and self.timeout_seconds >= 0):
             raise ValueError(f"timeout_seconds must be a non-negative number, not {self.timeout_seconds!r}")
+        if self.most_in_a_row is not None and self.most_in_a_row < 1:
+            raise ValueError(f"most_in_a_row must be at least 1, not {self.most_in_a_row!r}")
         object.__setattr__(self, "kinds", kinds)
 
     @classmethod
@@ -130,13 +136,28 @@ class _Faults:
     rng: random.Random
     queued: deque[Fault] = field(default_factory=deque)
     met: Counter[str] = field(default_factory=Counter)
+    streaks: dict[str, int] = field(default_factory=dict)  # URL -> drawn faults in a row (< 0: spared ones)
 
-    def next(self) -> Fault | None:
+    def next(self, url: str = "") -> Fault | None:
         if self.queued:
             return self.queued.popleft()
         # Always two draws, fault or not: the sequence depends on the number of requests only.
         hit, pick = self.rng.random(), self.rng.randrange(max(1, len(self.plan.kinds)))
-        return Fault(self.plan.kinds[pick]) if hit < self.plan.rate else None
+        drawn = Fault(self.plan.kinds[pick]) if hit < self.plan.rate else None
+        return drawn if self.plan.most_in_a_row is None else self._capped(url, drawn)
+
+    def _capped(self, url: str, drawn: Fault | None) -> Fault | None:
+        most = self.plan.most_in_a_row or 0
+        streak = self.streaks.pop(url, 0)
+        if streak < 0:  # spared after a full streak
+            if streak + 1 < 0:
+                self.streaks[url] = streak + 1
+            return None
+        if drawn is None:
+            return None
+        streak += 1
+        self.streaks[url] = streak if streak < most else -2 * most
+        return drawn
 
 
 @dataclass(frozen=True)
@@ -441,11 +462,11 @@ class SimulatedReplicate:
         with self._lock:
             return Counter(self._faults.met)
 
-    def record_request(self, method: str, path: str) -> Fault | None:
+    def record_request(self, method: str, path: str, query: str = "") -> Fault | None:
         """Count a request; returns the fault it must meet instead of its answer, if any."""
         with self._lock:
             self._requests[(method.upper(), path)] += 1
-            fault = self._faults.next()
+            fault = self._faults.next(f"{method.upper()} {path}?{query}")
             if fault is not None:
                 self._faults.met[fault.kind] += 1
             return fault

@@ -64,27 +64,7 @@ def simulator(
     """The simulator whose scripted trainings are the soak's (its history of old predictions stays)."""
     simulator_state.SCENARIO = soak_trainings(count, window, speed)  # what SimulatedReplicate plays
     sim = SimulatedReplicate(speed=speed, token=token, webhook_secret=webhook_secret, base_url=base_url, faults=faults)
-    cap_faults_in_a_row(sim, MAX_FAULTS_IN_A_ROW)
     return sim
-
-
-def cap_faults_in_a_row(sim: SimulatedReplicate, most: int) -> None:
-    """The simulator's drawn faults, but never more than `most` in a row (the draws themselves go on, so
-    the sequence still depends on the number of requests only)."""
-    faults = sim._faults
-    draw = faults.next
-    streak = 0
-
-    def capped() -> simulator_state.Fault | None:
-        nonlocal streak
-        fault = draw()
-        streak = streak + 1 if fault is not None else 0
-        if streak > most:
-            streak = 0
-            return None
-        return fault
-
-    faults.next = capped  # type: ignore[method-assign]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -108,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         token=args.token,
         webhook_secret=args.webhook_secret,
         base_url=f"http://127.0.0.1:{args.port}/v1",
-        faults=FaultPlan(rate=args.fault_rate, kinds=FAULTS, seed=args.fault_seed),
+        faults=FaultPlan(rate=args.fault_rate, kinds=FAULTS, seed=args.fault_seed, most_in_a_row=MAX_FAULTS_IN_A_ROW),
     )
     logging.basicConfig(level=logging.WARNING)
     print(f"soak simulator on http://127.0.0.1:{args.port}/v1, anchor {sim.anchor:.3f}", flush=True)

@@ -415,6 +415,19 @@ def test_faults_drawn_at_a_rate_are_seeded_and_reproducible() -> None:
     )
 
 
+def test_a_cap_on_faults_in_a_row_holds_per_url_even_when_requests_interleave() -> None:
+    sim = SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan(rate=1.0, kinds=("503",), most_in_a_row=3))
+    # Every draw is a fault: three in a row on one URL, then six spared, then three again.
+    met = [sim.record_request("GET", "/v1/trainings", "cursor=a") is not None for _ in range(12)]
+    assert met == [True] * 3 + [False] * 6 + [True] * 3
+    # Another URL (the query counts) keeps its own streak; two retrying clients on one URL both get through.
+    assert sim.record_request("GET", "/v1/trainings", "cursor=b") is not None
+    first_page = [sim.record_request("GET", "/v1/predictions") is not None for _ in range(5)]
+    assert first_page.count(False) >= 2
+    with pytest.raises(ValueError, match="most_in_a_row"):
+        FaultPlan(rate=0.5, most_in_a_row=0)
+
+
 def test_a_rate_of_zero_never_faults_and_one_always_does() -> None:
     assert set(_draws(SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan()))) == {None}
     always = SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan(rate=1.0, kinds=("reset",)))
