@@ -199,7 +199,7 @@ def webhook(topic, monkeypatch):
         return httpx.Response(answers.pop(0) if answers else 200)
 
     real_client = httpx.Client
-    monkeypatch.setattr(webhook_delivery.httpx, "Client", lambda: real_client(transport=httpx.MockTransport(answer)))
+    monkeypatch.setattr(httpx, "Client", lambda: real_client(transport=httpx.MockTransport(answer)))
     monkeypatch.setattr(webhook_delivery.time, "sleep", lambda seconds: None)
     return posts, answers
 

@@ -22,15 +22,18 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from jobsync import background, deadline, wiring
 from jobsync.config import get_settings
 from jobsync.observability import count, logger
 from jobsync.services.notifier import lease_until
 from jobsync.store.notifications import DELIVERED, DELIVERING, PENDING, RETRYING
+
+if TYPE_CHECKING:
+    # httpx is imported where a delivery is made: the poller imports this module for
+    # `resume_deliveries` only and would otherwise pay httpx's import at every cold start.
+    import httpx
 
 _STATUS_ICON = {"completed": ":white_check_mark:", "failed": ":x:", "cancelled": ":no_entry_sign:"}
 # Past this, a delivery still not done is taken to be lost (Lambda's own retries take about 3 minutes).
@@ -141,6 +144,8 @@ def post_with_retries(
 
     A wait that would not leave time for one more try before the invocation's deadline is not taken.
     """
+    import httpx
+
     attempts: list[Attempt] = []
     retry_after: float | None = None
     for number in range(1, policy.attempts + 1):
@@ -183,6 +188,12 @@ def webhook_url() -> str:
     raise WebhookNotConfigured("no notify webhook URL is configured")
 
 
+def _new_client() -> httpx.Client:
+    import httpx
+
+    return httpx.Client()
+
+
 # ---- one delivery -------------------------------------------------------------------------------------
 
 
@@ -205,7 +216,7 @@ def deliver(
     now = clock()
     if not store.claim_delivery(event_id, now, lease_until(now)):
         return "being delivered"  # another invocation holds it (or it is done)
-    http = client or httpx.Client()
+    http = client if client is not None else _new_client()
     try:
         message = webhook_message(delivery.payload)
         attempts = post_with_retries(webhook_url(), message, client=http, policy=policy, sleep=sleep)
