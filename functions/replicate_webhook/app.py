@@ -1,4 +1,5 @@
-"""POST /api/webhooks/replicate — signed by Replicate (Standard Webhooks), not by a bearer token."""
+"""POST /api/webhooks/replicate — signed by Replicate (Standard Webhooks), not by a bearer token; in AWS
+taken only through CloudFront (services/origin_verify.py)."""
 
 from typing import Any
 

@@ -28,6 +28,7 @@ REFS = {
     "WebSocketStage": "live",
     "NotifyTopic": "arn:aws:sns:us-east-1:123456789012:jobsync-NotifyTopic",
     "NotifyWebhookSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:notify-XyZ",
+    "OriginVerifySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:origin-verify-AbC",
     "DashboardDistribution.DomainName": "d111.cloudfront.net",
 }
 

@@ -58,6 +58,9 @@ class Settings(BaseModel):
     replicate_api_token_secret_arn: str | None = None
     replicate_api_base_url: str = "https://api.replicate.com/v1"
     replicate_webhook_secret: SecretStr | None = None
+    # Webhooks only through CloudFront (services/origin_verify.py): the Secrets Manager secret whose value
+    # CloudFront adds to what it forwards to the API. None: every webhook is taken (no per-IP rule to keep).
+    origin_verify_secret_arn: str | None = None
     provider_timeout_seconds: float = Field(default=15.0, gt=0, le=120)
     provider_max_retries: int = Field(default=4, ge=0, le=10)
     # A longer wait than this is not worth holding a Lambda for: give up instead.
@@ -89,6 +92,11 @@ class Settings(BaseModel):
     # (ReservedConcurrentExecutions): 8 requests in flight at Replicate's 150-500 ms a GET stay
     # under its 3,000 reads a minute (50/s), leaving room for the poller's list pages.
     final_log_workers: int = Field(default=4, ge=1, le=64)
+    # A pending final tail handed to a tail keeper this long ago is taken to be lost and handed off
+    # again by the poller's tick: the tail keeper's 120 s timeout, three tries (Lambda retries twice,
+    # after about 1 and 2 minutes) and time queued behind the two tail keepers allowed to run. Kept
+    # well under the hour after which Replicate deletes a job's logs.
+    final_tail_resume_after_seconds: float = Field(default=900.0, ge=60, le=1800)
     # How many jobs one WebSocket connection may follow at once.
     max_follows_per_connection: int = Field(default=10, ge=1, le=100)
 
@@ -190,6 +198,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "replicate_api_token_secret_arn": env.get("REPLICATE_API_TOKEN_SECRET_ARN") or None,
         "replicate_api_base_url": env.get("REPLICATE_API_BASE_URL"),
         "replicate_webhook_secret": env.get("REPLICATE_WEBHOOK_SECRET") or None,
+        "origin_verify_secret_arn": env.get("JOBSYNC_ORIGIN_VERIFY_SECRET_ARN") or None,
         "webhook_url": env.get("JOBSYNC_WEBHOOK_URL") or None,
         "polling": _polling_from(env),
         "hardware_by_model": _json_map(env.get("JOBSYNC_HARDWARE_MAP")),
@@ -207,6 +216,7 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "notify_webhook_url_secret_arn": env.get("JOBSYNC_NOTIFY_WEBHOOK_SECRET_ARN") or None,
         "tail_keeper_function": env.get("JOBSYNC_TAIL_KEEPER_FUNCTION") or None,
         "final_log_workers": env.get("JOBSYNC_FINAL_LOG_WORKERS"),
+        "final_tail_resume_after_seconds": env.get("JOBSYNC_FINAL_TAIL_RESUME_AFTER_SECONDS") or None,
         "max_follows_per_connection": env.get("JOBSYNC_MAX_FOLLOWS_PER_CONNECTION"),
         "history_importer_function": env.get("JOBSYNC_HISTORY_IMPORTER_FUNCTION") or None,
         "sync_first_pages": env.get("JOBSYNC_SYNC_FIRST_PAGES") or None,

@@ -23,7 +23,7 @@ _REF = "#/components/schemas/{model}"
 _ERROR_TEXT = {
     400: "Bad input: a parameter, header or body outside what this operation accepts",
     401: "Missing or invalid token (for the webhook: missing, wrong or stale signature)",
-    403: "The token's scope does not allow this operation",
+    403: "The token's scope does not allow this operation (for the webhook: it did not come through CloudFront)",
     404: "Not found",
     409: "The job has already ended",
     502: "The provider failed or refused our credentials",

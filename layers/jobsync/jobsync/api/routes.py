@@ -134,7 +134,9 @@ REPLICATE_WEBHOOK = Route(
     "Replicate's signed webhook",
     models.WebhookOut,
     scope=None,
-    errors=(400, 401, 502),  # 502: the signing secret is read from the provider when not configured
+    # 403: it did not come through CloudFront (services/origin_verify.py); 502: the signing secret is read
+    # from the provider when not configured.
+    errors=(400, 401, 403, 502),
 )
 OPENAPI = Route("GET", "/api/openapi.json", "openapi", "This API's OpenAPI document", None)
 CREATE_TOKEN = Route(

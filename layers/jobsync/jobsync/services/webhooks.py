@@ -17,6 +17,7 @@ from jobsync.domain.webhook_signature import InvalidSignature, InvalidWebhookSec
 from jobsync.observability import count, logger
 from jobsync.providers.registry import provider_client
 from jobsync.services.job_updates import record_observation
+from jobsync.services.origin_verify import check_origin
 
 PROVIDER = "replicate"
 
@@ -33,13 +34,15 @@ CLAIM_STALE_SECONDS = 60.0
 
 
 def receive_replicate_webhook(headers: Mapping[str, str], body: bytes) -> WebhookReceipt:
-    """Apply a signed Replicate webhook. Unauthorized for a bad signature, InvalidInput for a bad id or body.
+    """Apply a signed Replicate webhook. Forbidden when it skipped CloudFront (services/origin_verify.py),
+    Unauthorized for a bad signature, InvalidInput for a bad id or body.
 
     The webhook-id is claimed with a conditional write before the update is
     applied, so of concurrent deliveries of one webhook exactly one applies it
     and the others answer as replays. A delivery whose update fails gives its
     claim up, so the provider's retry is applied rather than taken for a replay.
     """
+    check_origin(headers)  # before the signature: a request that skipped CloudFront costs no HMAC
     webhook_id = _verified_id(headers, body)
     observation = _observation(body)
     state = wiring.state_store()
