@@ -25,6 +25,7 @@ from enum import Enum
 from typing import Any
 
 from jobsync.store import dynamo
+from jobsync.store.keyed_items import KeyedItems
 
 _CLAIMED, _PUBLISHED = "claimed", "published"
 PENDING, DELIVERING, RETRYING, DELIVERED, ABANDONED = "pending", "delivering", "retrying", "delivered", "abandoned"
@@ -55,18 +56,8 @@ def _key(event_id: str) -> str:
     return f"notify#{event_id}"
 
 
-class NotificationStore:
-    def __init__(self, state_table: str) -> None:
-        self._table_name = state_table
-
-    @property
-    def _table(self) -> Any:
-        return dynamo.table(self._table_name)
-
-    def _get(self, pk: str) -> dict[str, Any] | None:
-        with dynamo.translated_errors():
-            item: dict[str, Any] | None = self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
-            return dynamo.from_dynamo(item) if item else None
+class NotificationStore(KeyedItems):
+    """Over the state table (items `notify#<job_id>#<event>` and the outbox)."""
 
     def _conditional_update(self, pk: str, **kwargs: Any) -> bool:
         """One conditional UpdateItem; False when its condition failed."""
@@ -98,7 +89,7 @@ class NotificationStore:
                     ExpressionAttributeValues={":claimed": _CLAIMED, ":now": dynamo.to_dynamo(now)},
                 )
         except dynamo.ConcurrentUpdate:
-            item = self._get(_key(event_id)) or {}
+            item = self._get_plain(_key(event_id)) or {}
             return Claim.DONE if item.get("state") == _PUBLISHED else Claim.BUSY
         return Claim.TAKEN
 
@@ -138,7 +129,7 @@ class NotificationStore:
 
     def state(self, event_id: str) -> dict[str, Any] | None:
         """The claim item as stored (state, webhook, ...), or None."""
-        return self._get(_key(event_id))
+        return self._get_plain(_key(event_id))
 
     # ---- webhook deliveries ---------------------------------------------------------------------
 
@@ -193,7 +184,7 @@ class NotificationStore:
             )
 
     def delivery(self, event_id: str) -> Delivery | None:
-        item = self._get(_key(event_id))
+        item = self._get_plain(_key(event_id))
         if item is None:
             return None
         payload = item.get("payload")
@@ -209,7 +200,7 @@ class NotificationStore:
     # ---- the outbox: deliveries not yet done --------------------------------------------------------
 
     def pending_deliveries(self) -> list[str]:
-        item = self._get(OUTBOX_KEY) or {}
+        item = self._get_plain(OUTBOX_KEY) or {}
         return sorted(item.get("event_ids") or ())
 
     def _outbox(self, action: str, event_id: str) -> None:

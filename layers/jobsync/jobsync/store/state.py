@@ -8,6 +8,7 @@ from typing import Any
 
 from jobsync.domain.logs import log_tail
 from jobsync.store import dynamo
+from jobsync.store.keyed_items import KeyedItems
 from jobsync.store.logs import LogStore
 
 POLLING_PREFERENCE_KEY = "settings#polling"
@@ -40,18 +41,8 @@ class LogTail:
     fetched_at: float
 
 
-class StateStore:
-    def __init__(self, state_table: str) -> None:
-        self._table_name = state_table
-
-    @property
-    def _table(self) -> Any:
-        return dynamo.table(self._table_name)
-
-    def _get(self, pk: str) -> dict[str, Any] | None:
-        with dynamo.translated_errors():
-            item: dict[str, Any] | None = self._table.get_item(Key={"pk": pk}, ConsistentRead=True).get("Item")
-            return item
+class StateStore(KeyedItems):
+    """Over the state table; its items are read as DynamoDB holds them (`_get`)."""
 
     def _put(self, item: dict[str, Any]) -> None:
         with dynamo.translated_errors():
