@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import boto3
 import pytest
 
 from jobsync import wiring
+from jobsync.config import get_settings
 from jobsync.services import final_logs
 from tests.fakes.replicate import replicate_job
 
 TAIL_KEEPER = "jobsync-tail-keeper"
+NOW = 1_800_000_000.0
+
+
+def _handed_jobs(handed_off) -> list[list[str]]:
+    """The jobs of each hand-off to the tail keeper so far, oldest first."""
+    return [payload["job_ids"] for payload in handed_off.to(TAIL_KEEPER)]
 
 
 @pytest.fixture
@@ -31,10 +39,10 @@ def _gets(replicate, job_id):
 def test_a_requested_tail_is_pending_and_handed_to_the_tail_keeper(keeper_env, api, replicate, handed_off):
     job_id = _ended_job(api, replicate)
 
-    final_logs.request_tails([job_id, job_id])
+    final_logs.request_tails([job_id, job_id], clock=lambda: NOW)
 
     assert wiring.log_store().pending_final() == [job_id]
-    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [job_id]}]
+    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [job_id], "handed_off_at": NOW}]
 
 
 def test_a_pending_tail_survives_a_failed_fetch_and_the_next_run_keeps_it(keeper_env, api, replicate, handed_off):
@@ -67,7 +75,7 @@ def test_the_poller_tick_hands_off_what_is_still_pending(keeper_env, api, replic
     handed_off.refusing = False
 
     assert final_logs.resume_pending() == 1
-    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [job_id]}]
+    assert _handed_jobs(handed_off) == [[job_id]]
     assert handed_off.drain(TAIL_KEEPER, "tail_keeper") == 1
     assert wiring.log_store().kept(job_id).final == "kept"
     assert final_logs.resume_pending() == 0
@@ -129,7 +137,7 @@ def test_the_poller_tick_itself_hands_pending_tails_to_the_tail_keeper(keeper_en
 
     poll_tick()
 
-    assert {"job_ids": [job_id]} in handed_off.to(TAIL_KEEPER)
+    assert [job_id] in _handed_jobs(handed_off)
 
 
 def test_a_tail_that_keeps_failing_is_given_up_as_gone_two_hours_after_its_first_try(
@@ -148,3 +156,60 @@ def test_a_tail_that_keeps_failing_is_given_up_as_gone_two_hours_after_its_first
 
     assert given_up.gone == [job_id] and _gets(replicate, job_id) == fetched
     assert wiring.log_store().final_state(job_id) == "gone" and wiring.log_store().pending_final() == []
+
+
+def test_the_tick_hands_off_again_only_tails_whose_hand_off_is_stale(keeper_env, api, replicate, handed_off):
+    bound = get_settings().final_tail_resume_after_seconds
+    stale, fresh = _ended_job(api, replicate), _ended_job(api, replicate)
+    final_logs.request_tails([stale], clock=lambda: NOW)
+    final_logs.request_tails([fresh], clock=lambda: NOW + 600)  # ended later: its tail keeper is at work
+    handed_off.calls.clear()
+
+    # Ticks inside the bound of both hand-offs hand nothing off again.
+    assert final_logs.resume_pending(clock=lambda: NOW + 30) == 0
+    assert final_logs.resume_pending(clock=lambda: NOW + bound - 60) == 0
+    assert handed_off.to(TAIL_KEEPER) == []
+
+    # Past the bound of the first hand-off only: the stale tail is handed off again, the fresh one not.
+    later = NOW + bound + 60
+    assert final_logs.resume_pending(clock=lambda: later) == 1
+    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [stale], "handed_off_at": later}]
+    # That hand-off is recorded in turn: the next tick leaves both alone, and both are still pending.
+    assert final_logs.resume_pending(clock=lambda: later + 30) == 0
+    assert wiring.log_store().pending_final() == sorted([fresh, stale])
+
+
+def test_a_refused_hand_off_is_handed_off_at_the_next_tick(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+    handed_off.refusing = True
+    final_logs.request_tails([job_id], clock=lambda: NOW)
+    handed_off.refusing = False
+
+    assert final_logs.resume_pending(clock=lambda: NOW + 30) == 1
+    assert handed_off.to(TAIL_KEEPER) == [{"job_ids": [job_id], "handed_off_at": NOW + 30}]
+
+
+def test_a_tail_the_tail_keeper_could_not_fetch_is_handed_off_at_the_next_tick(keeper_env, api, replicate, handed_off):
+    job_id = _ended_job(api, replicate)
+    final_logs.request_tails([job_id], clock=lambda: NOW)
+    replicate.fail_next("GET", f"/predictions/{job_id}", *[503] * 10)
+    (payload,) = handed_off.to(TAIL_KEEPER)
+
+    report = final_logs.keep_final_tails(payload["job_ids"], clock=lambda: NOW + 5, handed_off_at=NOW)
+
+    assert report.failed == [job_id]
+    assert final_logs.resume_pending(clock=lambda: NOW + 30) == 1  # given back: not left to the bound
+    replicate.failures.clear()
+    assert handed_off.drain(TAIL_KEEPER, "tail_keeper") == 2  # the first hand-off, then the tick's
+    assert wiring.log_store().kept(job_id).final == "kept" and wiring.log_store().pending_final() == []
+
+
+def test_settled_tails_leave_no_hand_off_record_behind(keeper_env, api, replicate, handed_off):
+    jobs = [_ended_job(api, replicate) for _ in range(3)]
+    final_logs.request_tails(jobs, clock=lambda: NOW)
+
+    assert handed_off.drain(TAIL_KEEPER, "tail_keeper") == 1
+
+    state = boto3.resource("dynamodb").Table(get_settings().state_table)
+    items = [state.get_item(Key={"pk": f"final-logs#pending#{shard}"}).get("Item") for shard in range(4)]
+    assert [item for item in items if item and set(item) - {"pk"}] == []  # no job list, no hand-off minute

@@ -115,7 +115,7 @@ def test_an_ended_job_stays_active_when_its_final_tail_cannot_be_marked_pending(
     log_store = wiring.log_store()
     add_pending = log_store.add_pending_final
 
-    def unavailable(job_ids):
+    def unavailable(job_ids, **_):
         raise StoreUnavailable("the state table did not answer")
 
     monkeypatch.setattr(log_store, "add_pending_final", unavailable)
@@ -141,7 +141,7 @@ def test_a_refused_hand_off_leaves_the_tail_pending_for_the_next_tick(api, repli
 
     assert stored(api, job["id"])["status"] == "failed" and pending_tails() == [job["id"]]
     handed_off.refusing = False
-    assert resume_pending() == 1 and handed_off.to(TAIL_KEEPER) == [{"job_ids": [job["id"]]}]
+    assert resume_pending() == 1 and [payload["job_ids"] for payload in handed_off.to(TAIL_KEEPER)] == [[job["id"]]]
 
 
 def test_a_sync_that_cannot_fetch_an_ended_job_marks_its_tail_pending(api, replicate):

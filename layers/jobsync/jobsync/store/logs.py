@@ -14,6 +14,11 @@ One item per job, `logs#<job_id>`:
 
 The ended jobs whose final tail is still to fetch are the members of a few string sets,
 `final-logs#pending#<shard>`: the durable to-do list the tail keeper and the poller's tick read.
+Beside `job_ids`, each shard item says when its jobs were last handed to a tail keeper: the jobs
+handed off in minute m are the members of the string set `handed_<m>` (epoch minutes), so the tick
+hands off again only the jobs no recent hand-off holds (read in the same batch as the list, and
+written in the same request that adds to it). A tail keeper takes its jobs out of its minute's set
+as it settles them; the tick removes minutes older than its bound when it hands their jobs off again.
 """
 
 from __future__ import annotations
@@ -31,9 +36,13 @@ _LOG_TAIL_DAYS = 90
 _DAY = 86_400
 KEPT, GONE = "kept", "gone"
 # Pending final tails are spread over this many items: one item holds about 14,000 Replicate job ids
-# (400 KB), and concurrent writers of different jobs rarely touch the same item.
+# (400 KB), each pending job about twice (the list, and its last hand-off's minute), and concurrent
+# writers of different jobs rarely touch the same item.
 PENDING_SHARDS = 4
 _PENDING_PREFIX = "final-logs#pending#"
+# `handed_<epoch minute>`: the jobs of the shard handed to a tail keeper in that minute.
+_HANDED_PREFIX = "handed_"
+_HANDED_MINUTE = 60
 # The jobs some WebSocket client follows (a string set): the poller's tick reads their logs.
 _FOLLOWED_KEY = "follows#jobs"
 
@@ -74,6 +83,25 @@ def _kept_log(item: dict[str, Any] | None) -> KeptLog | None:
         final=item.get("final_tail"),
         followed_until=float(item.get("followed_until", 0)),
     )
+
+
+def _handed(at: float) -> str:
+    """The attribute that holds the jobs handed off at `at` (epoch seconds): one per minute."""
+    return f"{_HANDED_PREFIX}{int(at // _HANDED_MINUTE)}"
+
+
+def _handed_minute(attribute: str) -> int | None:
+    if not attribute.startswith(_HANDED_PREFIX):
+        return None
+    minute = attribute[len(_HANDED_PREFIX) :]
+    return int(minute) if minute.isdigit() else None
+
+
+def _by_shard(job_ids: Iterable[str]) -> dict[int, set[str]]:
+    by_shard: dict[int, set[str]] = {}
+    for job_id in job_ids:
+        by_shard.setdefault(pending_shard(job_id), set()).add(job_id)
+    return by_shard
 
 
 def pending_shard(job_id: str) -> int:
@@ -182,31 +210,94 @@ class LogStore:
 
     # ---- final tails of ended jobs ---------------------------------------------------------
 
-    def add_pending_final(self, job_ids: Iterable[str]) -> None:
-        """Put `job_ids` on the durable list of final tails to fetch (one write per shard touched)."""
-        by_shard: dict[int, set[str]] = {}
-        for job_id in job_ids:
-            by_shard.setdefault(pending_shard(job_id), set()).add(job_id)
+    def add_pending_final(self, job_ids: Iterable[str], handed_off_at: float | None = None) -> None:
+        """Put `job_ids` on the durable list of final tails to fetch (one write per shard touched); with
+        `handed_off_at`, recorded as handed to a tail keeper then, in the same write."""
         with dynamo.translated_errors():
-            for shard, members in sorted(by_shard.items()):
+            for shard, members in sorted(_by_shard(job_ids).items()):
+                if handed_off_at is None:
+                    self._table.update_item(
+                        Key={"pk": f"{_PENDING_PREFIX}{shard}"},
+                        UpdateExpression="ADD job_ids :ids",
+                        ExpressionAttributeValues={":ids": members},
+                    )
+                    continue
                 self._table.update_item(
                     Key={"pk": f"{_PENDING_PREFIX}{shard}"},
-                    UpdateExpression="ADD job_ids :ids",
+                    UpdateExpression="ADD job_ids :ids, #handed :ids",
+                    ExpressionAttributeNames={"#handed": _handed(handed_off_at)},
                     ExpressionAttributeValues={":ids": members},
                 )
 
-    def pending_final(self) -> list[str]:
-        """Every job whose final tail is still to fetch (one batch read of the shards), sorted."""
+    def _pending_items(self) -> list[dict[str, Any]]:
+        """The shard items of the pending list (one batch read)."""
         keys = [{"pk": f"{_PENDING_PREFIX}{shard}"} for shard in range(PENDING_SHARDS)]
-        pending: set[str] = set()
+        items: list[dict[str, Any]] = []
         with dynamo.translated_errors():
             request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
             while request:
                 answer = dynamo.resource().batch_get_item(RequestItems=request)
-                for item in answer.get("Responses", {}).get(self._table_name, []):
-                    pending.update(item.get("job_ids", set()))
+                items += answer.get("Responses", {}).get(self._table_name, [])
                 request = answer.get("UnprocessedKeys") or {}
+        return items
+
+    def pending_final(self) -> list[str]:
+        """Every job whose final tail is still to fetch (one batch read of the shards), sorted."""
+        pending: set[str] = set()
+        for item in self._pending_items():
+            pending.update(item.get("job_ids", set()))
         return sorted(pending)
+
+    def take_stale_pending_final(self, now: float, handed_off_within: float) -> list[str]:
+        """The pending jobs not handed to a tail keeper within `handed_off_within` seconds before `now`,
+        sorted, recorded as handed off at `now` (the caller hands them off, or calls
+        `forget_final_hand_off` when it could not).
+
+        One batch read; one write per shard that has such jobs, which also drops that shard's minutes
+        older than the bound. A tick with nothing stale writes nothing.
+        """
+        oldest_fresh = int((now - handed_off_within) // _HANDED_MINUTE)
+        stale_ids: set[str] = set()
+        with dynamo.translated_errors():
+            for item in self._pending_items():
+                pending = set(item.get("job_ids", set()))
+                fresh: set[str] = set()
+                expired: list[str] = []
+                for attribute, members in item.items():
+                    minute = _handed_minute(attribute)
+                    if minute is None:
+                        continue
+                    if minute >= oldest_fresh:
+                        fresh.update(members)
+                    else:
+                        expired.append(attribute)
+                stale = pending - fresh
+                if not stale:
+                    continue
+                names = {"#now": _handed(now)} | {f"#old{i}": name for i, name in enumerate(sorted(expired))}
+                expression = "ADD #now :ids" + (
+                    " REMOVE " + ", ".join(f"#old{i}" for i in range(len(expired))) if expired else ""
+                )
+                self._table.update_item(
+                    Key={"pk": item["pk"]},
+                    UpdateExpression=expression,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":ids": stale},
+                )
+                stale_ids |= stale
+        return sorted(stale_ids)
+
+    def forget_final_hand_off(self, job_ids: Iterable[str], handed_off_at: float) -> None:
+        """Take `job_ids` out of the hand-off made at `handed_off_at` (it failed, or the tail keeper left
+        them to a later run): the next tick hands them off again. One write per shard touched."""
+        with dynamo.translated_errors():
+            for shard, members in sorted(_by_shard(job_ids).items()):
+                self._table.update_item(
+                    Key={"pk": f"{_PENDING_PREFIX}{shard}"},
+                    UpdateExpression="DELETE #handed :ids",
+                    ExpressionAttributeNames={"#handed": _handed(handed_off_at)},
+                    ExpressionAttributeValues={":ids": members},
+                )
 
     def lease_final(self, job_id: str, now: float, seconds: float) -> float | None:
         """When the first fetch of `job_id`'s final tail was tried (epoch seconds), if the caller may fetch
@@ -230,26 +321,34 @@ class LogStore:
             return None
         return float(answer["Attributes"]["final_first_try"])
 
-    def settle_final(self, job_id: str, outcome: str, now: float) -> None:
-        """Record that `job_id`'s final tail is `outcome` (KEPT or GONE) for good, and take it off the list."""
+    def settle_final(self, job_id: str, outcome: str, now: float, handed_off_at: float | None = None) -> None:
+        """Record that `job_id`'s final tail is `outcome` (KEPT or GONE) for good, and take it off the list
+        (and out of the hand-off made at `handed_off_at`, when given)."""
         with dynamo.translated_errors():
             self._table.update_item(
                 Key={"pk": f"logs#{job_id}"},
                 UpdateExpression="SET final_tail = :outcome, final_at = :now REMOVE final_lease_until",
                 ExpressionAttributeValues={":outcome": outcome, ":now": dynamo.to_dynamo(now)},
             )
-        self.drop_pending_final(job_id)
+        self.drop_pending_final(job_id, handed_off_at)
 
     def release_final(self, job_id: str) -> None:
         """Give a lease up (the fetch failed): the next run may try again at once."""
         with dynamo.translated_errors():
             self._table.update_item(Key={"pk": f"logs#{job_id}"}, UpdateExpression="REMOVE final_lease_until")
 
-    def drop_pending_final(self, job_id: str) -> None:
+    def drop_pending_final(self, job_id: str, handed_off_at: float | None = None) -> None:
+        key = {"pk": f"{_PENDING_PREFIX}{pending_shard(job_id)}"}
         with dynamo.translated_errors():
+            if handed_off_at is None:
+                self._table.update_item(
+                    Key=key, UpdateExpression="DELETE job_ids :id", ExpressionAttributeValues={":id": {job_id}}
+                )
+                return
             self._table.update_item(
-                Key={"pk": f"{_PENDING_PREFIX}{pending_shard(job_id)}"},
-                UpdateExpression="DELETE job_ids :id",
+                Key=key,
+                UpdateExpression="DELETE job_ids :id, #handed :id",
+                ExpressionAttributeNames={"#handed": _handed(handed_off_at)},
                 ExpressionAttributeValues={":id": {job_id}},
             )
 
