@@ -913,47 +913,56 @@ def cold_start() -> list[Figure]:
     results = timing.measure()
     baseline = results["(boto3 handler)"]
     per_function = {name: result for name, result in results.items() if "ratio" in result}
-    worst_name = max(per_function, key=lambda name: per_function[name]["ratio"])
-    worst = per_function[worst_name]["ratio"]
+    worst_name = max(per_function, key=lambda name: float(per_function[name]["ratio"]))
+    worst = float(per_function[worst_name]["ratio"])
     how = (
-        "CPU time of `import app` inside fresh `python -I` processes (layer and function folder on sys.path), "
-        f"median of {timing.RUNS} runs, over the median of the boto3-only handler's (boto3 + one DynamoDB "
-        "client at import); runs round-robin, after the .pyc files are written"
+        "CPU time of `import app` plus one first invocation with the function's sample event (events/), inside "
+        "fresh `python -I` processes (layer and function folder on sys.path), against moto's DynamoDB on the "
+        f"loopback; median of {timing.RUNS} runs, over the median of the boto3-only handler's (boto3 + one "
+        "DynamoDB client at import, one GetItem); runs round-robin, after the .pyc files are written"
     )
     figures = [
         Figure(
             "cold_start",
-            "worst function's import-time ratio vs a boto3-only handler",
+            "worst function's cold start (import + first invocation) vs a boto3-only handler's",
             worst,
             "×",
             "≤ 1.3×",
             worst <= 1.3,
-            baseline=baseline["cpu_ms"],
+            baseline=float(baseline["cpu_ms"]),
             baseline_unit="ms",
-            baseline_note="the boto3-only handler's import, CPU time (boto3 + one DynamoDB client)",
+            baseline_note="the boto3-only handler's import and first GetItem, CPU time",
             ratio=worst,
             extra={
                 "worst_function": worst_name,
+                "baseline_import_cpu_ms": baseline["import_cpu_ms"],
                 "baseline_wall_ms": baseline["wall_ms"],
-                "import_boto3_only_cpu_ms": results["(import boto3 only)"]["cpu_ms"],
-                "functions_over_target": sorted(name for name, r in per_function.items() if r["ratio"] > 1.3),
+                "import_boto3_only_cpu_ms": results["(import boto3 only)"]["import_cpu_ms"],
+                "functions_over_target": sorted(name for name, r in per_function.items() if float(r["ratio"]) > 1.3),
+                "worst_import_only_ratio": max(float(r["import_ratio"]) for r in per_function.values()),
             },
             how=how,
         )
     ]
     for name, result in sorted(per_function.items()):
+        ratio = float(result["ratio"])
         figures.append(
             Figure(
                 f"cold_start.{name}",
-                f"{name}: import time",
-                result["cpu_ms"],
+                f"{name}: import + first invocation",
+                float(result["cpu_ms"]),
                 "ms",
                 "≤ 1.3×",
-                result["ratio"] <= 1.3,
-                baseline=baseline["cpu_ms"],
-                baseline_note="the boto3-only handler's import, CPU time",
-                ratio=result["ratio"],
-                extra={"wall_ms": result["wall_ms"]},
+                ratio <= 1.3,
+                baseline=float(baseline["cpu_ms"]),
+                baseline_note="the boto3-only handler's import and first GetItem, CPU time",
+                ratio=ratio,
+                extra={
+                    "import_cpu_ms": result["import_cpu_ms"],
+                    "import_ratio": result["import_ratio"],
+                    "wall_ms": result["wall_ms"],
+                    "first_answer": result["first_answer"],
+                },
                 how=how,
             )
         )
