@@ -261,7 +261,8 @@ def test_a_running_jobs_progress_bar_moves(page, stack):
 
     # A picture of live jobs: the toast gone, a running job with its bar on screen.
     expect(page.get_by_test_id("toast")).to_be_empty(timeout=SERVER_WAIT_MS)
-    row.scroll_into_view_if_needed()
+    # The list re-renders its rows as progress arrives: scroll to whichever element is the row now.
+    page.evaluate("id => document.querySelector(`[data-job-id='${id}']`)?.scrollIntoView()", job_id)
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "dashboard-live.png"), full_page=True)
     page.evaluate("window.scrollTo(0, 0)")
