@@ -272,11 +272,11 @@ def test_an_importer_that_died_mid_import_is_taken_over_from_its_cursor_once_its
     api.call("sync_jobs")  # pages 0 and 10
     real_import_page, pages_done = history_import.import_page, []
 
-    def dies_on_the_third_page(client, observations, seen):
+    def dies_on_the_third_page(client, observations, seen, new_jobs=None):
         if len(pages_done) == 2:
             raise SystemExit("the process was killed")  # nothing after this runs: no release, no hand-off
         pages_done.append(1)
-        return real_import_page(client, observations, seen)
+        return real_import_page(client, observations, seen, new_jobs)
 
     with monkeypatch.context() as dying, pytest.raises(SystemExit):
         dying.setattr(history_import, "import_page", dies_on_the_third_page)
@@ -293,6 +293,75 @@ def test_an_importer_that_died_mid_import_is_taken_over_from_its_cursor_once_its
     pages = [cursor for path, cursor in slow_lists if path == "/predictions"]
     # 20 and 30 were stored before it died; 40 was read but not stored, so it is read again.
     assert pages == ["0", "10", "20", "30", "40", "40", "50", "60", "70", "80", "90"]
+
+
+def test_new_jobs_waiting_for_a_full_transaction_keep_their_page_the_saved_position(
+    api, replicate, handed_off, slow_lists, lease_clock, poller_clock, monkeypatch
+):
+    from jobsync.services.polling import poll_tick
+
+    history(replicate, 95)
+    api.call("sync_jobs")  # pages 0 and 10
+    real_import_page, pages_done = history_import.import_page, []
+
+    def dies_on_the_second_page(client, observations, seen, new_jobs=None):
+        if len(pages_done) == 1:
+            # Page 20's ten new jobs wait for a fuller transaction: none of them is stored yet.
+            assert new_jobs is not None and len(new_jobs) == 10
+            raise SystemExit("the process was killed")
+        pages_done.append(1)
+        return real_import_page(client, observations, seen, new_jobs)
+
+    with monkeypatch.context() as dying, pytest.raises(SystemExit):
+        dying.setattr(history_import, "import_page", dies_on_the_second_page)
+        dying.setattr(history_import, "_release", lambda provider, lease: None)
+        handed_off.drain(IMPORTER, "history_importer")
+
+    assert len(stored_ids()) == 20  # the sync's two pages only
+    lease_clock.now += 61
+    poll_tick()
+    handed_off.drain(IMPORTER, "history_importer")
+
+    assert len(stored_ids()) == 95 and not import_state().running
+    assert import_state().imported == 95
+    assert sum(wiring.job_store().counters().by_status.values()) == 95  # each job counted once
+    pages = [cursor for path, cursor in slow_lists if path == "/predictions"]
+    # Page 20 was read but its jobs not stored: the saved position was still page 20, so it is read again.
+    assert pages == ["0", "10", "20", "30", "20", "30", "40", "50", "60", "70", "80", "90"]
+
+
+def test_pages_of_new_jobs_are_written_ninety_nine_to_a_transaction(tables, replicate, monkeypatch):
+    from jobsync.providers.registry import provider_client
+    from jobsync.services.page_import import NewJobs, import_page
+    from jobsync.store.jobs import JobStore
+
+    transactions: list[int] = []
+    create_together = JobStore.create_together
+
+    def counted(self, jobs):
+        transactions.append(len(jobs))
+        return create_together(self, jobs)
+
+    monkeypatch.setattr(JobStore, "create_together", counted)
+    history(replicate, 300)
+    client, seen, new_jobs = provider_client("replicate"), set(), NewJobs()
+    observations = _listed(client, 300)
+
+    created = sum(import_page(client, observations[n : n + 100], seen, new_jobs).created for n in (0, 100, 200))
+    created += new_jobs.flush()
+
+    assert created == 300 and len(stored_ids()) == 300
+    assert transactions == [99, 99, 99, 3]  # page by page it was 99 + 1 three times: six transactions
+    assert sum(wiring.job_store().counters().by_status.values()) == 300
+
+
+def _listed(client, count: int) -> list:
+    observations, handle = [], None
+    while len(observations) < count:
+        page = client.list_page("prediction", handle)
+        observations += page.jobs
+        handle = page.next_page
+    return observations[:count]
 
 
 def test_a_sync_that_reads_what_was_left_itself_tells_the_clients_the_import_is_done(

@@ -124,10 +124,12 @@ def test_a_first_sync_answers_after_its_first_pages_and_the_background_import_re
     assert sync.import_done and sync.imported == history
     assert len(sync.importer_runs) == 1  # no deadline met at this size: one invocation
     assert sum(run.provider.get("list", 0) for run in sync.importer_runs) == 2 * pages_per_list - 4
-    # The press: a transaction per page and the import's item. The importer: a transaction per page, the
-    # import's cursor after each page, taking the lease and giving it back.
-    assert sync.press.counts.write_requests <= 4 + 1
-    assert sum(run.counts.write_requests for run in sync.importer_runs) <= 26 + 26 + 2
+    # New jobs are written 99 to a transaction across pages (pages of 10 here, of 100 at Replicate). The
+    # press: one transaction per list (its two pages) and the import's item. The importer: a transaction
+    # per two pages of 10 (13 pages a list: 7), the import's cursor after each page, taking the lease
+    # and giving it back.
+    assert sync.press.counts.write_requests <= 2 + 1
+    assert sum(run.counts.write_requests for run in sync.importer_runs) <= 14 + 26 + 2
 
 
 def test_a_fan_out_reads_the_connections_once_and_posts_once_to_each(bench):

@@ -20,7 +20,7 @@ from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderClient
 from jobsync.providers.registry import provider_client
 from jobsync.services.history_import import start_if_idle
-from jobsync.services.page_import import import_page
+from jobsync.services.page_import import NewJobs, import_page
 from jobsync.store.imports import ImportState, Segment
 
 _TRAININGS_FIRST = ("training", "prediction")
@@ -91,6 +91,17 @@ def discover_jobs(provider: str) -> DiscoveryReport:
 
 
 def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int, answer_by: float | None) -> _Top:
+    """The list's first pages, their new jobs written 99 to a transaction across the pages (all stored
+    before this returns; should it raise instead, the list's top is not recorded and is read again)."""
+    new_jobs = NewJobs()
+    top = _read_pages(client, kind, seen, most_pages, answer_by, new_jobs)
+    top.discovered += new_jobs.flush()
+    return top
+
+
+def _read_pages(
+    client: ProviderClient, kind: str, seen: set[str], most_pages: int, answer_by: float | None, new_jobs: NewJobs
+) -> _Top:
     top, handle, last_all_known = _Top(kind), None, False
     visited: set[str | None] = set()
     for _ in range(most_pages):
@@ -99,7 +110,7 @@ def _read_top(client: ProviderClient, kind: str, seen: set[str], most_pages: int
             return top
         visited.add(handle)
         page = client.list_page(kind, handle)
-        outcome = import_page(client, page.jobs, seen)
+        outcome = import_page(client, page.jobs, seen, new_jobs)
         top.discovered, top.updated = top.discovered + outcome.created, top.updated + outcome.updated
         # A list whose next page leads back to one already read has nothing more to give.
         if not page.next_page or page.next_page in visited:

@@ -24,7 +24,7 @@ from jobsync.deadline import seconds_left
 from jobsync.observability import count, logger
 from jobsync.providers.base import ProviderError, ProviderUnavailable
 from jobsync.providers.registry import PROVIDERS, provider_client
-from jobsync.services.page_import import import_page
+from jobsync.services.page_import import NewJobs, import_page
 from jobsync.store.imports import ImportState, Segment
 
 # The lease (settings.history_import_lease_seconds, a minute by default) is how long a hand-off may take
@@ -202,7 +202,13 @@ def _out_of_time() -> bool:
 
 
 class _Walk:
-    """One invocation's pages: the first segment is read until it ends, then the next."""
+    """One invocation's pages: the first segment is read until it ends, then the next.
+
+    New jobs are written 99 to a transaction across pages (NewJobs): a page whose new jobs are not all
+    stored yet stays the saved position (an importer that dies re-reads it; its stored jobs are known
+    then), and the walk reads on from `ahead`. At most one page's jobs wait: when an earlier page's
+    would still wait after a page, or a segment ends, or the invocation stops, everything is written.
+    """
 
     def __init__(self, provider: str, lease: str, state: ImportState) -> None:
         self.provider, self.lease, self.state = provider, lease, state
@@ -211,46 +217,77 @@ class _Walk:
         self.visited: set[tuple[str, str | None]] = set()
         self.pages = self.created = 0
         self.holds_lease = True
+        self.new_jobs = NewJobs()
+        # (the saved segment, the page to read next) while the saved one's new jobs wait in new_jobs.
+        self.ahead: tuple[Segment, Segment | None] | None = None
 
     def run(self) -> None:
         while self.state.running and not _out_of_time():
-            segment = self.state.segments[0]
-            try:
-                page = self.client.list_page(segment.kind, segment.page)
-            except ProviderUnavailable:
-                raise
-            except ProviderError:
-                if segment.page is None or (segment.kind, segment.page) in self.visited:
-                    raise
-                # The provider refuses the saved cursor (too old, another endpoint): that list starts over.
-                logger.warning("saved import position refused: the list starts over", extra={"kind": segment.kind})
-                self._advance(segment, Segment(segment.kind, None, segment.to_end), created=0)
-                continue
-            self.visited.add((segment.kind, segment.page))
-            outcome = import_page(self.client, page.jobs, self.seen)
-            ended = (
-                not page.next_page
-                or (segment.kind, page.next_page) in self.visited
-                or (not segment.to_end and outcome.known_and_ended)
-            )
-            following = None if ended else Segment(segment.kind, page.next_page, segment.to_end)
-            self.pages, self.created = self.pages + 1, self.created + outcome.created
-            if not self._advance(segment, following, created=outcome.created):
-                logger.warning("history import: the lease was lost", extra={"provider": self.provider})
-                self.holds_lease = False
+            if not self._read_next_page():
                 return
-            if self.pages % _PROGRESS_EVERY_PAGES == 0:
-                _progress(self.state, done=False)
+        if self.new_jobs:
+            self._write_waiting_jobs()
 
-    def _advance(self, segment: Segment, following: Segment | None, *, created: int) -> bool:
-        """Replace `segment` by `following` (None: it is done) and count what was stored; False: lease lost."""
+    def _read_next_page(self) -> bool:
+        """Read and store one page and save the position; False when the lease was lost."""
+        saved = self.state.segments[0]
+        segment = self.ahead[1] if self.ahead and self.ahead[0] == saved and self.ahead[1] else saved
+        self.ahead = None
+        try:
+            page = self.client.list_page(segment.kind, segment.page)
+        except ProviderUnavailable:
+            raise
+        except ProviderError:
+            if segment.page is None or (segment.kind, segment.page) in self.visited:
+                raise
+            # The provider refuses the saved cursor (too old, another endpoint): that list starts over.
+            logger.warning("saved import position refused: the list starts over", extra={"kind": segment.kind})
+            created = self.new_jobs.flush()
+            return self._advance(saved, Segment(segment.kind, None, segment.to_end), created=created)
+        self.visited.add((segment.kind, segment.page))
+        outcome = import_page(self.client, page.jobs, self.seen, self.new_jobs)
+        ended = (
+            not page.next_page
+            or (segment.kind, page.next_page) in self.visited
+            or (not segment.to_end and outcome.known_and_ended)
+        )
+        following = None if ended else Segment(segment.kind, page.next_page, segment.to_end)
+        created = outcome.created
+        if self.new_jobs and (ended or len(self.new_jobs) > outcome.new):
+            created += self.new_jobs.flush()  # an earlier page's jobs would wait on, or the list is done
+        self.pages, self.created = self.pages + 1, self.created + created
+        if self.new_jobs:
+            # Some of this page's new jobs wait: it stays the saved position until they are stored.
+            self.ahead = (segment, following)
+            following = segment
+        if not self._advance(saved, following, created=created):
+            logger.warning("history import: the lease was lost", extra={"provider": self.provider})
+            self.holds_lease = False
+            return False
+        if self.pages % _PROGRESS_EVERY_PAGES == 0:
+            _progress(self.state, done=False)
+        return True
+
+    def _write_waiting_jobs(self) -> None:
+        """Store the jobs still waiting and move the saved position past their page."""
+        created = self.new_jobs.flush()
+        self.created += created
+        saved, following = self.ahead if self.ahead else (None, None)
+        self.ahead = None
+        if not self._advance(saved, following, created=created):
+            logger.warning("history import: the lease was lost", extra={"provider": self.provider})
+            self.holds_lease = False
+
+    def _advance(self, segment: Segment | None, following: Segment | None, *, created: int) -> bool:
+        """Replace `segment` by `following` (None: it is done) and count what was stored; False: lease lost.
+        With no `segment`, only the count moves."""
 
         def advance(state: ImportState) -> ImportState | None:
             if state.lease != self.lease:
                 return None
             segments = list(state.segments)
             history = set(state.history_imported)
-            if segment in segments:  # a sync that read the whole list meanwhile removes its segments
+            if segment is not None and segment in segments:  # a sync that read a whole list removes its segments
                 index = segments.index(segment)
                 if following is None:
                     del segments[index]
