@@ -26,6 +26,7 @@ tried: one lucky run of the baseline then set every ratio, 1.4-1.5x where median
 
 from __future__ import annotations
 
+import base64
 import compileall
 import contextlib
 import json
@@ -51,6 +52,8 @@ PARALLEL = 2
 EVENTS = ROOT / "events"
 EVENT_TOKEN = "test-token"  # the bearer token the sample events carry
 EVENT_JOB_ID = "r8-job-1"  # the job the sample events name
+# The webhook secret the world's functions are configured with; the webhook's sample event is signed with it.
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"jobsync-bench-cold-start-secret!").decode()
 # What runs in the child. The event is read before the clock starts: Lambda's runtime has it (and json)
 # before it calls the handler. The answer's status (or "ok" for a non-HTTP answer) is printed last.
 _CHILD = (
@@ -183,6 +186,7 @@ def world() -> Iterator[dict[str, str]]:
         nobody = f"http://127.0.0.1:{_closed_port()}"
         values = environment(
             AWS_ENDPOINT_URL_DYNAMODB=moto_url,
+            REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
             JOBSYNC_API_TOKEN_HASHES=__import__("hashlib").sha256(EVENT_TOKEN.encode()).hexdigest(),
             REPLICATE_API_BASE_URL=f"{nobody}/v1",
             JOBSYNC_WEBSOCKET_URL=nobody.replace("http://", "ws://", 1),
@@ -228,14 +232,31 @@ def _store_the_events_job() -> None:
 
 
 def _events(folder: Path, names: list[str]) -> dict[str, Path]:
-    """Each function's sample event; the poller's scheduled now (its sample's time is long past, and a tick
-    more than an interval overdue is skipped: the first invocation would then do nothing)."""
+    """Each function's sample event, made current where its time matters: the poller's scheduled now (a
+    tick more than an interval overdue is skipped: the first invocation would do nothing), the Replicate
+    webhook signed now with the world's secret (else it is refused before any work, or its secret is asked
+    of the provider)."""
     events = {name: EVENTS / f"{name}.json" for name in names}
+    now = datetime.now(timezone.utc)
     if "poller" in events:
         event = json.loads(events["poller"].read_text())
-        event["scheduled_time"] = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        event["scheduled_time"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
         events["poller"] = folder / "poller.json"
         events["poller"].write_text(json.dumps(event))
+    if "replicate_webhook" in events:
+        from bench.harness import use_repo_paths
+
+        use_repo_paths()
+        from jobsync.domain.webhook_signature import sign_webhook
+
+        event = json.loads(events["replicate_webhook"].read_text())
+        headers = event["headers"]
+        headers["webhook-timestamp"] = str(int(now.timestamp()))
+        headers["webhook-signature"] = sign_webhook(
+            WEBHOOK_SECRET, headers["webhook-id"], headers["webhook-timestamp"], event["body"]
+        )
+        events["replicate_webhook"] = folder / "replicate_webhook.json"
+        events["replicate_webhook"].write_text(json.dumps(event))
     return events
 
 

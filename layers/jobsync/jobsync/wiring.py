@@ -3,52 +3,70 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from jobsync.config import get_settings
 from jobsync.domain.cost import HardwarePricing
-from jobsync.store.connections import ConnectionStore
-from jobsync.store.imports import ImportStore
-from jobsync.store.jobs import JobStore
-from jobsync.store.logs import LogStore
-from jobsync.store.notifications import NotificationStore
-from jobsync.store.state import StateStore
-from jobsync.store.tokens import TokenStore
+
+# Each store is imported where it is built: a function loads the stores it uses, not all seven (cold start).
+if TYPE_CHECKING:
+    from jobsync.store.connections import ConnectionStore
+    from jobsync.store.imports import ImportStore
+    from jobsync.store.jobs import JobStore
+    from jobsync.store.logs import LogStore
+    from jobsync.store.notifications import NotificationStore
+    from jobsync.store.state import StateStore
+    from jobsync.store.tokens import TokenStore
 
 
 @lru_cache(maxsize=1)
 def job_store() -> JobStore:
+    from jobsync.store.jobs import JobStore
+
     settings = get_settings()
     return JobStore(settings.jobs_table, settings.state_table)
 
 
 @lru_cache(maxsize=1)
 def state_store() -> StateStore:
+    from jobsync.store.state import StateStore
+
     return StateStore(get_settings().state_table)
 
 
 @lru_cache(maxsize=1)
 def log_store() -> LogStore:
+    from jobsync.store.logs import LogStore
+
     return LogStore(get_settings().state_table)
 
 
 @lru_cache(maxsize=1)
 def import_store() -> ImportStore:
+    from jobsync.store.imports import ImportStore
+
     return ImportStore(get_settings().state_table)
 
 
 @lru_cache(maxsize=1)
 def connection_store() -> ConnectionStore:
+    from jobsync.store.connections import ConnectionStore
+
     settings = get_settings()
     return ConnectionStore(settings.connections_table, settings.state_table)
 
 
 @lru_cache(maxsize=1)
 def token_store() -> TokenStore:
+    from jobsync.store.tokens import TokenStore
+
     return TokenStore(get_settings().tokens_table)
 
 
 @lru_cache(maxsize=1)
 def notification_store() -> NotificationStore:
+    from jobsync.store.notifications import NotificationStore
+
     return NotificationStore(get_settings().state_table)
 
 
