@@ -77,6 +77,12 @@ class Settings(BaseModel):
     sync_cap_per_list: int = Field(default=1000, ge=1, le=100_000)
     max_connections_per_ip: int = Field(default=5, ge=1, le=1000)
     broadcast_workers: int = Field(default=64, ge=1, le=256)
+    # A broadcast of more posts (connections × messages) than this is split: the broadcaster posts the
+    # first share itself and hands each other share to itself (`broadcaster_function`). A post costs
+    # about 0.3 ms of CPU and a 512 MB function has about a third of a vCPU: 10,000 posts are about
+    # 10 s of its 60 s timeout.
+    broadcaster_function: str | None = None
+    broadcast_posts_per_invocation: int = Field(default=10_000, ge=1, le=1_000_000)
     # Inline progress asks the provider for fresh logs at most this often per job.
     log_refresh_seconds: float = Field(default=5.0, ge=0, le=3600)
     # The function that fetches ended jobs' final log tails (handed off to; see services/final_logs.py).
@@ -215,6 +221,8 @@ def settings_from_env(env: dict[str, str] | None = None) -> Settings:
         "notify_webhook_url": env.get("JOBSYNC_NOTIFY_WEBHOOK_URL") or None,
         "notify_webhook_url_secret_arn": env.get("JOBSYNC_NOTIFY_WEBHOOK_SECRET_ARN") or None,
         "tail_keeper_function": env.get("JOBSYNC_TAIL_KEEPER_FUNCTION") or None,
+        "broadcaster_function": env.get("JOBSYNC_BROADCASTER_FUNCTION") or None,
+        "broadcast_posts_per_invocation": env.get("JOBSYNC_BROADCAST_POSTS_PER_INVOCATION") or None,
         "final_log_workers": env.get("JOBSYNC_FINAL_LOG_WORKERS"),
         "final_tail_resume_after_seconds": env.get("JOBSYNC_FINAL_TAIL_RESUME_AFTER_SECONDS") or None,
         "max_follows_per_connection": env.get("JOBSYNC_MAX_FOLLOWS_PER_CONNECTION"),
