@@ -144,6 +144,19 @@ def test_bad_follow_messages_get_an_error_and_change_nothing(tables, api, replic
     assert wiring.connection_store().follows("a") == set()
 
 
+@pytest.mark.parametrize("history", ["never connected", "disconnected"])
+def test_a_follow_from_a_connection_the_table_does_not_know_is_told_so(tables, api, replicate, running, history):
+    if history == "disconnected":
+        connect("a")
+        disconnect("a")
+
+    status, refused = send("a", {"action": "follow", "job_id": running})
+
+    assert status == 410 and refused["type"] == "error" and refused["error"] == "unknown_connection"
+    assert "reconnect" in refused["message"]
+    assert wiring.connection_store().followers(running) == []
+
+
 def test_a_closed_connection_follows_nothing_any_more(tables, api, replicate, running):
     connect("a")
     connect("b")

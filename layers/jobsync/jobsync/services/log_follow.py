@@ -32,11 +32,24 @@ class TooManyFollows(JobsyncError):
     http_status = 429
 
 
+class UnknownConnection(JobsyncError):
+    """A follow from a connection the connections table no longer has (closed, expired, or a stack that lost it)."""
+
+    code = "unknown_connection"
+    http_status = 410
+
+
 def follow(connection_id: str, job_id: object) -> str:
     """Make `connection_id` receive `job_id`'s new log lines; returns the job id."""
     job = _known_job(job_id)
     limit = get_settings().max_follows_per_connection
-    if not wiring.connection_store().follow(connection_id, job, limit):
+    store = wiring.connection_store()
+    if not store.follow(connection_id, job, limit):
+        # The write's one condition covers both refusals; telling them apart costs a read only when refused.
+        if not store.is_open(connection_id):
+            raise UnknownConnection(
+                "this connection is not open any more (closed or expired): reconnect, then follow again"
+            )
         raise TooManyFollows(f"a connection follows at most {limit} jobs: unfollow one first")
     # Reads of the job's logs look at this hint before they ask who follows; the poller's tick reads the
     # logs of the jobs on the followed list, so lines flow even when no dashboard asks.

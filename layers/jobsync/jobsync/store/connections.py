@@ -191,6 +191,11 @@ class ConnectionStore:
         }
         return self._transact([{"Update": connection}, {"Put": row}])
 
+    def is_open(self, connection_id: str) -> bool:
+        """Whether the table knows `connection_id` as an open connection (an expired row counts as gone)."""
+        with dynamo.translated_errors():
+            return self._alive(connection_id, int(time.time()))
+
     def unfollow(self, connection_id: str, job_id: str) -> None:
         connection = {
             "TableName": self._table_name,
