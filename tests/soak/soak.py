@@ -113,17 +113,28 @@ class SoakResult:
         )
 
 
+# One client, its connections kept, for all of the soak's own requests: `httpx.request` builds a client (and
+# its TLS context) each time, 30 ms of CPU a request that a loaded machine would take from the stack. Idle
+# connections are dropped before uvicorn's 5 s keep-alive would close them under a request.
+def _client() -> httpx.Client:
+    return httpx.Client(timeout=REQUEST_SECONDS, limits=httpx.Limits(keepalive_expiry=2.0))
+
+
 class Recorder:
     """Every request the soak's clients make, with its time and answer."""
 
     def __init__(self) -> None:
         self.calls: list[Call] = []
         self._lock = threading.Lock()
+        self._client = _client()  # httpx's clients are thread-safe
+
+    def close(self) -> None:
+        self._client.close()
 
     def request(self, what: str, method: str, url: str, **kwargs: Any) -> httpx.Response | None:
         started = time.time()
         try:
-            answer = httpx.request(method, url, timeout=REQUEST_SECONDS, **kwargs)
+            answer = self._client.request(method, url, **kwargs)
         except httpx.HTTPError:
             answer = None
         with self._lock:
@@ -142,6 +153,17 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """The CPU time (user and system) process `pid` has used so far; 0 once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # After the command's closing parenthesis: utime and stime are the 12th and 13th fields, in clock ticks.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _epoch(stamp: str | None) -> float | None:
     if not stamp:
         return None
@@ -156,6 +178,7 @@ class Simulator:
         self.port = port
         self.url = f"http://127.0.0.1:{self.port}/v1"
         self._log = (workdir / "simulator.log").open("w")
+        self._client = _client()
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -185,7 +208,7 @@ class Simulator:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the soak simulator exited with {self.process.returncode}")
             try:
-                answer = httpx.get(url, headers={"Authorization": f"Bearer {SIMULATOR_TOKEN}"}, timeout=10)
+                answer = self._client.get(url, headers={"Authorization": f"Bearer {SIMULATOR_TOKEN}"}, timeout=10)
                 if answer.status_code == 200:
                     return answer.json()
             except (httpx.HTTPError, ValueError):
@@ -213,6 +236,7 @@ class Simulator:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+        self._client.close()
 
 
 class Listeners:
@@ -278,6 +302,7 @@ class Activity:
         self.stack = stack
         self.recorder = recorder
         self.max_rss_mb = 0.0
+        self.stack_cpu: dict[int, float] = {}  # the stack's CPU seconds, by process (it is restarted once)
         self._rng = random.Random(seed)
         self._stop = threading.Event()
         self._threads = [
@@ -289,8 +314,11 @@ class Activity:
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """No new requests; with `wait`, the ones in flight have ended too."""
         self._stop.set()
+        if not wait:
+            return
         for thread in self._threads:
             thread.join(timeout=REQUEST_SECONDS)
 
@@ -323,6 +351,7 @@ class Activity:
             process = self.stack.process
             if process is not None and process.poll() is None:
                 self.max_rss_mb = max(self.max_rss_mb, _rss_mb(process.pid))
+                self.stack_cpu[process.pid] = max(self.stack_cpu.get(process.pid, 0.0), _cpu_seconds(process.pid))
 
 
 def _stored_jobs(stack: LocalStack, recorder: Recorder) -> list[dict[str, Any]]:
@@ -479,9 +508,15 @@ def run_soak(plan: SoakPlan, workdir: Path, log: Callable[[str], None] = lambda 
     """One soak run in `workdir` (the stack's state, its log, the simulator's log); see the module's docs."""
     result = SoakResult(plan)
     began = time.monotonic()
+    outer_log = log
+
+    def log(line: str) -> None:  # each phase with the seconds since the start: where the run's time goes
+        outer_log(f"[{time.monotonic() - began:5.1f} s] {line}")
+
     recorder = Recorder()
     (workdir / "stack").mkdir(parents=True, exist_ok=True)
     with ExitStack() as cleanup:
+        cleanup.callback(recorder.close)
         stack = LocalStack(
             workdir / "stack",
             token=TOKEN,
@@ -535,16 +570,22 @@ def run_soak(plan: SoakPlan, workdir: Path, log: Callable[[str], None] = lambda 
             if time.monotonic() > end_by:
                 result.problems.append("the simulator's trainings did not all end in time")
                 break
-            time.sleep(2.0)
+            time.sleep(1.0)
         result.trainings_ended = len(trainings)
         log(f"the simulator's {len(trainings)} trainings have ended; waiting for the stack to agree")
-        activity.stop()
+        # No new client requests; one in flight (two syncs take up to the function's 29 s on a loaded machine)
+        # ends while the relay drains, rather than before it starts.
+        activity.stop(wait=False)
         while relay.pending and time.monotonic() < end_by:
             time.sleep(0.5)
+        log("the relay has delivered every webhook")
         truth, stored, differences = _converge(stack, simulator, recorder, end_by)
+        activity.stop()
+        log(f"the stack agrees with the simulator ({len(differences)} differences left); the clients have stopped")
         while time.monotonic() < end_by and not all(heard for *_, heard in _finals_to_hear(listeners, truth)):
             time.sleep(0.2)  # the last status changes are on their way to the sockets
         listeners.stop()
+        log("the WebSocket clients have heard the final statuses")
 
         result.jobs = len(truth)
         result.matched = len(truth) - len({difference.split(":")[0] for difference in differences})
@@ -559,4 +600,12 @@ def run_soak(plan: SoakPlan, workdir: Path, log: Callable[[str], None] = lambda 
         _judge_webhooks(result, relay)
         _judge_listeners(result, listeners, truth)
         result.seconds = time.monotonic() - began
+        assert stack.process is not None
+        stack_cpu = sum(activity.stack_cpu.values()) - activity.stack_cpu.get(stack.process.pid, 0.0)
+        stack_cpu += _cpu_seconds(stack.process.pid)
+        simulator_cpu = _cpu_seconds(simulator.process.pid)
+        log(
+            f"checked; CPU seconds: the stack {stack_cpu:.0f}, the simulator {simulator_cpu:.0f}, "
+            f"the soak's clients, relay and checks {time.process_time():.0f}"
+        )
     return result
