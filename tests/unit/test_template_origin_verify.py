@@ -119,3 +119,9 @@ def test_without_the_per_ip_rule_nothing_is_added_and_every_webhook_is_taken(
     function = webhook_function(template, parameters, pseudo)
     assert function["Environment"]["Variables"]["JOBSYNC_ORIGIN_VERIFY_SECRET_ARN"] == ""  # the check is off
     assert SECRET_ARN not in repr(function["Policies"])
+
+
+def test_the_local_stack_leaves_the_check_off(template: dict) -> None:
+    # The local stack gives every function the Globals' environment only (local/stack.py): its gateway is
+    # the one way in, with the per-IP rule on every webhook, so no header is added and none is required.
+    assert "JOBSYNC_ORIGIN_VERIFY_SECRET_ARN" not in template["Globals"]["Function"]["Environment"]["Variables"]
