@@ -11,9 +11,11 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-# Exit codes: 1 the API refused or failed, 2 the command or its environment needs fixing (as for usage errors).
+# Exit codes: 1 the API refused or failed, 2 the command or its environment needs fixing (as for usage errors),
+# 3 the WebSocket of `watch` or `logs --follow` dropped and could not be opened again in time.
 API_FAILED = 1
 FIX_THE_COMMAND = 2
+CONNECTION_LOST = 3
 
 P = ParamSpec("P")
 

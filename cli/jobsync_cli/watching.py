@@ -15,13 +15,16 @@ from jobsync_cli import views
 from jobsync_cli.client import Api, api_for
 from jobsync_cli.errors import CliError, reported
 from jobsync_cli.jobs import JobIdArgument, job_path, note, now_for, out, read_jobs
-from jobsync_cli.live import Messages, live_socket
+from jobsync_cli.live import RECONNECTED, Messages, live_socket
 
 TERMINAL = ("completed", "failed", "cancelled")
 # API Gateway closes a WebSocket idle for 10 minutes: a quiet follower pings well before.
 PING_EVERY_SECONDS = 300.0
 # Stage and progress of running jobs are read this often (the API shares one provider read per job per 5 s).
 PROGRESS_EVERY_SECONDS = 5.0
+# After a reconnection `logs --follow` reads this many of the newest lines (the logs route's most) to print
+# what came while the socket was away; it remembers as many printed lines to know where it was.
+GAP_TAIL = 2000
 
 
 def _new_lines(shown: list[str], pushed: list[str]) -> list[str]:
@@ -31,6 +34,21 @@ def _new_lines(shown: list[str], pushed: list[str]) -> list[str]:
         if shown[-overlap:] == pushed[:overlap]:
             return pushed[overlap:]
     return pushed
+
+
+def _unseen(shown: list[str], tail: list[str]) -> tuple[list[str], bool]:
+    """The lines of `tail` (the log's newest lines) after the last line of `shown` (the newest printed), and
+    whether `tail` reaches back to that line at all (if not, some lines in between were never read).
+
+    Where `shown` ends in `tail` is the last place at which all of `shown` that can overlap matches: every
+    line of `tail` up to there when `tail` begins inside `shown`, else all of `shown`."""
+    if not shown:
+        return tail, True
+    for end in range(len(tail), 0, -1):
+        overlap = min(end, len(shown))
+        if tail[end - overlap : end] == shown[-overlap:]:
+            return tail[end:], True
+    return tail, False
 
 
 def logs(
@@ -52,12 +70,13 @@ def logs(
         note(f"job {job_id} has ended ({job['status']}): no more lines will come")
         return
     with live_socket(ctx, api) as messages:
-        # Following before reading the tail: no line falls between the two.
-        messages.send({"action": "follow", "job_id": job_id})
+        # Following before reading the tail: no line falls between the two (and the same after a reconnection,
+        # which sends the kept follow again before the gap is read).
+        messages.send({"action": "follow", "job_id": job_id}, keep=True)
         shown = _tail(api, job_id, tail)
         _print_lines(shown)
         try:
-            _follow(messages, job_id, shown)
+            _follow(api, messages, job_id, shown)
         except KeyboardInterrupt:
             return
 
@@ -73,8 +92,8 @@ def _print_lines(lines: list[str]) -> None:
         typer.echo(line)
 
 
-def _follow(messages: Messages, job_id: str, shown: list[str]) -> None:
-    recent = shown[-2000:]
+def _follow(api: Api, messages: Messages, job_id: str, shown: list[str]) -> None:
+    recent = shown[-GAP_TAIL:]
     quiet_since = time.monotonic()
     while messages.listening:
         message = messages.next(timeout=1.0)
@@ -84,6 +103,13 @@ def _follow(messages: Messages, job_id: str, shown: list[str]) -> None:
                 quiet_since = time.monotonic()
             continue
         quiet_since = time.monotonic()
+        if message.get("type") == RECONNECTED:
+            if _fill_the_gap(api, job_id, recent):
+                return
+            continue
+        if message.get("type") == "error" and message.get("error") == "unknown_connection":
+            messages.drop("the API no longer knows this connection")
+            continue
         if message.get("type") == "error":  # the follow was refused (too many follows, an unknown job)
             raise CliError(f"the WebSocket refused to follow {job_id}: {message.get('message') or message}")
         if message.get("job_id") != job_id:
@@ -91,10 +117,25 @@ def _follow(messages: Messages, job_id: str, shown: list[str]) -> None:
         if message.get("type") == "job_log_lines":
             fresh = _new_lines(recent, [str(line) for line in message.get("lines") or []])
             _print_lines(fresh)
-            recent = (recent + fresh)[-2000:]
+            recent[:] = (recent + fresh)[-GAP_TAIL:]
         elif message.get("type") == "job_status_changed" and message.get("status") in TERMINAL:
             note(f"job {job_id} ended: {message['status']}")
             return
+
+
+def _fill_the_gap(api: Api, job_id: str, recent: list[str]) -> bool:
+    """After a reconnection: print the lines that came while the socket was away (nothing was pushed then) and
+    add them to `recent`; True when the job ended meanwhile (then no more lines will come)."""
+    status = api.request("GET", job_path(job_id))["job"]["status"]
+    fresh, reached = _unseen(recent, _tail(api, job_id, GAP_TAIL))
+    if not reached:
+        note(f"more than {GAP_TAIL} lines came while the connection was down: the older ones are not shown")
+    _print_lines(fresh)
+    recent[:] = (recent + fresh)[-GAP_TAIL:]
+    if status in TERMINAL:
+        note(f"job {job_id} ended: {status}")
+        return True
+    return False
 
 
 class _Board:
@@ -123,6 +164,28 @@ class _Board:
             self.progress.pop(job["job_id"], None)
         self._trim()
         return previous if isinstance(previous, str) else None, job
+
+    def refresh(self, listed: list[dict[str, Any]]) -> list[tuple[str | None, dict[str, Any]]]:
+        """Take the list read again after a reconnection (no change was heard meanwhile): the changes it shows,
+        oldest job first. A job on the board the list no longer reaches is read on its own while active."""
+        listed_ids = {job["job_id"] for job in listed}
+        others = [
+            job["job_id"]
+            for job in self.jobs.values()
+            if job["job_id"] not in listed_ids and job["status"] not in TERMINAL
+        ]
+        fresh = listed + [self.api.request("GET", job_path(job_id))["job"] for job_id in others]
+        changes: list[tuple[str | None, dict[str, Any]]] = []
+        for job in reversed(fresh):
+            known = self.jobs.get(job["job_id"])
+            if known is None or known["status"] != job["status"]:
+                changes.append((known["status"] if known else None, job))
+            self.jobs[job["job_id"]] = job
+            if job["status"] != "running":
+                self.progress.pop(job["job_id"], None)
+        self.messages += len(changes)
+        self._trim()
+        return changes
 
     def _trim(self) -> None:
         # Ended jobs leave first, the oldest first; a running one always stays in view.
@@ -191,7 +254,12 @@ def _listen(
     try:
         while messages.listening:
             message = messages.next(timeout=1.0)
-            if message is not None:
+            if message is not None and message.get("type") == RECONNECTED:
+                quiet_since = time.monotonic()
+                # Nothing was heard while the socket was away: the list, read again, shows what changed.
+                for changed in board.refresh(read_jobs(board.api, limit=board.limit)):
+                    on_change(changed)
+            elif message is not None:
                 quiet_since = time.monotonic()
                 change = board.apply(message)
                 if change is not None:
