@@ -5,6 +5,7 @@ the sockets are scripted and every wait goes through the injected sleep."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from jobsync_cli.app import app
 from jobsync_cli.errors import CONNECTION_LOST
@@ -70,13 +71,9 @@ class FakeConnection:
         self.index = index
 
     def send(self, message: str) -> None:
-        import json
-
         self.server.sent[self.index].append(json.loads(message))
 
     def recv(self, timeout: float | None = None) -> str:
-        import json
-
         script = self.server.scripts[self.index]
         while script and callable(script[0]):
             script.pop(0)()
@@ -95,7 +92,7 @@ class FakeConnection:
         self.server.closed += 1
 
 
-def run(api: Any, server: FakeServer, clock: FakeClock, *args: str, jitter: float = 0.5):
+def run(api: Any, server: FakeServer, clock: FakeClock, *args: str, jitter: float = 0.5) -> Result:
     plan = Reconnection(clock=lambda: clock.now, sleep=clock.sleep, jitter=lambda: jitter)
     obj = {"transport": httpx.MockTransport(api), "now": NOW, "connect": server.connect, "reconnection": plan}
     return CliRunner().invoke(app, list(args), env=ENV, obj=obj)
@@ -285,7 +282,9 @@ def test_a_job_that_ended_while_the_line_was_down_prints_its_last_lines_and_stop
         (["a", "b", "a"], ["b", "a", "b", "a", "c"], ["c"], True),  # repeated lines: the newest full match
     ],
 )
-def test_the_gap_is_what_comes_after_the_last_printed_line(shown, tail, unseen, reached) -> None:
+def test_the_gap_is_what_comes_after_the_last_printed_line(
+    shown: list[str], tail: list[str], unseen: list[str], reached: bool
+) -> None:
     assert _unseen(shown, tail) == (unseen, reached)
 
 
