@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,36 @@ ROOT = Path(__file__).resolve().parents[1]
 PATIENCE_SECONDS = 120.0
 # A sync request: the function's 29 s (template.yaml) and whatever a loaded machine adds around it.
 REQUEST_SECONDS = 120.0
+
+
+# One client for every request the tests make: httpx.get/httpx.request build a client, and with it an SSL
+# context that loads the CA bundle, on every call (about 40 ms of CPU each, hundreds of calls a run). No
+# connection is kept alive: a stack restarts on the same port, and a pooled connection to the one that
+# stopped would fail the first request to the next.
+HTTP = httpx.Client(timeout=REQUEST_SECONDS, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def request(method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """An HTTP request through the tests' one client (see HTTP); `timeout` as httpx's, REQUEST_SECONDS by default."""
+    return HTTP.request(method, url, **kwargs)
+
+
+def wait_until(condition: Callable[[], Any], what: str, patience: float = PATIENCE_SECONDS) -> Any:
+    """`condition()`'s first true value, asked at once and then less and less often (0.1 s, growing to 1 s).
+
+    A wait for something the stack does by itself; each question costs the stack (and this process) a request,
+    and a long wait need not ask five times a second.
+    """
+    deadline = time.monotonic() + patience
+    pause = 0.1
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"waited {patience:.0f} s for {what}")
+        time.sleep(pause)
+        pause = min(1.0, pause * 1.5)
 
 
 def free_port() -> int:
@@ -74,16 +105,18 @@ class LocalStack:
             [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
         )
         deadline = time.monotonic() + timeout
+        pause = 0.1  # growing to 0.5 s: a start takes seconds, and each refused probe costs a little
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the stack exited with {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
+                if request("GET", f"{self.url}/api/health", timeout=1).status_code == 200:
                     self.token = self.configured_token or self._printed_token(started_at)
                     return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.2)
+            time.sleep(pause)
+            pause = min(0.5, pause * 1.5)
         self.stop()
         raise RuntimeError(f"the stack did not become healthy in {timeout}s:\n{self.log()}")
 
@@ -114,7 +147,7 @@ class LocalStack:
 
 def api(stack: LocalStack, method: str, path: str, **kwargs: Any) -> httpx.Response:
     """A request to the stack's HTTP API with its token."""
-    return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(), timeout=REQUEST_SECONDS, **kwargs)
+    return request(method, f"{stack.url}{path}", headers=stack.headers(), **kwargs)
 
 
 def sync(stack: LocalStack) -> dict[str, Any]:
@@ -138,13 +171,15 @@ def sync_until_quiet(stack: LocalStack, patience: float = PATIENCE_SECONDS) -> l
     """Press Sync, then wait until the background history import it started has reached the end of the
     provider's lists; the `synced` counts of the answers (the jobs each sync stored itself).
 
-    The wait asks again with further syncs, every half second: a sync during an import starts no
+    The wait asks again with further syncs, after half a second and then less often (up to every 2 s: a
+    sync reads the provider's newest pages, work for the stack): a sync during an import starts no
     second one and answers `history_complete: false` until it is done; a sync after an import that
     paused (a provider fault) starts it again. However slow the machine, the provider's whole history
     is in once this returns.
     """
     found: list[int] = []
     deadline = time.monotonic() + patience
+    pause = 0.5
     while True:
         answer = sync(stack)
         found.append(answer["synced"])
@@ -152,7 +187,8 @@ def sync_until_quiet(stack: LocalStack, patience: float = PATIENCE_SECONDS) -> l
             return found
         if time.monotonic() > deadline:
             raise AssertionError(f"the history import did not finish in {patience} s: {found}")
-        time.sleep(0.5)
+        time.sleep(pause)
+        pause = min(2.0, pause * 1.5)
 
 
 _addresses = itertools.count(2)
@@ -181,4 +217,4 @@ def send_signed_webhook(base_url: str, secret: str, payload: dict, webhook_id: s
         "webhook-timestamp": str(int(moment.timestamp())),
         "webhook-signature": Webhook(secret).sign(webhook_id, moment, body),
     }
-    return httpx.post(f"{base_url}/api/webhooks/replicate", content=body, headers=headers, timeout=REQUEST_SECONDS)
+    return request("POST", f"{base_url}/api/webhooks/replicate", content=body, headers=headers)
