@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.stack_process import REQUEST_SECONDS, LocalStack, free_port
+from tests.stack_process import REQUEST_SECONDS, LocalStack, free_port, request
 
 pytestmark = pytest.mark.e2e
 
@@ -26,9 +26,7 @@ def jobsync(stack_url: str, token: str | None, *args: str) -> subprocess.Complet
 
 
 def get(stack: LocalStack, path: str, token: str, method: str = "GET") -> httpx.Response:
-    return httpx.request(
-        method, f"{stack.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=REQUEST_SECONDS
-    )
+    return request(method, f"{stack.url}{path}", headers={"Authorization": f"Bearer {token}"})
 
 
 def test_a_token_created_used_and_revoked_with_the_command(shared_stack: LocalStack) -> None:

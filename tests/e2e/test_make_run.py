@@ -9,11 +9,10 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from local.template import functions, load_template
-from tests.stack_process import LocalStack, sync_until_quiet
+from tests.stack_process import LocalStack, api, sync_until_quiet
 
 pytestmark = pytest.mark.e2e
 
@@ -63,7 +62,7 @@ def test_a_session_a_restart_and_ctrl_c(tmp_path):
         assert "press Sync" in first
 
         sync_until_quiet(stack)  # the first pages, then the rest of the history imported in the background
-        synced = httpx.get(f"{stack.url}/api/cloud/metrics", headers=stack.headers(), timeout=120).json()["job_count"]
+        synced = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
         assert synced >= 100  # a stack holding hundreds of items, which its Ctrl-C writes to a snapshot
         exit_code, stop_cpu = ctrl_c(stack)
         print(f"Ctrl-C: exit {exit_code}, {stop_cpu:.2f} s of the stack's CPU")

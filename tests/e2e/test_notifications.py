@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -16,7 +15,7 @@ import pytest
 
 from jobsync.domain.timestamps import parse_timestamp
 from tests.e2e.conftest import SECRET
-from tests.stack_process import PATIENCE_SECONDS, LocalStack, api, sync
+from tests.stack_process import LocalStack, api, sync, wait_until
 
 TERMINAL = {"completed", "failed", "cancelled"}
 # The simulator's trainings cost a few cents at 20 times its speed: some cross this, some do not.
@@ -87,13 +86,18 @@ def age_seconds(job: dict[str, Any]) -> float:
     return (datetime.now(timezone.utc) - ended).total_seconds()
 
 
+def jobs_now(stack: LocalStack, job_ids: set[str]) -> dict[str, dict[str, Any]]:
+    """These jobs as the API has them now: what a wait asks for, a few jobs, not the whole list of hundreds."""
+    found = {}
+    for job_id in job_ids:
+        answer = api(stack, "GET", f"/api/cloud/jobs/{job_id}")
+        assert answer.status_code == 200, answer.text
+        found[job_id] = answer.json()["job"]
+    return found
+
+
 def wait_for(condition, what: str) -> None:
-    deadline = time.monotonic() + PATIENCE_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"waited {PATIENCE_SECONDS:.0f} s for {what}")
+    wait_until(condition, what)
 
 
 def test_one_post_per_job_that_ends_with_its_fields(notifying_stack: LocalStack, receiver: Receiver):
@@ -106,7 +110,7 @@ def test_one_post_per_job_that_ends_with_its_fields(notifying_stack: LocalStack,
     # Some end by themselves (the poller sees them end), the rest by a cancel: the test need not wait for the
     # simulator's longest training.
     def ended_by_themselves() -> set[str]:
-        return {job_id for job_id, job in all_jobs(stack).items() if job_id in active and job["status"] in TERMINAL}
+        return {job_id for job_id, job in jobs_now(stack, active).items() if job["status"] in TERMINAL}
 
     wait_for(lambda: len(ended_by_themselves()) >= 2, "two of the simulator's trainings to end")
     cancelled = sorted(active - ended_by_themselves())
@@ -115,7 +119,7 @@ def test_one_post_per_job_that_ends_with_its_fields(notifying_stack: LocalStack,
         assert answer.status_code in (200, 409), answer.text  # 409: it ended meanwhile
 
     def every_watched_job_ended_and_was_posted() -> bool:
-        jobs = all_jobs(stack)
+        jobs = jobs_now(stack, active)
         posted = {body["job_id"] for body in receiver.received()}
         return all(jobs[job_id]["status"] in TERMINAL for job_id in active) and active <= posted
 

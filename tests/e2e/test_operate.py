@@ -16,12 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 
 from tests.e2e.conftest import SECRET
-from tests.stack_process import PATIENCE_SECONDS, REQUEST_SECONDS, LocalStack, api, fresh_source_ip, sync
+from tests.stack_process import PATIENCE_SECONDS, REQUEST_SECONDS, LocalStack, api, fresh_source_ip, request, sync
 
 pytestmark = pytest.mark.e2e
 
@@ -33,9 +32,7 @@ SIMULATOR_TOKEN = "r8_jobsync_simulator"  # local/stack.py's
 def simulator_view(stack: LocalStack, job_id: str) -> dict[str, Any]:
     """The job as the stack's simulator itself shows it now (its address is in the stack's log)."""
     base = re.findall(r"Replicate simulator on (\S+)", stack.log())[-1]
-    answer = httpx.get(
-        f"{base}/trainings/{job_id}", headers={"Authorization": f"Bearer {SIMULATOR_TOKEN}"}, timeout=REQUEST_SECONDS
-    )
+    answer = request("GET", f"{base}/trainings/{job_id}", headers={"Authorization": f"Bearer {SIMULATOR_TOKEN}"})
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -179,10 +176,8 @@ def test_cancel_needs_the_operate_scope(stack: LocalStack, long_training: str) -
     created = api(stack, "POST", "/api/tokens", json={"name": "e2e-reader", "scope": "read"})
     assert created.status_code == 200, created.text
     reader = created.json()["token"]
-    refused = httpx.post(
-        f"{stack.url}/api/cloud/jobs/{long_training}/cancel",
-        headers={"Authorization": f"Bearer {reader}"},
-        timeout=REQUEST_SECONDS,
+    refused = request(
+        "POST", f"{stack.url}/api/cloud/jobs/{long_training}/cancel", headers={"Authorization": f"Bearer {reader}"}
     )
     assert (refused.status_code, refused.json()["error"]) == (403, "forbidden")
 

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from tests.stack_process import PATIENCE_SECONDS, REQUEST_SECONDS, ROOT, LocalStack, api, free_port, sync
+from tests.stack_process import PATIENCE_SECONDS, ROOT, LocalStack, api, free_port, request, sync, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ def provider():
     deadline = time.monotonic() + PATIENCE_SECONDS
     while True:
         try:
-            httpx.get(f"{url}/account", timeout=1)
+            request("GET", f"{url}/account", timeout=1)
             break
         except httpx.HTTPError:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -73,7 +73,7 @@ def replicate_folder(url: str) -> str:
 
 
 def get(url: str, **kwargs) -> httpx.Response:
-    return httpx.get(url, timeout=REQUEST_SECONDS, **kwargs)
+    return request("GET", url, **kwargs)
 
 
 def test_the_generated_token_is_printed_and_accepted(stack):
@@ -156,10 +156,10 @@ def test_each_provider_endpoint_keeps_its_own_jobs(tmp_path, provider):
     try:
         assert api(other, "GET", "/api/cloud/metrics").json()["job_count"] == 0
         # Its poller ticks (each second here): none of them may touch the simulator's jobs.
-        deadline = time.monotonic() + PATIENCE_SECONDS
-        while api(other, "GET", "/api/cloud/polling/status").json()["last_tick"]["at"] is None:
-            assert time.monotonic() < deadline, "the poller never ticked"
-            time.sleep(0.2)
+        wait_until(
+            lambda: api(other, "GET", "/api/cloud/polling/status").json()["last_tick"]["at"] is not None,
+            "the poller's first tick",
+        )
         assert api(other, "GET", "/api/cloud/jobs").json()["jobs"] == []
     finally:
         assert other.stop() == 0

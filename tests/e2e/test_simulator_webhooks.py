@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 
 import pytest
 
-from tests.stack_process import PATIENCE_SECONDS, LocalStack, api
+from tests.stack_process import LocalStack, api, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -31,11 +31,13 @@ def test_webhooks_replace_polling(stack):
     }
     assert api(stack, "GET", "/api/cloud/config").json()["webhooks"] == {"configured": True}
     # No sync, no polling: every job here arrived by a signed webhook from the simulator.
-    deadline, jobs = time.monotonic() + PATIENCE_SECONDS, []
-    while time.monotonic() < deadline:
-        jobs = api(stack, "GET", "/api/cloud/jobs").json()["jobs"]
-        if any(job["status"] == "completed" for job in jobs) and any(job["status"] == "running" for job in jobs):
-            break
-        time.sleep(0.5)
+    jobs: list[dict] = []
+
+    def a_running_and_a_completed_job() -> bool:
+        jobs[:] = api(stack, "GET", "/api/cloud/jobs").json()["jobs"]
+        return any(job["status"] == "completed" for job in jobs) and any(job["status"] == "running" for job in jobs)
+
+    with contextlib.suppress(AssertionError):  # the assertion below says what was seen
+        wait_until(a_running_and_a_completed_job, "a running and a completed job")
     statuses = {job["status"] for job in jobs}
     assert {"running", "completed"} <= statuses, statuses
