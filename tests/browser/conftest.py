@@ -2,6 +2,11 @@
 
 No skipping: `make test` installs chromium, so a missing browser is a failure
 that names the fix rather than a quiet gap.
+
+One chromium per test process and, for the live tests (test_live_*.py), one local stack per test process:
+each launched by the first test that needs it and closed once the next test does not (see
+`pytest_runtest_teardown`). A test gets a context of its own (`make_page`); the live modules each open one
+page for their user's session (`open_live_page`).
 """
 
 from __future__ import annotations
@@ -14,9 +19,13 @@ from pathlib import Path
 
 import pytest
 from playwright import sync_api as playwright_sync
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 
+from tests.browser import live
 from tests.browser.fake_api import WEB_DIR, FakeApi, QuietHandler, free_port, pause_clock
+from tests.stack_process import LocalStack
+
+BROWSER_TESTS = Path(__file__).resolve().parent
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags chromium keeps dialling out of this closed network.
@@ -30,18 +39,128 @@ CHROMIUM_ARGS = [
 ]
 
 
-# Module scope, not session: while Playwright's sync API runs, the test process's main thread has a running
-# event loop, and a later test's asyncio.run() (the e2e WebSocket tests) would refuse to start.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian chromium is missing: apt-get install -y --no-install-recommends chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+class _Chromium:
+    """Chromium for this test process: launched by the first browser test, closed before any other test.
+
+    Closed before the others because while Playwright's sync API runs, the main thread has a running event
+    loop, and a later test's asyncio.run() (the e2e WebSocket tests) would refuse to start.
+    """
+
+    def __init__(self) -> None:
+        self._playwright: Playwright | None = None
+        self._browser: Browser | None = None
+
+    def get(self) -> Browser:
+        if self._browser is None:
+            if not Path(CHROMIUM).exists():
+                pytest.fail("Debian chromium is missing: apt-get install -y --no-install-recommends chromium")
+            playwright = sync_playwright().start()
+            try:
+                self._browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            except BaseException:
+                playwright.stop()
+                raise
+            self._playwright = playwright
+        return self._browser
+
+    def close(self) -> None:
+        browser, playwright = self._browser, self._playwright
+        self._browser = self._playwright = None
         try:
-            yield launched
+            if browser is not None:
+                browser.close()
         finally:
-            launched.close()
+            if playwright is not None:
+                playwright.stop()
+
+
+class _LiveStack:
+    """The live tests' local stack for this test process (`make run`'s, its simulator at its real speed: the
+    ~20 minute training the job page's tests need is still running however long the others took)."""
+
+    def __init__(self) -> None:
+        self._stack: LocalStack | None = None
+
+    def get(self, tmp_path_factory: pytest.TempPathFactory) -> LocalStack:
+        if self._stack is None:
+            stack = LocalStack(
+                tmp_path_factory.mktemp("browser-live-stack"),
+                token=live.TOKEN,
+                webhook_secret=live.SECRET,
+                SIMPLETUNER_JOB_POLL_INTERVAL="1",
+            )
+            stack.start()
+            self._stack = stack
+        return self._stack
+
+    def close(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.stop()
+
+
+_CHROMIUM = _Chromium()
+_LIVE_STACK = _LiveStack()
+
+
+# trylast: after pytest's own teardown, which closes the finishing test's contexts and pages first.
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the stack before a test that does not use it and chromium before a test outside tests/browser:
+    an idle stack still polls the simulator, and chromium's event loop is in other tests' way."""
+    try:
+        if nextitem is None or "live_stack" not in getattr(nextitem, "fixturenames", ()):
+            _LIVE_STACK.close()
+    finally:
+        if nextitem is None or BROWSER_TESTS not in Path(nextitem.path).parents:
+            _CHROMIUM.close()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # A run stopped early (-x, Ctrl-C) has no last teardown with nextitem None.
+    try:
+        _LIVE_STACK.close()
+    finally:
+        _CHROMIUM.close()
+
+
+# Module scope: the live modules' one page per module uses it; the same chromium serves every module.
+@pytest.fixture(scope="module")
+def browser() -> Browser:
+    return _CHROMIUM.get()
+
+
+# The live tests (test_live_dashboard, test_live_job_page) against the real local stack.
+
+
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> LocalStack:
+    return _LIVE_STACK.get(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def open_live_page(browser: Browser, live_stack: LocalStack) -> Iterator[Callable[..., Page]]:
+    """Opens the dashboard of the live stack with its token in the address, in a context of its own."""
+    contexts = []
+
+    def _open(on_websocket: Callable[..., None] | None = None) -> Page:
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        if on_websocket is not None:
+            page.on("websocket", on_websocket)
+        page.js_errors = errors  # type: ignore[attr-defined,unused-ignore]
+        page.goto(f"{live_stack.url}/?poll_ms=500#token={live_stack.token}")
+        return page
+
+    try:
+        yield _open
+    finally:
+        for context in contexts:
+            context.close()
 
 
 # The static page against the fake API (tests/browser/fake_api.py): test_dashboard_static, test_job_page_static.

@@ -11,7 +11,7 @@ import json
 import pytest
 from playwright import sync_api as playwright_sync
 
-from tests.browser.fake_api import TOKEN
+from tests.browser.fake_api import TOKEN, settle, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -47,7 +47,11 @@ def test_the_import_bar_counts_up_while_the_history_imports_then_fills_and_goes_
     expect(box).to_have_attribute("data-state", "done")
     assert bar.evaluate("bar => bar.value === bar.max && bar.position === 1")  # full
     page.clock.run_for(1_000)
-    assert fake.count("/api/cloud/jobs") == lists + 1  # the list is read again once the import is done
+    # The list is read again once the import is done, once. Its request reaches the fake (a route event)
+    # only while Playwright is waited on: wait for it, then let every later request arrive before counting.
+    wait_until(page, lambda: fake.count("/api/cloud/jobs") > lists, message="the list is read again")
+    settle(page)
+    assert fake.count("/api/cloud/jobs") == lists + 1
     page.clock.run_for(6_000)
     expect(box).to_be_hidden()
 

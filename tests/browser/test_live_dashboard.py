@@ -1,18 +1,17 @@
 """The dashboard in a real Chromium against the REAL local stack (`make run`'s `python -m local.stack`).
 
 Nothing is faked: the page is served by the stack's gateway, its API calls and its WebSocket reach
-the stack, jobs come from the built-in Replicate simulator (played 10x faster), and status changes
-are pushed by the stack. The tests share one stack and one page and run in file order, like a user's
-session: load, Sync, watch progress move, receive pushed status changes.
+the stack, jobs come from the built-in Replicate simulator, and status changes are pushed by the stack.
+The tests share one page and run in file order, like a user's session: load, Sync, watch progress move,
+receive pushed status changes. The stack is the live tests' one stack of this test process
+(tests/browser/conftest.py): the job page's tests may have synced it first.
 """
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import httpx
 import pytest
 from playwright import sync_api as playwright_sync
 
+from tests.browser.live import OWN_JOB_PREFIX, ROWS, SECRET, SERVER_WAIT_MS, eventually
 from tests.stack_process import LocalStack, send_signed_webhook, sync_until_quiet
 
 pytestmark = pytest.mark.browser
@@ -27,49 +27,30 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 DOCS = ROOT / "docs"
-TOKEN = "browser-live-token"
-SECRET = "whsec_" + base64.b64encode(b"browser-live-webhook-secret-32b!").decode()
-HOOK_JOB = "browser-hook"
-ROWS = '[data-testid="job-row"]'
+HOOK_JOB = f"{OWN_JOB_PREFIX}hook"
 RUNNING_WITH_PROGRESS = '[data-testid="job-row"][data-status="running"] [data-testid="job-progress"][aria-valuenow]'
 
 expect = playwright_sync.expect
-# How long an expectation waits for the stack. A busy machine has taken tens of seconds for what takes
-# one here; a passing wait ends as soon as the page shows what it should, so this costs nothing.
-SERVER_WAIT_MS = 60_000
 
 
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[LocalStack]:
-    stack = LocalStack(
-        tmp_path_factory.mktemp("browser-stack"),
-        token=TOKEN,
-        webhook_secret=SECRET,
-        JOBSYNC_SIMULATOR_SPEED="10",
-        SIMPLETUNER_JOB_POLL_INTERVAL="1",
-    )
-    stack.start()
-    try:
-        yield stack
-    finally:
-        stack.stop()
+def stack(live_stack) -> LocalStack:
+    return live_stack
 
 
 @pytest.fixture(scope="module")
-def page(browser, stack):
+def jobs_before_the_page(stack) -> int:
+    """How many jobs the stack held when the page opened: none, unless another module synced first."""
+    return api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
+
+
+@pytest.fixture(scope="module")
+def page(open_live_page, jobs_before_the_page):
     """One page for the whole module, opened once: the later tests prove nothing reloads it."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US", timezone_id="UTC")
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors  # type: ignore[attr-defined]
-    page.goto(f"{stack.url}/?poll_ms=500#token={stack.token}")
-    yield page
-    context.close()
+    return open_live_page()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -77,22 +58,6 @@ def page(browser, stack):
 
 def api(stack: LocalStack, method: str, path: str, **kwargs) -> httpx.Response:
     return httpx.request(method, f"{stack.url}{path}", headers=stack.headers(), timeout=30, **kwargs)
-
-
-def eventually(page, check: Callable[[], object], timeout: float = SERVER_WAIT_MS / 1000, message: str = "") -> object:
-    """Retry `check` (falsy or AssertionError = not yet) while letting Playwright deliver its events."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-            problem = message or "condition not met in time"
-        except AssertionError as exc:
-            problem = f"{message}: {exc}" if message else str(exc)
-        if time.monotonic() > deadline:
-            raise AssertionError(problem)
-        page.wait_for_timeout(100)
 
 
 def send_webhook(stack: LocalStack, payload: dict, webhook_id: str) -> httpx.Response:
@@ -132,13 +97,17 @@ def running_progress(page) -> dict[str, float]:
 # --------------------------------------------------------------------------- tests
 
 
-def test_page_loads_with_the_token_from_the_fragment_and_goes_live(page, stack):
+def test_page_loads_with_the_token_from_the_fragment_and_goes_live(page, stack, jobs_before_the_page):
     # The stack's real WebSocket, and nothing wrong with the provider: a plain "Live", no banner.
     expect(page.get_by_test_id("connection-state")).to_have_text("Live", timeout=SERVER_WAIT_MS)
     expect(page.get_by_test_id("token-form")).to_be_hidden()
     assert "token" not in page.url, "the token is taken out of the address bar"
     assert page.evaluate("localStorage.getItem('jobsync.apiToken')") == stack.token
-    expect(page.locator("#jobs-status")).to_contain_text("No jobs yet", timeout=SERVER_WAIT_MS)  # a fresh stack
+    if jobs_before_the_page == 0:  # a stack nobody has synced yet
+        expect(page.locator("#jobs-status")).to_contain_text("No jobs yet", timeout=SERVER_WAIT_MS)
+    else:  # the job page's tests synced it first: the page lists what the stack holds
+        expect(page.locator("#jobs-status")).to_contain_text("Showing ", timeout=SERVER_WAIT_MS)
+        expect(page.locator(ROWS).first).to_be_visible()
     expect(page.get_by_test_id("polling-state")).to_have_text("Polling is on (automatic)", timeout=SERVER_WAIT_MS)
     expect(page.get_by_test_id("trouble")).to_be_hidden()
 
@@ -157,6 +126,7 @@ def test_sync_shows_the_spinner_then_the_servers_count_and_the_rows(page, stack)
     button, spinner = page.get_by_test_id("sync-button"), page.get_by_test_id("sync-spinner")
     expect(spinner).to_be_hidden()
 
+    stored_before = api(stack, "GET", "/api/cloud/metrics").json()["job_count"]
     started = time.monotonic()
     with page.expect_response(
         lambda r: r.url.endswith("/api/cloud/jobs/sync") and r.request.method == "POST", timeout=2 * SERVER_WAIT_MS
@@ -175,7 +145,9 @@ def test_sync_shows_the_spinner_then_the_servers_count_and_the_rows(page, stack)
     assert response.status == 200, response.text()
     synced, updated = response.json()["synced"], response.json()["updated"]
     print(f"\nsync answered in {time.monotonic() - started:.1f}s: {response.json()}")
-    assert isinstance(synced, int) and synced > 0
+    assert isinstance(synced, int) and synced >= 0
+    if stored_before == 0:  # nobody had synced this stack: the page's sync is the one that finds the jobs
+        assert synced > 0
 
     noun = "job" if synced == 1 else "jobs"
     also = f", {updated} updated" if updated else ""
@@ -225,7 +197,7 @@ def test_a_running_jobs_progress_bar_moves(page, stack):
     before = running_progress(page)
     assert before, "a running job shows a progress value"
 
-    # Any running job whose bar grows will do: the first one may finish meanwhile (speed 10).
+    # Any running job whose bar grows will do: the first one may finish meanwhile.
     page.wait_for_function(
         """([sel, before]) => [...document.querySelectorAll(sel)].some(bar => {
                const id = bar.closest('[data-testid="job-row"]').dataset.jobId;
@@ -277,8 +249,18 @@ def test_a_running_jobs_progress_bar_moves(page, stack):
 def test_a_status_change_pushed_by_the_server_appears_without_a_reload(page, stack):
     # The job exists only in its webhooks; with polling on, the poller would find the simulator
     # does not know it and end it. With webhooks configured, polling is off: do as such a user would.
-    answer = httpx.put(f"{stack.url}/api/cloud/polling/setting", json={"enabled": False}, headers=stack.headers())
+    # The stack is shared: the polling preference is put back as it was found.
+    found = api(stack, "GET", "/api/cloud/polling/status").json()["preference"]
+    answer = api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
     assert answer.json()["is_active"] is False
+    try:
+        _a_status_change_appears_without_a_reload(page, stack)
+    finally:
+        answer = api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": found})
+        assert answer.json()["preference"] == found, answer.text
+
+
+def _a_status_change_appears_without_a_reload(page, stack: LocalStack) -> None:
     page.evaluate("window.__marker = 1")
     navigations = page.evaluate("performance.getEntriesByType('navigation').length")
     created_at = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")  # newest: in the first page of rows
