@@ -1,11 +1,11 @@
 """The soak's Replicate: the simulator with hundreds of short trainings, failing a share of its answers.
 
-    python -m tests.soak.simulator --port 8002 --token r8_soak --jobs 300 --window 100 --speed 10 \
+    python -m tests.soak.simulator --port 8002 --token r8_soak --jobs 300 --window 100 --speed 20 \
         --fault-rate 0.2 --webhook-url http://127.0.0.1:8003/relay --webhook-secret whsec_...
 
 runs in its own process, so that the stack can be killed and restarted around it while its story goes
 on. The trainings are `ScenarioTraining`s like the built-in ones, started one after another over the
-first `window` real seconds after the anchor; each runs for 5 to 20 real seconds at speed 10 and ends
+first `window` real seconds after the anchor; each runs for 0.5 to 7.6 real seconds at speed 20 and ends
 succeeded, failed or canceled. Every answer is the simulator's own (`create_app`), faults included.
 """
 
@@ -77,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--webhook-url", default=None)
     parser.add_argument("--jobs", type=int, default=300)
     parser.add_argument("--window", type=float, default=100.0, help="real seconds over which the trainings start")
-    parser.add_argument("--speed", type=float, default=10.0)
+    parser.add_argument("--speed", type=float, default=20.0)
     parser.add_argument("--fault-rate", type=float, default=0.2)
     parser.add_argument("--fault-seed", type=int, default=7)
     args = parser.parse_args(argv)
