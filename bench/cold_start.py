@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import compileall
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -231,33 +232,41 @@ def _store_the_events_job() -> None:
     wiring.reset()
 
 
-def _events(folder: Path, names: list[str]) -> dict[str, Path]:
-    """Each function's sample event, made current where its time matters: the poller's scheduled now (a
+_runs_made = itertools.count()
+
+
+def event_file(folder: Path, name: str) -> Path:
+    """`name`'s sample event for one run, made current where its time matters: the poller's scheduled now (a
     tick more than an interval overdue is skipped: the first invocation would do nothing), the Replicate
     webhook signed now with the world's secret (else it is refused before any work, or its secret is asked
-    of the provider)."""
-    events = {name: EVENTS / f"{name}.json" for name in names}
+    of the provider), with an id of its own and a job of its own each run (else the second run is a replay,
+    answered without work)."""
+    sample = EVENTS / f"{name}.json"
+    if name not in ("poller", "replicate_webhook"):
+        return sample
+    event = json.loads(sample.read_text())
     now = datetime.now(timezone.utc)
-    if "poller" in events:
-        event = json.loads(events["poller"].read_text())
+    run = next(_runs_made)
+    if name == "poller":
         event["scheduled_time"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
-        events["poller"] = folder / "poller.json"
-        events["poller"].write_text(json.dumps(event))
-    if "replicate_webhook" in events:
+    else:
         from bench.harness import use_repo_paths
 
         use_repo_paths()
         from jobsync.domain.webhook_signature import sign_webhook
 
-        event = json.loads(events["replicate_webhook"].read_text())
+        body = json.loads(event["body"])
+        body["id"] = f"{body['id'][:-6]}{run:06d}"
+        event["body"] = json.dumps(body)
         headers = event["headers"]
+        headers["webhook-id"] = f"{headers['webhook-id']}{run}"
         headers["webhook-timestamp"] = str(int(now.timestamp()))
         headers["webhook-signature"] = sign_webhook(
             WEBHOOK_SECRET, headers["webhook-id"], headers["webhook-timestamp"], event["body"]
         )
-        events["replicate_webhook"] = folder / "replicate_webhook.json"
-        events["replicate_webhook"].write_text(json.dumps(event))
-    return events
+    path = folder / f"{name}-{run}.json"
+    path.write_text(json.dumps(event))
+    return path
 
 
 def run_once(world_env: dict[str, str], event: Path | None, *paths: Path) -> tuple[float, float, float, str]:
@@ -280,11 +289,17 @@ def run_once(world_env: dict[str, str], event: Path | None, *paths: Path) -> tup
     return float(imported), float(total), float(wall), status
 
 
-def measure(runs: int = RUNS) -> dict[str, dict[str, float | str]]:
+def measure(runs: int = RUNS, others: dict[str, Path] | None = None) -> dict[str, dict[str, float | str]]:
     """Function -> {"ratio", "cpu_ms", "import_cpu_ms", "import_ratio", "wall_ms", "first_answer"} (medians);
-    also "(boto3 handler)" and "(import boto3 only)"."""
-    compileall.compile_dir(str(LAYER / "jobsync"), quiet=1)
-    compileall.compile_dir(str(ROOT / "functions"), quiet=1)
+    also "(boto3 handler)" and "(import boto3 only)".
+
+    `others` (label -> a checkout's root, with its functions/ and layers/jobsync/) are measured in the same
+    run, round-robin with this one, as "<function>@<label>": a before and after side by side.
+    """
+    trees = {"": ROOT, **(others or {})}
+    for root in trees.values():
+        compileall.compile_dir(str(root / "layers" / "jobsync" / "jobsync"), quiet=1)
+        compileall.compile_dir(str(root / "functions"), quiet=1)
     names = functions()
     with tempfile.TemporaryDirectory(prefix="jobsync-bench-") as folder, world() as world_env:
         baseline, import_only = Path(folder) / "boto3_handler", Path(folder) / "import_only"
@@ -293,19 +308,32 @@ def measure(runs: int = RUNS) -> dict[str, dict[str, float | str]]:
         for path, text in ((baseline, BOTO3_HANDLER), (import_only, IMPORT_ONLY_HANDLER)):
             path.mkdir()
             (path / "app.py").write_text(text)
-        events = _events(Path(folder), names)
         run_once(world_env, baseline_event, baseline)  # its .pyc
-        # Round-robin: the baseline, then every function, RUNS times, and the baseline once more. Two
-        # processes at a time (CPU time does not count the waits for a processor that this adds).
-        to_do: list[tuple[str, Path | None, tuple[Path, ...]]] = []
+        # Round-robin: the baseline, then every function (of every tree), RUNS times, and the baseline once
+        # more. Two processes at a time (CPU time does not count the waits for a processor that this adds).
+        to_do: list[tuple[str, str | None, tuple[Path, ...]]] = []
         for _ in range(runs):
-            to_do.append(("(boto3 handler)", baseline_event, (baseline,)))
-            to_do += [(name, events[name], (ROOT / "functions" / name, LAYER)) for name in names]
-        to_do.append(("(boto3 handler)", baseline_event, (baseline,)))
+            to_do.append(("(boto3 handler)", "(baseline)", (baseline,)))
+            for label, root in trees.items():
+                to_do += [
+                    (
+                        f"{name}@{label}" if label else name,
+                        name,
+                        (root / "functions" / name, root / "layers" / "jobsync"),
+                    )
+                    for name in names
+                    if (root / "functions" / name / "app.py").exists()
+                ]
+        to_do.append(("(boto3 handler)", "(baseline)", (baseline,)))
         to_do += [("(import boto3 only)", None, (import_only,))] * runs
+
+        def run_one(name: str | None, paths: tuple[Path, ...]) -> tuple[float, float, float, str]:
+            event = baseline_event if name == "(baseline)" else event_file(Path(folder), name) if name else None
+            return run_once(world_env, event, *paths)
+
         times: dict[str, list[tuple[float, float, float, str]]] = {}
         with ThreadPoolExecutor(PARALLEL) as pool:
-            answers = pool.map(lambda run: run_once(world_env, run[1], *run[2]), to_do)
+            answers = pool.map(lambda entry: run_one(entry[1], entry[2]), to_do)
             for (name, _, _), measured in zip(to_do, answers, strict=True):
                 times.setdefault(name, []).append(measured)
     results: dict[str, dict[str, float | str]] = {
@@ -318,7 +346,59 @@ def measure(runs: int = RUNS) -> dict[str, dict[str, float | str]]:
         for name, runs_of in times.items()
     }
     base = results["(boto3 handler)"]
-    for name in names:
-        results[name]["ratio"] = float(results[name]["cpu_ms"]) / float(base["cpu_ms"])
-        results[name]["import_ratio"] = float(results[name]["import_cpu_ms"]) / float(base["import_cpu_ms"])
+    for name, result in results.items():
+        if not name.startswith("("):
+            result["ratio"] = float(result["cpu_ms"]) / float(base["cpu_ms"])
+            result["import_ratio"] = float(result["import_cpu_ms"]) / float(base["import_cpu_ms"])
     return results
+
+
+def _checkout(revision: str, folder: Path) -> Path:
+    """`revision`'s functions/ and layers/ in `folder` (git archive: the working tree is not touched)."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", revision, "functions", "layers"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m bench.cold_start [--before REVISION] [--runs N]`: every function's ratio, and with --before
+    that revision's beside it, measured in the same run."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=main.__doc__)
+    parser.add_argument("--before", help="a git revision to measure side by side with the working tree")
+    parser.add_argument("--runs", type=int, default=RUNS)
+    arguments = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="jobsync-before-") as folder:
+        others = {"before": _checkout(arguments.before, Path(folder))} if arguments.before else {}
+        load = os.getloadavg()[0]
+        results = measure(arguments.runs, others)
+    base = results["(boto3 handler)"]
+    print(
+        f"boto3-only handler: {float(base['cpu_ms']):.0f} ms (import {float(base['import_cpu_ms']):.0f} ms); "
+        f"import boto3 alone {float(results['(import boto3 only)']['import_cpu_ms']):.0f} ms; "
+        f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
+    columns = ["", "@before"] if others else [""]
+    header = "function            " + "".join(
+        f"{'ms' + suffix:>16}{'ratio' + suffix:>14}{'import' + suffix:>15}" for suffix in columns
+    )
+    print(header + "  first answer")
+    for name in functions():
+        row = f"{name:20}"
+        for suffix in columns:
+            result = results.get(name + suffix)
+            row += (
+                f"{float(result['cpu_ms']):16.0f}{float(result['ratio']):13.2f}x{float(result['import_ratio']):14.2f}x"
+                if result
+                else f"{'—':>16}{'—':>14}{'—':>15}"
+            )
+        print(row + f"  {results[name]['first_answer']}")
+
+
+if __name__ == "__main__":
+    main()

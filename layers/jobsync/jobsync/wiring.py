@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING
 from jobsync.config import get_settings
 from jobsync.domain.cost import HardwarePricing
 
+# boto3 (through the stores' shared module) is loaded at init: every function that builds a store needs it,
+# and what init does is done before the first request (ahead of it with provisioned concurrency).
+from jobsync.store import dynamo
+
 # Each store is imported where it is built: a function loads the stores it uses, not all seven (cold start).
 if TYPE_CHECKING:
     from jobsync.store.connections import ConnectionStore
@@ -82,7 +86,6 @@ def reset() -> None:
     from jobsync.providers import registry
     from jobsync.push import topic, websocket
     from jobsync.services import tokens
-    from jobsync.store import dynamo
 
     for cached in (
         job_store,
