@@ -6,6 +6,7 @@ subprocess, as the stack runs it, so that SIGKILL is a real crash.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import selectors
@@ -47,8 +48,13 @@ def client(url: str, service: str = "dynamodb", config: Config | None = None):
     )
 
 
+@functools.cache
+def template() -> dict:
+    return load_template()  # read once: each in-process server's tables are created from it
+
+
 def make_tables(url: str) -> dict[str, str]:
-    return create_tables(client(url), load_template(), lambda logical_id: f"jobsync-local-{logical_id}")
+    return create_tables(client(url), template(), lambda logical_id: f"jobsync-local-{logical_id}")
 
 
 @pytest.fixture
@@ -386,66 +392,146 @@ def test_the_journal_is_compacted_after_so_many_writes_or_bytes(tmp_path):
 # ------------------------------------------------------------- crash and restart
 
 
-SERVER = """
-import signal, sys, threading
+# A server start in a fresh interpreter imports moto, boto3 and the template again (about 1.5 CPU-s, eight
+# starts in these tests): one process imports them once and forks each server from that state. A forked
+# server is a process of its own, killed by a real SIGKILL, and starts with no moto data (its parent's one
+# warm-up server is stopped and moto's data reset before any fork); its parent reaps it and reports how it ended.
+FORKING_SERVER = """
+import os, signal, sys, tempfile, threading, traceback
 from pathlib import Path
-from tests.unit.test_local_dynamodb_server import make_tables
+from moto.core.base_backend import BackendDict
 from local.dynamodb_server import LocalDynamoDB
+from local.template import create_tables, load_template
+from tests.unit.test_local_dynamodb_server import client
 
-server = LocalDynamoDB(Path(sys.argv[1]), compact_bytes=int(sys.argv[2]))
-url = server.start()
-make_tables(url)
-server.restore()
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-print(url, flush=True)
-while not stop.wait(0.01):
-    server.compact_if_due()
-server.stop()
+template = load_template()
+
+
+def serve(state_dir, compact_bytes, started):
+    server = LocalDynamoDB(Path(state_dir), compact_bytes=compact_bytes)
+    url = server.start()
+    create_tables(client(url), template, lambda logical_id: f"jobsync-local-{logical_id}")
+    server.restore()
+    if started is None:
+        server.stop()
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    os.write(started, url.encode())
+    os.close(started)
+    while not stop.wait(0.01):
+        server.compact_if_due()
+    server.stop()
+
+
+# One server started and stopped here first: each fork finds moto's and botocore's models loaded.
+with tempfile.TemporaryDirectory() as warm_up:
+    serve(warm_up, 1 << 30, None)
+BackendDict.reset()
+for thread in threading.enumerate():
+    if thread is not threading.main_thread():
+        thread.join(timeout=60)
+assert threading.active_count() == 1, threading.enumerate()  # forking a process with threads is unsafe
+
+for command in sys.stdin:
+    verb, *args = command.split()
+    if verb == "start":
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            try:
+                serve(args[0], int(args[1]), write)
+            except BaseException:
+                traceback.print_exc()
+                os._exit(1)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read) as started:
+            print(pid, started.read(), flush=True)
+    elif verb == "wait":
+        print(os.waitstatus_to_exitcode(os.waitpid(int(args[0]), 0)[1]), flush=True)
 """
+
+
+class ServerForks:
+    """The process that forks servers (FORKING_SERVER), spoken to a line at a time."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", FORKING_SERVER],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'layers' / 'jobsync'}"},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, command: str, timeout: float = 120) -> str:
+        """The answer to `command`: its line, waited for up to `timeout` seconds."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=timeout):
+                raise RuntimeError(f"no answer to {command!r} in {timeout} s")
+        answer = self.process.stdout.readline().strip()
+        assert answer, f"the forking process ended: {self.process.wait()}"
+        return answer
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        assert self.process.wait(timeout=60) == 0
+
+
+@pytest.fixture(scope="module")
+def server_forks():
+    forks = ServerForks()
+    yield forks
+    forks.close()
 
 
 class ServerProcess:
     """The server in its own process over `state_dir`; `compact_bytes` small makes it compact while it works."""
 
-    def __init__(self, state_dir: Path, compact_bytes: int = 1 << 30) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", SERVER, str(state_dir), str(compact_bytes)],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'layers' / 'jobsync'}"},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout=120):
-                self.process.kill()
-                raise RuntimeError("the server did not start in 120 s")
-        self.url = self.process.stdout.readline().strip()
-        assert self.url.startswith("http://127.0.0.1:"), self.process.wait()
+    def __init__(self, forks: ServerForks, state_dir: Path, compact_bytes: int = 1 << 30) -> None:
+        self.forks = forks
+        pid, _, self.url = forks.ask(f"start {state_dir} {compact_bytes}").partition(" ")
+        self.pid = int(pid)
+        self.exit_code: int | None = None
+        assert self.url.startswith("http://127.0.0.1:"), f"the server did not start: {self.wait()}"
         self.dynamodb = client(self.url, config=NO_RETRIES)
 
+    def running(self) -> bool:
+        return self.exit_code is None
+
+    def wait(self) -> int:
+        self.exit_code = int(self.forks.ask(f"wait {self.pid}", timeout=60))
+        return self.exit_code
+
     def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=60)
+        os.kill(self.pid, signal.SIGKILL)
+        assert self.wait() == -signal.SIGKILL
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        assert self.process.wait(timeout=60) == 0
+        os.kill(self.pid, signal.SIGTERM)
+        assert self.wait() == 0
 
 
 @pytest.fixture
-def start_server(tmp_path):
+def start_server(tmp_path, server_forks):
     """Starts servers over `tmp_path`; any still running at the end (a test failed) is killed."""
     started: list[ServerProcess] = []
 
     def start(compact_bytes: int = 1 << 30) -> ServerProcess:
-        started.append(ServerProcess(tmp_path, compact_bytes))
+        started.append(ServerProcess(server_forks, tmp_path, compact_bytes))
         return started[-1]
 
     yield start
     for server in started:
-        if server.process.poll() is None:
+        if server.running():
             server.kill()
 
 
