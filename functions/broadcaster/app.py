@@ -5,29 +5,29 @@ Also invoked asynchronously by itself (jobsync.background.hand_off) with `{"fan_
 
 from typing import Any
 
-from aws_lambda_powertools.utilities.data_classes import DynamoDBStreamEvent, event_source
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecordEventName
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from jobsync.observability import logger, metrics
 from jobsync.services.broadcast import broadcast, deliver_share, status_changes
+from jobsync.store.dynamo import from_stream_image
 
+# The event is read as the dict Lambda passes: Powertools' data classes would import every event source's
+# class (their package's __init__: 20 ms of CPU at cold start, 7% of a boto3-only handler's) for a few keys.
 # A removed item is no status change.
-_WRITES = (DynamoDBRecordEventName.INSERT, DynamoDBRecordEventName.MODIFY)
+_WRITES = ("INSERT", "MODIFY")
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
-@event_source(data_class=DynamoDBStreamEvent)
-def lambda_handler(event: DynamoDBStreamEvent, context: LambdaContext) -> dict[str, Any]:
-    share = event.raw_event.get("fan_out")
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    share = event.get("fan_out")
     if isinstance(share, dict):
         shared = deliver_share(share)
         return {"changes": 0, "sent": shared.sent, "gone": shared.gone, "failed": shared.failed}
     writes = [
-        (record.dynamodb.new_image, record.dynamodb.old_image)
-        for record in event.records
-        if record.event_name in _WRITES and record.dynamodb is not None
+        (from_stream_image(stream.get("NewImage") or {}), from_stream_image(stream.get("OldImage") or {}))
+        for record in event.get("Records") or []
+        if record.get("eventName") in _WRITES and (stream := record.get("dynamodb")) is not None
     ]
     report = broadcast(status_changes(writes))
     return {"changes": report.changes, "sent": report.sent, "gone": report.gone, "failed": report.failed}
