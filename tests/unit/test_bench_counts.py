@@ -49,6 +49,19 @@ def test_a_tick_reads_the_lists_and_hands_the_final_logs_to_the_background(bench
     assert figures.kept(bench, world) == (ENDED, ENDED)
 
 
+def test_the_next_tick_leaves_the_tails_a_tail_keeper_was_just_handed_alone(bench_handing_off):
+    bench, hand_offs = bench_handing_off
+    figures.stored_world(bench, ACTIVE, started=STARTED, ended=ENDED)
+    figures.tick(bench)
+    handed = [payload["job_ids"] for name, payload in hand_offs.waiting if name == figures.TAIL_KEEPER_FUNCTION]
+    assert sum(map(len, handed)) == ENDED
+
+    second = figures.tick(bench)  # the tail keeper has not run yet: its hand-off is in flight
+
+    assert len(hand_offs.waiting) == len(handed)  # nothing handed off again (every tick did, before)
+    assert second.counts.write_requests == 0
+
+
 def test_sync_active_answers_with_the_listed_state_and_keeps_every_tail_afterwards(bench_handing_off):
     bench, hand_offs = bench_handing_off
     ended = 30
