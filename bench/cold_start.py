@@ -240,15 +240,20 @@ def event_file(folder: Path, name: str) -> Path:
     tick more than an interval overdue is skipped: the first invocation would do nothing), the Replicate
     webhook signed now with the world's secret (else it is refused before any work, or its secret is asked
     of the provider), with an id of its own and a job of its own each run (else the second run is a replay,
-    answered without work)."""
+    answered without work); and each WebSocket connection from an address of its own (else the sixth run
+    meets the cap of connections per address and is refused early)."""
     sample = EVENTS / f"{name}.json"
-    if name not in ("poller", "replicate_webhook"):
+    if name not in ("poller", "replicate_webhook", "ws_connect"):
         return sample
     event = json.loads(sample.read_text())
     now = datetime.now(timezone.utc)
     run = next(_runs_made)
     if name == "poller":
         event["scheduled_time"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+    elif name == "ws_connect":
+        context = event["requestContext"]
+        context["connectionId"] = f"{context['connectionId']}{run}"
+        context["identity"]["sourceIp"] = f"198.51.{run // 250 % 250}.{run % 250 + 1}"
     else:
         from bench.harness import use_repo_paths
 
@@ -289,18 +294,21 @@ def run_once(world_env: dict[str, str], event: Path | None, *paths: Path) -> tup
     return float(imported), float(total), float(wall), status
 
 
-def measure(runs: int = RUNS, others: dict[str, Path] | None = None) -> dict[str, dict[str, float | str]]:
+def measure(
+    runs: int = RUNS, others: dict[str, Path] | None = None, only: list[str] | None = None
+) -> dict[str, dict[str, float | str]]:
     """Function -> {"ratio", "cpu_ms", "import_cpu_ms", "import_ratio", "wall_ms", "first_answer"} (medians);
     also "(boto3 handler)" and "(import boto3 only)".
 
     `others` (label -> a checkout's root, with its functions/ and layers/jobsync/) are measured in the same
-    run, round-robin with this one, as "<function>@<label>": a before and after side by side.
+    run, round-robin with this one, as "<function>@<label>": a before and after side by side. `only`: these
+    functions, not all.
     """
     trees = {"": ROOT, **(others or {})}
     for root in trees.values():
         compileall.compile_dir(str(root / "layers" / "jobsync" / "jobsync"), quiet=1)
         compileall.compile_dir(str(root / "functions"), quiet=1)
-    names = functions()
+    names = only or functions()
     with tempfile.TemporaryDirectory(prefix="jobsync-bench-") as folder, world() as world_env:
         baseline, import_only = Path(folder) / "boto3_handler", Path(folder) / "import_only"
         baseline_event = Path(folder) / "baseline_event.json"
@@ -372,11 +380,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=main.__doc__)
     parser.add_argument("--before", help="a git revision to measure side by side with the working tree")
     parser.add_argument("--runs", type=int, default=RUNS)
+    parser.add_argument("functions", nargs="*", help="these functions only (default: all)")
     arguments = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="jobsync-before-") as folder:
         others = {"before": _checkout(arguments.before, Path(folder))} if arguments.before else {}
         load = os.getloadavg()[0]
-        results = measure(arguments.runs, others)
+        results = measure(arguments.runs, others, arguments.functions or None)
     base = results["(boto3 handler)"]
     print(
         f"boto3-only handler: {float(base['cpu_ms']):.0f} ms (import {float(base['import_cpu_ms']):.0f} ms); "
@@ -388,7 +397,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{'ms' + suffix:>16}{'ratio' + suffix:>14}{'import' + suffix:>15}" for suffix in columns
     )
     print(header + "  first answer")
-    for name in functions():
+    for name in arguments.functions or functions():
         row = f"{name:20}"
         for suffix in columns:
             result = results.get(name + suffix)
