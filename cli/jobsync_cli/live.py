@@ -218,6 +218,8 @@ class Messages:
         self._reconnection = reconnection or Reconnection()
         self._kept: list[dict[str, Any]] = []  # sent again after each reconnection (follow requests)
         self._reconnected = False  # a RECONNECTED message is owed to the command
+        # Where the lines about losing and regaining the socket go: stderr, unless a live display owns the screen.
+        self.say: Callable[[str], None] = _note
         self.reconnections = 0
 
     @property
@@ -281,7 +283,7 @@ class Messages:
         self.close()
         if not self.listening:
             return
-        _note(f"lost the WebSocket {self.url} ({reason}); connecting again (Ctrl-C stops)")
+        self.say(f"lost the WebSocket {self.url} ({reason}); connecting again (Ctrl-C stops)")
         lost_at = self._reconnection.clock()
         interrupted = self.interrupted
         if isinstance(interrupted, Interrupt):
@@ -296,7 +298,7 @@ class Messages:
                 interrupted.at_once = False
         self.reconnections += 1
         self._reconnected = True
-        _note(f"connected again to {self.url} after {self._reconnection.clock() - lost_at:.0f} s")
+        self.say(f"connected again to {self.url} after {self._reconnection.clock() - lost_at:.0f} s")
 
     def _connect_again(self, reason: str) -> Socket:
         """A socket open again with the kept messages sent, trying until GIVE_UP_SECONDS have passed."""

@@ -239,6 +239,8 @@ def watch(
             _listen(board, messages, lambda change: _print_change(console, change))
             return
         with Live(table(), console=console, auto_refresh=False, redirect_stderr=False) as live:
+            # A line written to the terminal under the live table would be drawn over: printed above it instead.
+            messages.say = lambda text: live.console.print(Text(text))
             # Redrawn every second as well as on each message: a running job's elapsed time and cost so far tick.
             _listen(board, messages, lambda change: None, lambda: live.update(table(), refresh=True))
 

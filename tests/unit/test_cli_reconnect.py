@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -314,3 +315,18 @@ def test_watch_connects_again_and_shows_a_change_made_while_the_line_was_down() 
     assert len(api.asked("GET", "/api/cloud/jobs")) == 2  # once to start, once after the reconnection
     assert server.sent == [[], []]  # watch follows nothing: it has nothing to send again
     assert "lost the WebSocket" in result.stderr and "connected again" in result.stderr
+
+
+def test_in_a_terminal_watch_tells_of_the_reconnection_above_its_live_table() -> None:
+    api = FakeApi([job(1, "queued")])
+    server = FakeServer([DROP], [None])
+    plan = Reconnection(clock=lambda: 0.0, sleep=lambda seconds: None, jitter=lambda: 0.5)
+    obj = {"transport": httpx.MockTransport(api), "now": NOW, "connect": server.connect, "reconnection": plan}
+    obj["terminal"] = True
+
+    result = CliRunner().invoke(app, ["watch"], env=ENV, obj=obj)
+
+    assert result.exit_code == 0, result.output
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)
+    assert "lost the WebSocket ws://jobsync.test/live" in screen and "connected again" in screen
+    assert "lost the WebSocket" not in result.stderr  # written under the live table, a redraw would cover it
