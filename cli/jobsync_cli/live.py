@@ -220,7 +220,6 @@ class Messages:
         self._reconnected = False  # a RECONNECTED message is owed to the command
         # Where the lines about losing and regaining the socket go: stderr, unless a live display owns the screen.
         self.say: Callable[[str], None] = _note
-        self.reconnections = 0
 
     @property
     def listening(self) -> bool:
@@ -296,7 +295,6 @@ class Messages:
         finally:
             if isinstance(interrupted, Interrupt):
                 interrupted.at_once = False
-        self.reconnections += 1
         self._reconnected = True
         self.say(f"connected again to {self.url} after {self._reconnection.clock() - lost_at:.0f} s")
 
