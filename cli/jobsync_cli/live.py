@@ -78,7 +78,9 @@ class Reconnection:
 def _real_connect(url: str, open_timeout: float = OPEN_SECONDS) -> Socket:
     from websockets.sync.client import connect
 
-    return connect(url, open_timeout=open_timeout, max_size=2**22)
+    # legacy=True: the connection itself, closed by Messages (websockets 17.1 warns without it, and its future
+    # default hands back a reconnecting iterator instead, which would not fill the gap after a drop).
+    return connect(url, open_timeout=open_timeout, max_size=2**22, legacy=True)
 
 
 def _connect_for(ctx: typer.Context) -> tuple[Connect, Connect]:
