@@ -227,6 +227,10 @@ class Messages:
     def listening(self) -> bool:
         return not self.interrupted.is_set()
 
+    def clock(self) -> float:
+        """Monotonic seconds, from the clock the reconnections wait on (a test's fake one)."""
+        return self._reconnection.clock()
+
     def send(self, message: dict[str, Any], *, keep: bool = False) -> None:
         """Send `message`; `keep`: send it again after each reconnection (a subscription, such as a follow)."""
         if keep:

@@ -25,6 +25,8 @@ PROGRESS_EVERY_SECONDS = 5.0
 # After a reconnection `logs --follow` reads this many of the newest lines (the logs route's most) to print
 # what came while the socket was away; it remembers as many printed lines to know where it was.
 GAP_TAIL = 2000
+# A read of that gap that failed (the API answered 5xx, or could not be reached) is tried again this much later.
+GAP_RETRY_SECONDS = 5.0
 
 
 def _new_lines(shown: list[str], pushed: list[str]) -> list[str]:
@@ -94,8 +96,20 @@ def _print_lines(lines: list[str]) -> None:
 
 def _follow(api: Api, messages: Messages, job_id: str, shown: list[str]) -> None:
     recent = shown[-GAP_TAIL:]
+    gap_due: float | None = None  # when to read the lines a reconnection may have missed (None: no gap)
     quiet_since = time.monotonic()
     while messages.listening:
+        if gap_due is not None and messages.clock() >= gap_due:
+            try:
+                status = _fill_the_gap(api, job_id, recent)
+            except CliError as exc:
+                note(f"could not read the lines that came while the connection was down ({exc}); trying again")
+                gap_due = messages.clock() + GAP_RETRY_SECONDS
+            else:
+                gap_due = None
+                if status in TERMINAL:
+                    note(f"job {job_id} ended: {status}")
+                    return
         message = messages.next(timeout=1.0)
         if message is None:
             if time.monotonic() - quiet_since > PING_EVERY_SECONDS:
@@ -104,8 +118,7 @@ def _follow(api: Api, messages: Messages, job_id: str, shown: list[str]) -> None
             continue
         quiet_since = time.monotonic()
         if message.get("type") == RECONNECTED:
-            if _fill_the_gap(api, job_id, recent):
-                return
+            gap_due = messages.clock()
             continue
         if message.get("type") == "error" and message.get("error") == "unknown_connection":
             messages.drop("the API no longer knows this connection")
@@ -114,28 +127,32 @@ def _follow(api: Api, messages: Messages, job_id: str, shown: list[str]) -> None
             raise CliError(f"the WebSocket refused to follow {job_id}: {message.get('message') or message}")
         if message.get("job_id") != job_id:
             continue
-        if message.get("type") == "job_log_lines":
+        if message.get("type") == "job_log_lines" and gap_due is None:
             fresh = _new_lines(recent, [str(line) for line in message.get("lines") or []])
             _print_lines(fresh)
             recent[:] = (recent + fresh)[-GAP_TAIL:]
+        # While a gap waits to be read, pushed lines are left to that read: a pushed line is kept before it is
+        # pushed, so the read has it, and printed now it would hide where the gap begins.
         elif message.get("type") == "job_status_changed" and message.get("status") in TERMINAL:
+            if gap_due is not None:
+                try:
+                    _fill_the_gap(api, job_id, recent)
+                except CliError as exc:
+                    note(f"could not read the lines that came while the connection was down ({exc})")
             note(f"job {job_id} ended: {message['status']}")
             return
 
 
-def _fill_the_gap(api: Api, job_id: str, recent: list[str]) -> bool:
+def _fill_the_gap(api: Api, job_id: str, recent: list[str]) -> str:
     """After a reconnection: print the lines that came while the socket was away (nothing was pushed then) and
-    add them to `recent`; True when the job ended meanwhile (then no more lines will come)."""
-    status = api.request("GET", job_path(job_id))["job"]["status"]
+    add them to `recent`; the job's status (read first: lines read after an end are its last)."""
+    status = str(api.request("GET", job_path(job_id))["job"]["status"])
     fresh, reached = _unseen(recent, _tail(api, job_id, GAP_TAIL))
     if not reached:
         note(f"more than {GAP_TAIL} lines came while the connection was down: the older ones are not shown")
     _print_lines(fresh)
     recent[:] = (recent + fresh)[-GAP_TAIL:]
-    if status in TERMINAL:
-        note(f"job {job_id} ended: {status}")
-        return True
-    return False
+    return status
 
 
 class _Board:
@@ -253,14 +270,24 @@ def _listen(
 ) -> None:
     """Take the socket's messages into `board` until Ctrl-C, keeping the line alive and the progress fresh."""
     quiet_since = time.monotonic()
+    reread_due: float | None = None  # when to read the list again after a reconnection (None: no need)
     try:
         while messages.listening:
+            if reread_due is not None and messages.clock() >= reread_due:
+                # Nothing was heard while the socket was away: the list, read again, shows what changed.
+                try:
+                    changes = board.refresh(read_jobs(board.api, limit=board.limit))
+                except CliError as exc:
+                    messages.say(f"could not read the job list again after the reconnection ({exc}); trying again")
+                    reread_due = messages.clock() + GAP_RETRY_SECONDS
+                else:
+                    reread_due = None
+                    for changed in changes:
+                        on_change(changed)
             message = messages.next(timeout=1.0)
             if message is not None and message.get("type") == RECONNECTED:
                 quiet_since = time.monotonic()
-                # Nothing was heard while the socket was away: the list, read again, shows what changed.
-                for changed in board.refresh(read_jobs(board.api, limit=board.limit)):
-                    on_change(changed)
+                reread_due = messages.clock()
             elif message is not None:
                 quiet_since = time.monotonic()
                 change = board.apply(message)

@@ -330,3 +330,76 @@ def test_in_a_terminal_watch_tells_of_the_reconnection_above_its_live_table() ->
     screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", result.stdout)
     assert "lost the WebSocket ws://jobsync.test/live" in screen and "connected again" in screen
     assert "lost the WebSocket" not in result.stderr  # written under the live table, a redraw would cover it
+
+
+def test_a_failed_read_of_the_gap_is_tried_again_and_the_lines_pushed_meanwhile_wait_for_it() -> None:
+    api = FakeApi([job(1, "running")])
+    api.log_lines = ["a"]
+    clock = FakeClock()
+    logs_reads = 0
+
+    def logs_fail_once_after_the_reconnection(request: httpx.Request) -> httpx.Response:
+        nonlocal logs_reads
+        if request.url.path.endswith("/logs"):
+            logs_reads += 1
+            if logs_reads == 2:
+                return httpx.Response(503, json={"error": "store_unavailable", "message": "try again"})
+        return api(request)
+
+    def set_log(*lines: str) -> Callable[[], None]:
+        return lambda: setattr(api, "log_lines", list(lines))
+
+    def five_seconds_later() -> None:
+        clock.now += 5.0
+
+    server = FakeServer(
+        [set_log("a", "b"), DROP],  # "b" comes while the line is down: nobody follows, nothing is pushed
+        [
+            set_log("a", "b", "c"),
+            lines_pushed("c"),  # the gap is not read yet: printed now, "c" would come before "b"
+            five_seconds_later,
+            None,
+            set_log("a", "b", "c", "d"),
+            lines_pushed("d"),
+        ],
+    )
+
+    result = run(logs_fail_once_after_the_reconnection, server, clock, "logs", "job0001", "-f")
+
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == ["a", "b", "c", "d"]
+    assert logs_reads == 3  # the first tail, the gap's read that failed, the one 5 s later
+    assert "jobsync: 503: try again" not in result.stderr
+    assert "could not read the lines that came while the connection was down (503: try again); trying again" in (
+        result.stderr
+    )
+
+
+def test_watch_reads_the_list_again_later_when_that_read_fails_after_the_reconnection() -> None:
+    api = FakeApi([job(1, "queued")])
+    clock = FakeClock()
+    list_reads = 0
+
+    def list_fails_once_after_the_reconnection(request: httpx.Request) -> httpx.Response:
+        nonlocal list_reads
+        if request.url.path == "/api/cloud/jobs":
+            list_reads += 1
+            if list_reads == 2:
+                return httpx.Response(502, json={"error": "bad_gateway", "message": "the API is starting"})
+        return api(request)
+
+    def job_fails_meanwhile() -> None:
+        api.jobs[0] = {**api.jobs[0], "status": "failed", "is_terminal": True, "is_active": False}
+
+    def five_seconds_later() -> None:
+        clock.now += 5.0
+
+    server = FakeServer([job_fails_meanwhile, DROP], [None, five_seconds_later, None])
+
+    result = run(list_fails_once_after_the_reconnection, server, clock, "watch")
+
+    assert result.exit_code == 0, result.output
+    changes = [line.split(maxsplit=1)[1] for line in result.stdout.splitlines() if "→" in line]
+    assert changes == ["job0001  queued → failed  acme/flux-lora-trainer"]
+    assert list_reads == 3
+    assert "could not read the job list again after the reconnection (502: the API is starting)" in result.stderr
