@@ -167,10 +167,10 @@ class _Board:
         self.messages = 0
 
     def apply(self, message: dict[str, Any]) -> tuple[str | None, dict[str, Any]] | None:
-        """Take one message: (the status before, the job now) when it told of a change, else None."""
+        """Take one message: (the status before, the job now) when it told of a change the board did not show
+        yet, else None (a change the list read after it already showed is not told twice)."""
         if message.get("type") != "job_status_changed" or not isinstance(message.get("job_id"), str):
             return None
-        self.messages += 1
         job = message.get("job")
         if not isinstance(job, dict):
             job = self.api.request("GET", job_path(message["job_id"]))["job"]
@@ -180,6 +180,9 @@ class _Board:
         if job["status"] != "running":
             self.progress.pop(job["job_id"], None)
         self._trim()
+        if known is not None and known["status"] == job["status"]:
+            return None
+        self.messages += 1
         return previous if isinstance(previous, str) else None, job
 
     def refresh(self, listed: list[dict[str, Any]]) -> list[tuple[str | None, dict[str, Any]]]:
@@ -239,9 +242,10 @@ def watch(
     """A live table of the newest jobs, redrawn as the WebSocket tells of changes: stage, progress, elapsed, cost.
     Ctrl-C stops it. When the output is not a terminal, the table is printed once, then a line per change."""
     api = api_for(ctx)
-    board = _Board(api, read_jobs(api, limit=limit), limit)
     console = out(ctx)
     with live_socket(ctx, api) as messages:
+        # Listening before reading the list: a change in between is heard (and told once, see _Board.apply).
+        board = _Board(api, read_jobs(api, limit=limit), limit)
         note(f"watching {messages.url} (Ctrl-C stops)")
         board.read_progress(time.monotonic)
 
