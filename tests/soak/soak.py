@@ -78,6 +78,7 @@ class Call:
     started: float
     ended: float
     status: int | None  # None: no answer
+    said: str = ""  # a 5xx answer's body (its start), so that a failed run says what failed
 
 
 @dataclass
@@ -143,7 +144,9 @@ class Recorder:
         except httpx.HTTPError:
             answer = None
         with self._lock:
-            self.calls.append(Call(what, started, time.time(), answer.status_code if answer is not None else None))
+            status = answer.status_code if answer is not None else None
+            said = answer.text[:300] if answer is not None and answer.status_code >= 500 else ""
+            self.calls.append(Call(what, started, time.time(), status, said))
         return answer
 
 
@@ -464,6 +467,12 @@ def _judge_requests(
     ]
     if result.server_errors:
         result.problems.append(f"5xx while the stack was up: {Counter(result.server_errors)}")
+        said = [
+            f"{call.what} {call.status}: {call.said}"
+            for call in calls
+            if call.status and call.status >= 500 and while_up(call.started, call.ended)
+        ]
+        result.problems += said[:5]
 
 
 def _judge_webhooks(result: SoakResult, relay: WebhookRelay) -> None:
