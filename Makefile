@@ -114,7 +114,7 @@ concurrency: $(DEV_INSTALLED)
 
 # The soak (tests/soak/; at most 5 minutes, loopback only): 300 trainings while a fifth of the provider's
 # answers fail, webhooks duplicated, shuffled and a tenth forged, a kill -9 midway; its figures in one line.
-# `make test` runs a short one (24 trainings, tests/soak/test_soak.py).
+# `make test` runs a short one (12 trainings, tests/soak/test_soak.py).
 .PHONY: soak
 soak: $(DEV_INSTALLED)
 	@echo "soaking the local stack (about 3 minutes)…"
