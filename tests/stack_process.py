@@ -59,7 +59,8 @@ def wait_until(condition: Callable[[], Any], what: str, patience: float = PATIEN
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+        port: int = probe.getsockname()[1]
+        return port
 
 
 class LocalStack:
@@ -163,7 +164,7 @@ def sync(stack: LocalStack) -> dict[str, Any]:
         if answer.status_code == 502 and "time" in body.get("message", ""):
             continue
         assert answer.status_code == 200, body
-        return body
+        return dict(body)
     raise AssertionError(f"every sync ran out of time: {body}")
 
 
@@ -205,7 +206,7 @@ def fresh_source_ip() -> str:
     return f"127.0.{number // 250}.{number % 250 + 2}"
 
 
-def send_signed_webhook(base_url: str, secret: str, payload: dict, webhook_id: str) -> httpx.Response:
+def send_signed_webhook(base_url: str, secret: str, payload: dict[str, Any], webhook_id: str) -> httpx.Response:
     """POST a Replicate webhook signed by the official `standardwebhooks` package, as Replicate signs it."""
     from standardwebhooks.webhooks import Webhook
 

@@ -28,7 +28,7 @@ def simulator_stack(
 
 
 @pytest.fixture(scope="session")
-def shared_stack(tmp_path_factory) -> Iterator[LocalStack]:
+def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One simulator stack per test process, never stopped before the end, for every test that only uses it.
 
     Such a test leaves the stack as it found it (a setting it changes is changed back), opens its
@@ -43,7 +43,7 @@ def shared_stack(tmp_path_factory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture(scope="module")
-def module_stack(tmp_path_factory) -> Iterator[LocalStack]:
+def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One simulator stack per test module, for its tests that stop, restart or kill it (see own_stack)."""
     # Saving every second (a test kills it once a snapshot has seen its sockets); no test here waits on the poller.
     stack = simulator_stack(tmp_path_factory, "own-stack", poll_seconds="30")

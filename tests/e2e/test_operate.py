@@ -5,24 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import queue
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
-from typer.testing import CliRunner
 
-from jobsync_cli.app import app as jobsync_command
+from tests.e2e.command import JOBSYNC, run_in_process
 from tests.e2e.conftest import SECRET
 from tests.stack_process import PATIENCE_SECONDS, LocalStack, api, fresh_source_ip, request, sync
 
@@ -41,7 +36,6 @@ def simulator_view(stack: LocalStack, job_id: str) -> dict[str, Any]:
     return answer.json()
 
 
-JOBSYNC = Path(sys.executable).parent / "jobsync"
 # Another scripted training, queued then running for about ten minutes at real speed.
 OTHER_TRAINING_CONFIG = "sdxl-subject-v2"
 
@@ -58,17 +52,9 @@ def command_env(stack: LocalStack, token: str | None = None) -> dict[str, str]:
 
 
 def jobsync(stack: LocalStack, *args: str, token: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`jobsync <args>` run in this process through the command's entry point, in the environment the installed
-    command gets below (nothing else set): its exit code, stdout and stderr, an uncaught exception's traceback on
-    stderr as the interpreter would print it. (A process per command cost 0.4 s of CPU each; the installed
-    command itself is run by the watch and follow tests here and by test_cli_tokens.py.)"""
-    env = command_env(stack, token)
-    cleared: dict[str, str | None] = {name: None for name in os.environ if name not in env}
-    result = CliRunner().invoke(jobsync_command, list(args), env={**cleared, **env})
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        stderr += "".join(traceback.format_exception(result.exception))
-    return subprocess.CompletedProcess([str(JOBSYNC), *args], result.exit_code, result.stdout, stderr)
+    """`jobsync <args>` run in this process (tests/e2e/command.py) in the environment the installed command gets
+    below; the installed command itself is run by the watch and follow tests here and by test_cli_tokens.py."""
+    return run_in_process(args, command_env(stack, token))
 
 
 def assert_api_jobs(stack: LocalStack, jobs: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
