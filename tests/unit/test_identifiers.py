@@ -66,6 +66,9 @@ def test_the_bound_keeps_every_key_far_inside_dynamodbs_limits():
     assert len(f"2026-11-01T10:00:00.000000Z#{longest}".encode()) < 1024
 
 
+_SCHEMA = jsonschema_rs.validator_for(identifiers.json_schema())  # compiled once, not once an example
+
+
 @hypothesis_settings(max_examples=500, deadline=None)
 @given(_ID_TEXT)
 def test_the_domain_check_the_api_type_and_the_json_schema_agree(value):
@@ -77,7 +80,7 @@ def test_the_domain_check_the_api_type_and_the_json_schema_agree(value):
         api = False
     # JSON Schema patterns are ECMA regexes (`$` is the very end), as jsonschema_rs reads them; Python's
     # `re`, which the jsonschema package uses, would also let `$` match before a final newline.
-    schema = jsonschema_rs.validator_for(identifiers.json_schema()).is_valid(value)
+    schema = _SCHEMA.is_valid(value)
     assert api is expected and schema is expected
 
 

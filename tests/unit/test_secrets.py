@@ -5,6 +5,7 @@ from __future__ import annotations
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.config import default_user_config
 
 from jobsync import secrets, wiring
 from jobsync.providers.base import ProviderAuthError
@@ -16,8 +17,11 @@ REGION = "us-east-1"
 
 @pytest.fixture
 def secretsmanager(aws_env):
-    """Secrets Manager under moto; nothing cached before or after."""
-    with mock_aws():
+    """Secrets Manager under moto; nothing cached before or after.
+
+    boto3's session is kept (moto would reset it by default, and each test would load the service models
+    again: most of a test's CPU); a fresh moto still holds no secret of another test."""
+    with mock_aws(config={"core": {**default_user_config["core"], "reset_boto3_session": False}}):
         wiring.reset()
         yield boto3.client("secretsmanager", region_name=REGION)
         wiring.reset()

@@ -11,6 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.config import default_user_config
 
 from jobsync.api.routes import DEPLOYED_ROUTES
 from local import template as cfn
@@ -275,7 +276,8 @@ def dynamodb(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL_DYNAMODB", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
+    # boto3's session kept (moto resets it by default: its models loaded again); a fresh moto all the same
+    with mock_aws(config={"core": {**default_user_config["core"], "reset_boto3_session": False}}):
         yield boto3.client("dynamodb", region_name="us-east-1")
 
 
