@@ -22,7 +22,7 @@ from jobsync.store.jobs import METRICS_KEY, JobStore, is_counter_key
 from local.dynamodb_server import LocalDynamoDB
 from local.persistence import load_tables, restore_tables, save_tables
 from local.template import create_tables, load_template
-from tests.unit.test_local_dynamodb_server import ServerProcess, make_tables
+from tests.unit.test_local_dynamodb_server import ServerForks, ServerProcess, make_tables
 from tests.unit.test_local_dynamodb_server import client as server_client
 
 LOGICAL = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state"}
@@ -176,8 +176,18 @@ def assert_kept_without_sockets(dynamodb, exact: dict) -> None:
     assert all(sockets.open(f"new-{number}", "10.0.0.7", 5) for number in range(5))
 
 
-def test_a_stack_killed_with_sockets_open_comes_back_with_its_jobs_and_no_socket(aws_env, monkeypatch, tmp_path):
-    killed = ServerProcess(tmp_path)
+@pytest.fixture
+def server_forks():
+    """Forks servers in their own processes (tests/unit/test_local_dynamodb_server.py's FORKING_SERVER)."""
+    forks = ServerForks()
+    yield forks
+    forks.close()
+
+
+def test_a_stack_killed_with_sockets_open_comes_back_with_its_jobs_and_no_socket(
+    aws_env, monkeypatch, tmp_path, server_forks
+):
+    killed = ServerProcess(server_forks, tmp_path)
     try:
         point_jobsync_at(monkeypatch, killed.url)
         exact = fill_with_jobsync(killed.dynamodb)
