@@ -45,7 +45,8 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
 @pytest.fixture(scope="module")
 def module_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One simulator stack per test module, for its tests that stop, restart or kill it (see own_stack)."""
-    # Saving every second (a test kills it once a snapshot has seen its sockets); no test here waits on the poller.
+    # Saving every second (a test kills it once a snapshot has seen its sockets); polling every 30 s: no test that
+    # stops or kills its stack waits on the poller.
     stack = simulator_stack(tmp_path_factory, "own-stack", poll_seconds="30")
     stack.start()
     yield stack
