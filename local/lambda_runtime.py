@@ -48,6 +48,10 @@ class LambdaContext:
 
 _loaded: dict[Path, Handler] = {}
 _lock = threading.Lock()
+# Powertools keeps one metric set per process: Lambda runs one invocation at a time in it, this process
+# runs many in threads. Without a lock, one thread's flush could clear the set between another's check
+# that it holds metrics and its serializing them ("Must contain at least one metric": a 500).
+METRICS_LOCK = threading.RLock()
 
 
 def load_handler(code_uri: str | Path, handler: str = "app.lambda_handler") -> Handler:
@@ -57,6 +61,7 @@ def load_handler(code_uri: str | Path, handler: str = "app.lambda_handler") -> H
     with _lock:
         if path not in _loaded:
             use_layer()
+            _share_metrics_between_threads()
             spec = importlib.util.spec_from_file_location(f"jobsync_function_{path.parent.name}", path)
             if spec is None or spec.loader is None:
                 raise ImportError(f"cannot load {path}")
@@ -65,6 +70,26 @@ def load_handler(code_uri: str | Path, handler: str = "app.lambda_handler") -> H
             spec.loader.exec_module(module)
             _loaded[path] = getattr(module, attribute)
         return _loaded[path]
+
+
+def _share_metrics_between_threads() -> None:
+    """Every change to the process's one metric set, and every flush of it, under METRICS_LOCK (once)."""
+    from jobsync.observability import metrics
+
+    provider = metrics.provider
+    if getattr(provider, "_jobsync_locked", False):
+        return
+    for name in ("add_metric", "add_dimension", "add_metadata", "flush_metrics", "clear_metrics"):
+        setattr(provider, name, _under_metrics_lock(getattr(provider, name)))
+    provider._jobsync_locked = True  # type: ignore[attr-defined]
+
+
+def _under_metrics_lock(method: Callable[..., Any]) -> Callable[..., Any]:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with METRICS_LOCK:
+            return method(*args, **kwargs)
+
+    return locked
 
 
 def invoke(code_uri: str | Path, handler: str, event: dict[str, Any], *, timeout: float = 30.0) -> Any:

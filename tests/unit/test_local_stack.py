@@ -411,3 +411,26 @@ def test_the_stream_task_runs_after_writes_only_and_stops_at_once(dynamodb):
     # this bound, which no wall-clock race decides.
     background.close(timeout=30)
     assert len(runs) == 1 and not any(thread.is_alive() for thread in background.threads)
+
+
+def test_the_functions_share_one_metric_set_under_a_lock_so_concurrent_flushes_never_meet_an_emptied_set(
+    monkeypatch,
+) -> None:
+    from jobsync.observability import metrics
+    from local import lambda_runtime
+
+    lambda_runtime.load_handler("functions/health")  # the first load puts the process's metric set under the lock
+    held_while: list[str] = []
+    provider = metrics.provider
+    serialize = type(provider).serialize_metric_set
+
+    def checking_serialize(self, *args, **kwargs):
+        held_while.append("locked" if lambda_runtime.METRICS_LOCK._is_owned() else "unlocked")  # type: ignore[attr-defined]
+        return serialize(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(provider), "serialize_metric_set", checking_serialize)
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    metrics.add_metric(name="TestFlush", unit="Count", value=1)
+    metrics.flush_metrics()
+    assert held_while == ["locked"]  # the check that the set holds metrics and its serializing are one step
+    assert not provider.metric_set
