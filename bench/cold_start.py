@@ -13,10 +13,11 @@ interpreter's own start-up is left out (it is the same for both). The import alo
 
 The baseline is a handler that imports boto3 and makes one DynamoDB client at import, as AWS's samples
 do, and whose first invocation reads one item (GetItem) from the same moto. Both sides pay the same
-loopback round trips; no request leaves the machine (the provider's and API Gateway's URLs point at a
-closed local port). A function whose first invocation with its sample event needs the provider or
-another service (a sync, a cancel, a fan-out) is invoked anyway: it pays for everything up to the
-refused connection, which is its own code's cost, and its answer says so in `first_answer`.
+loopback round trips; no request leaves the machine (the provider's, API Gateway's, SNS's, Lambda's and
+Secrets Manager's URLs point at a local server that answers 401 to everything). A function whose first
+invocation with its sample event needs the provider or another service (a sync, a provider check) is
+invoked anyway: it pays for everything up to that refusal (httpx, its client, the request), which is its
+own code's cost, and its answer says so in `first_answer`.
 
 Runs go round-robin (the baseline, then every function, RUNS times, and the baseline once more), two
 processes at a time, after the .pyc files are written, as a deployed package ships them; each
@@ -29,6 +30,7 @@ from __future__ import annotations
 import base64
 import compileall
 import contextlib
+import http.server
 import itertools
 import json
 import logging
@@ -39,6 +41,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -53,6 +56,8 @@ PARALLEL = 2
 EVENTS = ROOT / "events"
 EVENT_TOKEN = "test-token"  # the bearer token the sample events carry
 EVENT_JOB_ID = "r8-job-1"  # the job the sample events name
+# The poller's remaining time: enough for one tick (services/polling.py's budget is 10 s), not for a second.
+ONE_TICK_MS = 10_500
 # The webhook secret the world's functions are configured with; the webhook's sample event is signed with it.
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"jobsync-bench-cold-start-secret!").decode()
 # What runs in the child. The event is read before the clock starts: Lambda's runtime has it (and json)
@@ -73,7 +78,7 @@ _CHILD = (
     "    aws_request_id = 'bench-request'\n"
     "    log_group_name = log_stream_name = 'bench'\n"
     "    def get_remaining_time_in_millis(self):\n"
-    "        return 30000\n"
+    "        return int(os.environ.get('BENCH_REMAINING_MS', '30000'))\n"
     "event_path = os.environ.get('BENCH_EVENT')\n"
     "event = json.loads(open(event_path).read()) if event_path else None\n"
     "wall, cpu = time.perf_counter(), time.process_time()\n"
@@ -156,11 +161,30 @@ def not_in_lambda() -> tuple[str, ...]:
     return tuple(sorted(blocked))
 
 
-def _closed_port() -> int:
-    """A loopback port nobody listens on: a request to it is refused at once, without leaving the machine."""
+def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Every other service (the provider, API Gateway's management API, SNS, Lambda, Secrets Manager): a
+    401 at once. A refused connection would do as well for the CPU, but the provider's client retries it
+    with waits (seconds of wall time per run); a 401 is not retried."""
+
+    def _refuse(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b'{"detail": "the cold-start bench answers nothing", "status": 401}'
+        self.send_response(401)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _refuse
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
 
 
 @contextlib.contextmanager
@@ -179,12 +203,14 @@ def world() -> Iterator[dict[str, str]]:
 
     use_repo_paths()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
-    port = _closed_port()
+    port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    refusing = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=refusing.serve_forever, daemon=True).start()
     try:
         moto_url = f"http://127.0.0.1:{port}"
-        nobody = f"http://127.0.0.1:{_closed_port()}"
+        nobody = f"http://127.0.0.1:{refusing.server_address[1]}"
         values = environment(
             AWS_ENDPOINT_URL_DYNAMODB=moto_url,
             REPLICATE_WEBHOOK_SECRET=WEBHOOK_SECRET,
@@ -208,6 +234,7 @@ def world() -> Iterator[dict[str, str]]:
             _store_the_events_job()
         yield values
     finally:
+        refusing.shutdown()
         server.stop()
 
 
@@ -236,8 +263,8 @@ _runs_made = itertools.count()
 
 
 def event_file(folder: Path, name: str) -> Path:
-    """`name`'s sample event for one run, made current where its time matters: the poller's scheduled now (a
-    tick more than an interval overdue is skipped: the first invocation would do nothing), the Replicate
+    """`name`'s sample event for one run, made current where its time matters: the poller's scheduled at the
+    tick due now (a tick more than an interval overdue is skipped: the first invocation would do nothing), the Replicate
     webhook signed now with the world's secret (else it is refused before any work, or its secret is asked
     of the provider), with an id of its own and a job of its own each run (else the second run is a replay,
     answered without work); and each WebSocket connection from an address of its own (else the sixth run
@@ -249,7 +276,14 @@ def event_file(folder: Path, name: str) -> Path:
     now = datetime.now(timezone.utc)
     run = next(_runs_made)
     if name == "poller":
-        event["scheduled_time"] = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        # Ticks fall on multiples of the poll interval: scheduled at the last one, the invocation runs one
+        # tick at once (scheduled now, it would sleep until the next multiple). Its context says less time
+        # is left than the next tick needs (ONE_TICK_MS), so it stops after the first instead of sleeping.
+        from bench.harness import environment
+
+        interval = int(environment()["SIMPLETUNER_JOB_POLL_INTERVAL"])
+        tick = datetime.fromtimestamp(int(now.timestamp()) // interval * interval, timezone.utc)
+        event["scheduled_time"] = tick.strftime("%Y-%m-%dT%H:%M:%SZ")
     elif name == "ws_connect":
         context = event["requestContext"]
         context["connectionId"] = f"{context['connectionId']}{run}"
@@ -279,6 +313,8 @@ def run_once(world_env: dict[str, str], event: Path | None, *paths: Path) -> tup
     env = _environment(world_env)
     if event is not None:
         env["BENCH_EVENT"] = str(event)
+        if event.name.startswith("poller"):
+            env["BENCH_REMAINING_MS"] = str(ONE_TICK_MS)
     answer = subprocess.run(
         [sys.executable, "-I", "-c", _CHILD, *map(str, paths)],
         env=env,
