@@ -42,11 +42,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-import httpx
-
 from local import lambda_runtime
 
 if TYPE_CHECKING:
+    import httpx
+
     from local.dynamodb_server import LocalDynamoDB
 
 log = logging.getLogger("local.stack")
@@ -243,6 +243,8 @@ def check_provider(
     base_url: str, token: str, *, timeout: float = PROVIDER_CHECK_SECONDS, transport: httpx.BaseTransport | None = None
 ) -> ProviderCheck:
     """One GET /account with the token: the account's name, or the one line that says which variable to fix."""
+    import httpx
+
     url = base_url.rstrip("/")
     try:
         with httpx.Client(timeout=timeout, transport=transport, follow_redirects=False) as client:
@@ -667,7 +669,16 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 # ---- main --------------------------------------------------------------------------------------------
 
 
+def _without_httpx_command_line() -> None:
+    """httpx's package imports its command-line client (httpx._main, and with it rich and pygments: 0.1-0.2 s of
+    CPU at each start) unless that import fails, as it does where the client's extras are not installed. The
+    stack never runs that client: marked absent before anything imports httpx, httpx takes its own fallback."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]  # None: "not importable"
+
+
 def main(argv: list[str] | None = None) -> int:
+    _without_httpx_command_line()
     _arguments(argv)
     _configure_logging()
     with ExitStack() as cleanup:
