@@ -107,11 +107,51 @@ def aws_env(monkeypatch, invocation_clock, handed_off):
         monkeypatch.delenv(name, raising=False)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
+    _secrets_read_through_one_boto3_session(monkeypatch)
+    _httpx_clients_share_one_default_ssl_context(monkeypatch)
     from jobsync import wiring
 
     wiring.reset()
     yield values
     wiring.reset()
+
+
+@functools.lru_cache(maxsize=1)
+def _boto3_session() -> Any:
+    import boto3
+
+    return boto3.session.Session()
+
+
+def _secrets_read_through_one_boto3_session(monkeypatch) -> None:
+    """Powertools' Secrets Manager provider, dropped at every wiring.reset(), builds its client in a new boto3
+    session: endpoint data and service models loaded again each test that reads a secret (about 0.1 CPU-s).
+    Here its clients come from one session (each still a new client, under the test's moto)."""
+    from aws_lambda_powertools.utilities.parameters.secrets import SecretsProvider
+
+    init = functools.partialmethod(SecretsProvider.__init__, boto3_session=_boto3_session())
+    monkeypatch.setattr(SecretsProvider, "__init__", init)
+
+
+def _httpx_clients_share_one_default_ssl_context(monkeypatch) -> None:
+    """Each httpx client (the provider's, a webhook delivery's: new after every wiring.reset()) loads the CA
+    bundle into a new SSL context, 50-130 ms of CPU; the tests' clients share one, built the same way (an SSL
+    context serves any number of clients; the fakes answer before any TLS connection would open anyway)."""
+    from httpx._transports import default
+
+    create = default.create_ssl_context
+
+    def create_ssl_context(verify: Any = True, cert: Any = None, trust_env: bool = True) -> Any:
+        if verify is True and cert is None and trust_env:
+            return _default_ssl_context(create)
+        return create(verify=verify, cert=cert, trust_env=trust_env)
+
+    monkeypatch.setattr(default, "create_ssl_context", create_ssl_context)
+
+
+@functools.lru_cache(maxsize=1)
+def _default_ssl_context(create: Any) -> Any:
+    return create(verify=True, cert=None, trust_env=True)
 
 
 class HandOffs:
@@ -188,6 +228,8 @@ def tables(aws_env, monkeypatch):
     from moto.core.config import default_user_config
     from moto.core.models import botocore_stubber
 
+    from local.dynamodb_server import _speed_up_moto, _undo_instead_of_copies
+
     process_request = botocore_stubber.process_request
 
     def atomically(request):
@@ -199,6 +241,13 @@ def tables(aws_env, monkeypatch):
     core = {**default_user_config["core"], "reset_boto3_session": False}
     with mock_aws(config={"core": core}):
         _create_tables(names)
+        # moto as the local stack's server runs it (local/dynamodb_server.py; the same answers, compared there):
+        # a failed transaction is undone item by item instead of moto backing up every table it touches with a
+        # deep copy, and data answers are written as JSON instead of by walking botocore's model value by value
+        # (the two took most of the CPU of a test that stores a few hundred jobs). In a test process that ran
+        # the local server before, moto was patched so anyway: now every handler test runs against the same moto.
+        _speed_up_moto()
+        _undo_instead_of_copies()
         yield names
 
 
