@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import signal
 import threading
 import time
 from dataclasses import dataclass
@@ -351,3 +352,13 @@ def pytest_collection_modifyitems(config, items):
     `--dist loadgroup` would be finer, but pytest 9 ignores the node ids xdist 3.8 rewrites for it.)
     """
     items.sort(key=lambda item: not item.path.relative_to(ROOT).as_posix().startswith(_LONG))
+
+
+@pytest.fixture
+def plain_ctrl_c():
+    """Ctrl-C as a terminal's Python has it (KeyboardInterrupt), whatever this process inherited: a job a
+    non-interactive shell starts in the background begins with SIGINT ignored. Put back afterwards."""
+    inherited = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, inherited)

@@ -190,7 +190,7 @@ def test_after_five_minutes_without_a_connection_it_gives_up_with_one_line_and_e
     assert "Traceback" not in result.output
 
 
-def test_ctrl_c_while_waiting_to_connect_again_stops_at_once() -> None:
+def test_ctrl_c_while_waiting_to_connect_again_stops_at_once(plain_ctrl_c) -> None:
     api = FakeApi([job(1, "running")])
     server = FakeServer([DROP], refuse=lambda attempt: OSError("connection refused") if attempt > 1 else None)
     clock = FakeClock()
@@ -204,7 +204,7 @@ def test_ctrl_c_while_waiting_to_connect_again_stops_at_once() -> None:
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-def test_ctrl_c_during_a_slow_handshake_stops_it_rather_than_waiting_for_it() -> None:
+def test_ctrl_c_during_a_slow_handshake_stops_it_rather_than_waiting_for_it(plain_ctrl_c) -> None:
     def slow_handshake(attempt: int) -> Exception | None:
         if attempt == 2:
             os.kill(os.getpid(), signal.SIGINT)

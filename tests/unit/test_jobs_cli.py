@@ -404,7 +404,7 @@ class SignalledSocket(FakeSocket):
 @pytest.mark.parametrize(
     "args", [("logs", "job0001", "-f"), ("watch",), ("sync",)], ids=["logs --follow", "watch", "sync"]
 )
-def test_ctrl_c_during_a_read_stops_listening_after_it_never_inside_it(args) -> None:
+def test_ctrl_c_during_a_read_stops_listening_after_it_never_inside_it(args, plain_ctrl_c) -> None:
     socket = SignalledSocket()
     api = FakeApi([job(1, "running")])
     if args == ("sync",):
