@@ -1,5 +1,6 @@
 """The WebSocket and stream handlers read their events as the dicts Lambda passes (not through Powertools'
-data classes, whose package costs a cold start 20 ms): the edges of those events (no headers, no query string, removed items, unchanged statuses) answer as before."""
+data classes, whose package costs a cold start 20 ms): the edges of those events (no headers, no query
+string, removed items, unchanged statuses) answer as before."""
 
 from __future__ import annotations
 
