@@ -353,7 +353,9 @@ def wait_until(page, predicate: Callable[[], bool], timeout: float = 15.0, messa
 
 def pause_clock(page) -> None:
     """Before `goto`: the page's timers fire only when the test runs the clock (`page.clock.run_for`)."""
-    page.clock.install(time=NOW)
+    # The installed clock runs in real time until paused, and pause_at may not go back: installed an hour
+    # early, it is still before the pause however long a loaded machine takes between the two calls.
+    page.clock.install(time=NOW - timedelta(hours=1))
     page.clock.pause_at(NOW + timedelta(seconds=1))
 
 
