@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from jobsync.store import dynamo
+from jobsync.store.keyed_items import KeyedItems
 
 # A change that keeps losing its race is given up after this many reads (each writer retries at once).
 _ATTEMPTS = 20
@@ -73,22 +74,13 @@ class ImportState:
 Change = Callable[[ImportState], "ImportState | None"]
 
 
-class ImportStore:
-    def __init__(self, state_table: str) -> None:
-        self._table_name = state_table
-
-    @property
-    def _table(self) -> Any:
-        return dynamo.table(self._table_name)
-
+class ImportStore(KeyedItems):
     @staticmethod
     def _key(provider: str) -> str:
         return f"import#{provider}"
 
     def get(self, provider: str) -> ImportState:
-        with dynamo.translated_errors():
-            item = self._table.get_item(Key={"pk": self._key(provider)}, ConsistentRead=True).get("Item")
-        return _from_item(provider, dynamo.from_dynamo(item) if item else None)
+        return _from_item(provider, self._get_plain(self._key(provider)))
 
     def change(self, provider: str, change: Change, current: ImportState | None = None) -> ImportState:
         """Apply `change` to the stored state and write the result (None or no change: write nothing);

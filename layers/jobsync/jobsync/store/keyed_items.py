@@ -1,7 +1,7 @@
 """What the stores of small `pk`-keyed items in one table share: the table, and one item read consistently.
 
-StateStore and NotificationStore (both over the state table) build on it, so the read every conditional
-write of theirs starts from is written once.
+StateStore, NotificationStore, ImportStore and LogStore (all over the state table) build on it, so the
+read every conditional write of theirs starts from is written once.
 """
 
 from __future__ import annotations

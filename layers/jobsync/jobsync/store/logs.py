@@ -31,6 +31,7 @@ from typing import Any
 
 from jobsync.domain.logs import LogTail
 from jobsync.store import dynamo
+from jobsync.store.keyed_items import KeyedItems
 
 _LOG_TAIL_DAYS = 90
 _DAY = 86_400
@@ -109,18 +110,10 @@ def pending_shard(job_id: str) -> int:
     return zlib.crc32(job_id.encode("utf-8")) % PENDING_SHARDS
 
 
-class LogStore:
-    def __init__(self, state_table: str) -> None:
-        self._table_name = state_table
-
-    @property
-    def _table(self) -> Any:
-        return dynamo.table(self._table_name)
-
+class LogStore(KeyedItems):
     def kept(self, job_id: str) -> KeptLog | None:
         """The kept tail of `job_id` with its bookkeeping; None when nothing was ever stored for it."""
-        with dynamo.translated_errors():
-            item = self._table.get_item(Key={"pk": f"logs#{job_id}"}, ConsistentRead=True).get("Item")
+        item = self._get(f"logs#{job_id}")
         # An item that holds only bookkeeping (a claim, a follow, a lease) has no tail yet.
         if not item or not {"tail_z", "text", "final_tail"} & item.keys():
             return None
@@ -193,8 +186,7 @@ class LogStore:
 
     def followed_jobs(self) -> list[str]:
         """The jobs some client followed (and may still follow), sorted."""
-        with dynamo.translated_errors():
-            item = self._table.get_item(Key={"pk": _FOLLOWED_KEY}, ConsistentRead=True).get("Item") or {}
+        item = self._get(_FOLLOWED_KEY) or {}
         return sorted(item.get("job_ids", set()))
 
     def drop_followed(self, job_ids: Iterable[str]) -> None:
