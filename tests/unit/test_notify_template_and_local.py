@@ -13,19 +13,12 @@ import pytest
 
 from local import template as cfn
 from local.streams import deliver_to_consumer, matches_filter
+from tests.unit.template_values import PARAMS
+from tests.unit.template_values import REFS as BASE_REFS
 
 ROOT = Path(__file__).resolve().parents[2]
-PARAMS = {
-    "ApiTokenHashes": "0" * 64,
-    "ReplicateApiTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:replicate-AbCdEf",
-}
 REFS = {
-    "JobsTable": "jobs",
-    "ConnectionsTable": "connections",
-    "StateTable": "state",
-    "TokensTable": "tokens",
-    "WebSocketApi": "abc",
-    "WebSocketStage": "live",
+    **BASE_REFS,
     "NotifyTopic": "arn:aws:sns:us-east-1:123456789012:jobsync-NotifyTopic",
     "NotifyWebhookSecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:notify-XyZ",
     "OriginVerifySecret": "arn:aws:secretsmanager:us-east-1:123456789012:secret:origin-verify-AbC",

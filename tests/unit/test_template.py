@@ -15,6 +15,7 @@ from moto.core.config import default_user_config
 
 from jobsync.api.routes import DEPLOYED_ROUTES
 from local import template as cfn
+from tests.unit.template_values import PARAMS, REFS
 
 ROOT = Path(__file__).resolve().parents[2]
 SAM = ROOT / ".tools" / "sam" / "bin" / "sam"
@@ -169,29 +170,17 @@ def test_every_function_gets_the_settings_the_code_reads(template: dict) -> None
 
 def test_environment_resolves_with_parameters(template: dict) -> None:
     spec = cfn.function_spec(template, "PollerFunction")
-    refs = {
-        "JobsTable": "jobs",
-        "ConnectionsTable": "connections",
-        "StateTable": "state",
-        "TokensTable": "tokens",
-        "WebSocketApi": "abc",
-        "WebSocketStage": "live",
-    }
-    params = {
-        "ApiTokenHashes": "0" * 64,
-        "ReplicateApiTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:replicate-AbCdEf",
-    }
-    env = cfn.resolve(spec.environment, template, parameter_values=params, refs=refs)
+    env = cfn.resolve(spec.environment, template, parameter_values=PARAMS, refs=REFS)
     assert env["JOBS_TABLE_NAME"] == "jobs"
     assert env["SIMPLETUNER_JOB_POLL_INTERVAL"] == "30"
     assert env["JOBSYNC_POLL_SCHEDULE_PERIOD_SECONDS"] == "60"
     assert env["JOBSYNC_POLLING_ENABLED"] == ""
     assert env["JOBSYNC_WEBSOCKET_URL"] == "wss://abc.execute-api.us-east-1.amazonaws.com/live"
     assert env["JOBSYNC_WEBSOCKET_MANAGEMENT_URL"] == "https://abc.execute-api.us-east-1.amazonaws.com/live"
-    forced = cfn.resolve(spec.environment, template, parameter_values={**params, "PollingMode": "false"}, refs=refs)
+    forced = cfn.resolve(spec.environment, template, parameter_values={**PARAMS, "PollingMode": "false"}, refs=REFS)
     assert forced["JOBSYNC_POLLING_ENABLED"] == "false"
     with pytest.raises(cfn.Unresolvable):
-        cfn.resolve(spec.environment, template, refs=refs)  # ApiTokenHashes has no default
+        cfn.resolve(spec.environment, template, refs=REFS)  # ApiTokenHashes has no default
 
 
 # ---------------------------------------------------------- WebSocket, schedule, stream

@@ -8,21 +8,14 @@ import pytest
 
 from jobsync.services import origin_verify
 from local import template as cfn
+from tests.unit.template_values import PARAMS
+from tests.unit.template_values import REFS as BASE_REFS
 
 # What `!Ref AWS::NoValue` stands for until it is dropped, as CloudFormation drops it.
 NO_VALUE = object()
 SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:jobsync-origin-verify-AbCdEf"
-PARAMS = {
-    "ApiTokenHashes": "0" * 64,
-    "ReplicateApiTokenSecretArn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:replicate-AbCdEf",
-}
 REFS = {
-    "JobsTable": "jobs",
-    "ConnectionsTable": "connections",
-    "StateTable": "state",
-    "TokensTable": "tokens",
-    "WebSocketApi": "abc",
-    "WebSocketStage": "live",
+    **BASE_REFS,
     "HttpApi": "api123",
     "OriginVerifySecret": SECRET_ARN,
     "LogFollowersPushPolicy": "arn:aws:iam::123456789012:policy/push",
