@@ -111,7 +111,7 @@ def test_a_socket_follows_at_most_ten_jobs(stack):
 
     answers = asyncio.run(scenario())
 
-    assert [answer["type"] for answer in answers] == ["following"] * 10 + ["error"]
+    assert [answer["type"] for answer in answers] == ["following"] * 10 + ["error"], answers
     assert answers[-1]["error"] == "too_many_follows"
 
 
