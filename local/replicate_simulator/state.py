@@ -88,10 +88,13 @@ class FaultPlan:
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int | None = None
     timeout_seconds: float = 30.0  # a "timeout" holds the answer this long: more than jobsync's client waits
-    # At most this many drawn faults in a row on one URL (method, path and query), after which the next
-    # 2 × this many requests to it are spared: a client that retries more often than this always gets
-    # through, even when concurrent requests to the same URL share its streak. None: no cap.
-    most_in_a_row: int | None = None
+    # At most this many drawn faults on one URL (method, path and query) within `per_url_seconds` of the
+    # simulator's clock; a drawn fault past that is spared. A client that retries one request more often
+    # than this, within that time, always gets through, however many concurrent requests to the same URL
+    # interleave with its retries (a cap on faults *in a row* did not hold: others' answers broke the row).
+    # None: no cap.
+    most_per_url: int | None = None
+    per_url_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.rate, (int, float)) and 0.0 <= self.rate <= 1.0):
@@ -101,8 +104,10 @@ class FaultPlan:
             raise ValueError("a fault rate needs at least one fault kind")
         if not (math.isfinite(self.timeout_seconds) and self.timeout_seconds >= 0):
             raise ValueError(f"timeout_seconds must be a non-negative number, not {self.timeout_seconds!r}")
-        if self.most_in_a_row is not None and self.most_in_a_row < 1:
-            raise ValueError(f"most_in_a_row must be at least 1, not {self.most_in_a_row!r}")
+        if self.most_per_url is not None and self.most_per_url < 1:
+            raise ValueError(f"most_per_url must be at least 1, not {self.most_per_url!r}")
+        if not (math.isfinite(self.per_url_seconds) and self.per_url_seconds > 0):
+            raise ValueError(f"per_url_seconds must be a positive number, not {self.per_url_seconds!r}")
         object.__setattr__(self, "kinds", kinds)
 
     @classmethod
@@ -136,27 +141,23 @@ class _Faults:
     rng: random.Random
     queued: deque[Fault] = field(default_factory=deque)
     met: Counter[str] = field(default_factory=Counter)
-    streaks: dict[str, int] = field(default_factory=dict)  # URL -> drawn faults in a row (< 0: spared ones)
+    faulted_at: dict[str, deque[float]] = field(default_factory=dict)  # URL -> when its recent faults were
 
-    def next(self, url: str = "") -> Fault | None:
+    def next(self, url: str = "", now: float = 0.0) -> Fault | None:
         if self.queued:
             return self.queued.popleft()
         # Always two draws, fault or not: the sequence depends on the number of requests only.
         hit, pick = self.rng.random(), self.rng.randrange(max(1, len(self.plan.kinds)))
         drawn = Fault(self.plan.kinds[pick]) if hit < self.plan.rate else None
-        return drawn if self.plan.most_in_a_row is None else self._capped(url, drawn)
+        return drawn if drawn is None or self.plan.most_per_url is None else self._capped(url, drawn, now)
 
-    def _capped(self, url: str, drawn: Fault | None) -> Fault | None:
-        most = self.plan.most_in_a_row or 0
-        streak = self.streaks.pop(url, 0)
-        if streak < 0:  # spared after a full streak
-            if streak + 1 < 0:
-                self.streaks[url] = streak + 1
+    def _capped(self, url: str, drawn: Fault, now: float) -> Fault | None:
+        recent = self.faulted_at.setdefault(url, deque())
+        while recent and recent[0] <= now - self.plan.per_url_seconds:
+            recent.popleft()
+        if len(recent) >= (self.plan.most_per_url or 0):
             return None
-        if drawn is None:
-            return None
-        streak += 1
-        self.streaks[url] = streak if streak < most else -2 * most
+        recent.append(now)
         return drawn
 
 
@@ -466,7 +467,7 @@ class SimulatedReplicate:
         """Count a request; returns the fault it must meet instead of its answer, if any."""
         with self._lock:
             self._requests[(method.upper(), path)] += 1
-            fault = self._faults.next(f"{method.upper()} {path}?{query}")
+            fault = self._faults.next(f"{method.upper()} {path}?{query}", self.clock())
             if fault is not None:
                 self._faults.met[fault.kind] += 1
             return fault

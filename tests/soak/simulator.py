@@ -23,10 +23,12 @@ from local.replicate_simulator.state import FaultPlan, SimulatedReplicate
 
 # Every kind but `timeout`, which holds an answer for 30 s: the soak is about what arrives, not about waiting.
 FAULTS = ("429", "429-retry-after", "500", "502", "503", "504", "reset", "truncated")
-# jobsync asks a provider 5 times before it answers 502 (the provider failed), which is right for an outage
-# but not what the soak is about: at one answer in five failing, some request met five in a row now and
-# then. Never more than this many drawn faults in a row, so a fault is a passing one.
-MAX_FAULTS_IN_A_ROW = 3
+# jobsync asks a provider 5 times (within about 2 s) before it answers 502 (the provider failed), which is
+# right for an outage but not what the soak is about: at one answer in five failing, some request met five
+# faults now and then. Never more than this many drawn faults on one URL within FAULT_WINDOW_SECONDS, so
+# every fault is a passing one, however many syncs and ticks ask for the same page at once.
+MAX_FAULTS_PER_URL = 3
+FAULT_WINDOW_SECONDS = 30.0
 OUTCOMES = ("succeeded",) * 8 + ("failed", "canceled")
 
 
@@ -88,7 +90,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         token=args.token,
         webhook_secret=args.webhook_secret,
         base_url=f"http://127.0.0.1:{args.port}/v1",
-        faults=FaultPlan(rate=args.fault_rate, kinds=FAULTS, seed=args.fault_seed, most_in_a_row=MAX_FAULTS_IN_A_ROW),
+        faults=FaultPlan(
+            rate=args.fault_rate,
+            kinds=FAULTS,
+            seed=args.fault_seed,
+            most_per_url=MAX_FAULTS_PER_URL,
+            per_url_seconds=FAULT_WINDOW_SECONDS,
+        ),
     )
     logging.basicConfig(level=logging.WARNING)
     print(f"soak simulator on http://127.0.0.1:{args.port}/v1, anchor {sim.anchor:.3f}", flush=True)

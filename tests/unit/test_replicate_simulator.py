@@ -415,17 +415,39 @@ def test_faults_drawn_at_a_rate_are_seeded_and_reproducible() -> None:
     )
 
 
-def test_a_cap_on_faults_in_a_row_holds_per_url_even_when_requests_interleave() -> None:
-    sim = SimulatedReplicate(anchor=ANCHOR, history_size=0, faults=FaultPlan(rate=1.0, kinds=("503",), most_in_a_row=3))
-    # Every draw is a fault: three in a row on one URL, then six spared, then three again.
-    met = [sim.record_request("GET", "/v1/trainings", "cursor=a") is not None for _ in range(12)]
-    assert met == [True] * 3 + [False] * 6 + [True] * 3
-    # Another URL (the query counts) keeps its own streak; two retrying clients on one URL both get through.
-    assert sim.record_request("GET", "/v1/trainings", "cursor=b") is not None
-    first_page = [sim.record_request("GET", "/v1/predictions") is not None for _ in range(5)]
-    assert first_page.count(False) >= 2
-    with pytest.raises(ValueError, match="most_in_a_row"):
-        FaultPlan(rate=0.5, most_in_a_row=0)
+def test_a_cap_on_faults_per_url_holds_within_its_window_even_when_requests_interleave() -> None:
+    now = [ANCHOR]
+    plan = FaultPlan(rate=1.0, kinds=("503",), most_per_url=3, per_url_seconds=30.0)
+    sim = SimulatedReplicate(anchor=ANCHOR, clock=lambda: now[0], history_size=0, faults=plan)
+
+    def faulted(query: str) -> bool:
+        return sim.record_request("GET", "/v1/trainings", query) is not None
+
+    # Every draw is a fault: three on one URL, then none on it until the window has passed.
+    assert [faulted("cursor=a") for _ in range(6)] == [True] * 3 + [False] * 3
+    now[0] += 29.0
+    assert not faulted("cursor=a")
+    # Another URL (the query counts) has its own three, interleaved with the first URL's requests.
+    assert [faulted("cursor=b"), faulted("cursor=a"), faulted("cursor=b"), faulted("cursor=b")] == [
+        True,
+        False,
+        True,
+        True,
+    ]
+    assert not faulted("cursor=b")
+    # Past the window, the first URL's faults are forgotten one by one as they age.
+    now[0] += 1.0
+    assert [faulted("cursor=a") for _ in range(4)] == [True] * 3 + [False]
+    # A client retrying five times meets at most three faults, whatever others ask of the same URL meanwhile.
+    retries = []
+    for _ in range(5):
+        retries.append(faulted("cursor=c"))
+        faulted("cursor=c")  # another client's request to the same page
+    assert retries.count(False) >= 2
+    with pytest.raises(ValueError, match="most_per_url"):
+        FaultPlan(rate=0.5, most_per_url=0)
+    with pytest.raises(ValueError, match="per_url_seconds"):
+        FaultPlan(rate=0.5, most_per_url=3, per_url_seconds=0)
 
 
 def test_a_rate_of_zero_never_faults_and_one_always_does() -> None:
