@@ -70,6 +70,9 @@ run: $(LOCAL_INSTALLED)
 
 test: lint typecheck $(SAM_INSTALLED) $(CHROMIUM)
 	@echo "running every test on $(PYTEST_WORKERS) workers…"
+	@# The suite starts dozens of Python processes (stacks, simulators, CLIs); where PYTHONDONTWRITEBYTECODE
+	@# is set (CI's image sets it) each would compile the project's modules again: compile them once.
+	@$(PY) -m compileall -q -j 0 layers functions local tests cli bench >/dev/null
 	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q --durations=20
 
 unit: $(DEV_INSTALLED)
