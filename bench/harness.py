@@ -708,12 +708,12 @@ _resource_lock = threading.Lock()
 
 
 def warm_thread() -> None:
-    """Build this thread's DynamoDB resource and client one thread at a time (boto3's session is not thread-safe).
+    """Build this thread's DynamoDB clients one thread at a time (boto3's session is not thread-safe).
 
     A warm Lambda instance has them already: a figure that times a warm invocation builds them first.
     """
     from jobsync.store import dynamo
 
     with _resource_lock:
-        dynamo.resource()
+        dynamo.client()
         dynamo.wire_client()

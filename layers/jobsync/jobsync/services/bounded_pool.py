@@ -18,13 +18,13 @@ from jobsync.store import dynamo
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# boto3 builds each thread's DynamoDB resource from one shared session, which is not thread-safe.
-_resource_lock = threading.Lock()
+# boto3 builds each thread's DynamoDB client from one shared session, which is not thread-safe.
+_client_lock = threading.Lock()
 
 
 def _warm_thread() -> None:
-    with _resource_lock:
-        dynamo.resource()
+    with _client_lock:
+        dynamo.client()
 
 
 class BoundedPool:

@@ -1,4 +1,5 @@
-"""boto3 DynamoDB access shared by the stores: one resource and one Table object per table per thread, made lazily."""
+"""boto3 DynamoDB access shared by the stores: one client per thread taking and answering Python values, and
+Table objects bound to it, made lazily."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import boto3
+from boto3.dynamodb.transform import TransformationInjector, copy_dynamodb_params
 from boto3.dynamodb.types import TypeDeserializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,38 +25,83 @@ _local = threading.local()
 _generation = 0
 
 
-def resource() -> Any:
-    """This thread's DynamoDB resource (boto3 resources must not be shared between threads).
+def client() -> Any:
+    """This thread's DynamoDB client: it takes and answers plain Python values (boto3 converts them both ways)
+    and builds condition objects (Key, Attr) into expressions.
 
+    Not boto3's resource: building one loads the resource model and builds classes from it (about 35-55 ms
+    of a cold start's CPU) only to hand the calls to a client like this one. The conversions are boto3's
+    own, registered on a plain client exactly as its DynamoDB resource registers them on its client
+    (boto3.dynamodb.transform.DynamoDBHighLevelResource.__init__). One per thread, like the resource it
+    replaces: the injector's condition builder keeps placeholder counters between its reset and its use.
     The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the local stack's moto server).
     """
     if getattr(_local, "generation", None) != _generation:
-        _local.resource = boto3.resource("dynamodb", config=_CLIENT_CONFIG)
+        converting = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+        _convert_python_values(converting)
+        _local.client = converting
         _local.tables = {}
         _local.wire_client = None
         _local.generation = _generation
-    return _local.resource
+    return _local.client
+
+
+def _convert_python_values(dynamodb: Any) -> None:
+    """Register boto3's DynamoDB conversions on `dynamodb`'s events, as DynamoDBHighLevelResource does."""
+    events = dynamodb.meta.events
+    # The caller's values are copied before they are converted in place.
+    events.register("provide-client-params.dynamodb", copy_dynamodb_params, unique_id="dynamodb-create-params-copy")
+    injector = TransformationInjector()
+    events.register(
+        "before-parameter-build.dynamodb",
+        injector.inject_condition_expressions,
+        unique_id="dynamodb-condition-expression",
+    )
+    events.register(
+        "before-parameter-build.dynamodb", injector.inject_attribute_value_input, unique_id="dynamodb-attr-value-input"
+    )
+    events.register(
+        "after-call.dynamodb", injector.inject_attribute_value_output, unique_id="dynamodb-attr-value-output"
+    )
 
 
 def forget_resources() -> None:
-    """Make every thread build a new resource (after the environment changed)."""
+    """Make every thread build a new client (after the environment changed)."""
     global _generation
     _generation += 1
 
 
-def table(name: str) -> Any:
-    """This thread's Table object for `name`, made once: building one costs boto3 a class built from its
-    model (a quarter of the CPU of concurrent syncs when it was made on every call)."""
-    dynamodb = resource()
-    tables: dict[str, Any] = _local.tables
+class Table:
+    """What the stores use of boto3's Table resource: its item and query calls, on this thread's client with
+    TableName filled in (as the resource's actions fill it in; an explicit TableName wins, as there)."""
+
+    def __init__(self, dynamodb: Any, name: str) -> None:
+        self._client = dynamodb
+        self.name = name
+
+    def get_item(self, **request: Any) -> Any:
+        return self._client.get_item(**{"TableName": self.name, **request})
+
+    def put_item(self, **request: Any) -> Any:
+        return self._client.put_item(**{"TableName": self.name, **request})
+
+    def update_item(self, **request: Any) -> Any:
+        return self._client.update_item(**{"TableName": self.name, **request})
+
+    def delete_item(self, **request: Any) -> Any:
+        return self._client.delete_item(**{"TableName": self.name, **request})
+
+    def query(self, **request: Any) -> Any:
+        return self._client.query(**{"TableName": self.name, **request})
+
+
+def table(name: str) -> Table:
+    """This thread's Table for `name`, made once."""
+    dynamodb = client()
+    tables: dict[str, Table] = _local.tables
     if name not in tables:
-        tables[name] = dynamodb.Table(name)
+        tables[name] = Table(dynamodb, name)
     return tables[name]
-
-
-def client() -> Any:
-    """The resource's client: it takes and answers plain Python values (boto3 converts them both ways)."""
-    return resource().meta.client
 
 
 def wire_client() -> Any:
@@ -63,7 +110,7 @@ def wire_client() -> Any:
     For reads of many small items where converting each costs more than the request (a broadcast's
     1,000 connection rows).
     """
-    resource()  # a new generation of resources means a new client too
+    client()  # a new generation of clients means a new wire client too
     if getattr(_local, "wire_client", None) is None:
         _local.wire_client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
     return _local.wire_client
@@ -74,7 +121,7 @@ def batch_get(table_name: str, keys: Sequence[dict[str, Any]], *, consistent: bo
     request: dict[str, Any] = {table_name: {"Keys": list(keys), "ConsistentRead": consistent}}
     while request:
         with translated_errors():
-            answer = resource().batch_get_item(RequestItems=request)
+            answer = client().batch_get_item(RequestItems=request)
         yield from answer.get("Responses", {}).get(table_name, [])
         request = answer.get("UnprocessedKeys") or {}
 

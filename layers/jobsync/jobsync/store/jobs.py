@@ -197,7 +197,7 @@ class JobStore:
         request = {self._jobs_table_name: {"Keys": [{"job_id": job_id} for job_id in job_ids], "ConsistentRead": True}}
         while request:
             with dynamo.translated_errors():
-                answer = dynamo.resource().batch_get_item(RequestItems=request)
+                answer = dynamo.client().batch_get_item(RequestItems=request)
             yield from answer.get("Responses", {}).get(self._jobs_table_name, [])
             request = answer.get("UnprocessedKeys") or {}
 

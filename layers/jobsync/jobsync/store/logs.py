@@ -228,7 +228,7 @@ class LogStore(KeyedItems):
         with dynamo.translated_errors():
             request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
             while request:
-                answer = dynamo.resource().batch_get_item(RequestItems=request)
+                answer = dynamo.client().batch_get_item(RequestItems=request)
                 items += answer.get("Responses", {}).get(self._table_name, [])
                 request = answer.get("UnprocessedKeys") or {}
         return items
