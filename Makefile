@@ -73,7 +73,10 @@ test: lint typecheck $(SAM_INSTALLED) $(CHROMIUM)
 	@# The suite starts dozens of Python processes (stacks, simulators, CLIs); where PYTHONDONTWRITEBYTECODE
 	@# is set (CI's image sets it) each would compile the project's modules again: compile them once.
 	@$(PY) -m compileall -q -j 0 layers functions local tests cli bench >/dev/null
-	@$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q --durations=20
+	@# pytest caches its assertion-rewritten test modules only where bytecode may be written: without it each
+	@# test process rewrites every test module again (3-4 CPU-s a process). schemathesis' pytest plugin (1 CPU-s a
+	@# process) serves only `make fuzz`, which imports schemathesis itself.
+	@env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -p no:schemathesis -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q --durations=20
 
 unit: $(DEV_INSTALLED)
 	$(PY) -m pytest -q tests/unit
