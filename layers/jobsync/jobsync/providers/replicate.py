@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
@@ -142,20 +143,34 @@ class ReplicateClient:
         self._max_wait = settings.provider_max_retry_wait_seconds
         self._timeout = settings.provider_timeout_seconds
         self._webhook_secret: str | None = None
-        self._http = httpx.Client(
-            # The token is sent per request, never kept in the client's headers.
-            headers={"Accept": "application/json", "User-Agent": USER_AGENT},
-            timeout=httpx.Timeout(settings.provider_timeout_seconds),
-            transport=transport,
-            # A redirect could carry the token elsewhere; Replicate's API does not redirect.
-            follow_redirects=False,
-        )
+        self._transport = transport
+        self._http_client: httpx.Client | None = None
+        self._http_lock = threading.Lock()
+
+    @property
+    def _http(self) -> httpx.Client:
+        """The HTTP client, built at the first request: building it loads the CA bundle into an SSL context
+        (about 50 ms of CPU), which a cold start that never calls Replicate (a webhook is only parsed) need
+        not pay. One client however many threads ask at once."""
+        if self._http_client is None:
+            with self._http_lock:
+                if self._http_client is None:
+                    self._http_client = httpx.Client(
+                        # The token is sent per request, never kept in the client's headers.
+                        headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+                        timeout=httpx.Timeout(self._settings.provider_timeout_seconds),
+                        transport=self._transport,
+                        # A redirect could carry the token elsewhere; Replicate's API does not redirect.
+                        follow_redirects=False,
+                    )
+        return self._http_client
 
     def __repr__(self) -> str:
         return f"ReplicateClient(base_url={self._settings.replicate_api_base_url!r})"
 
     def close(self) -> None:
-        self._http.close()
+        if self._http_client is not None:
+            self._http_client.close()
 
     def __enter__(self) -> ReplicateClient:
         return self
