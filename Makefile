@@ -74,9 +74,11 @@ test: lint typecheck $(SAM_INSTALLED) $(CHROMIUM)
 	@# is set (CI's image sets it) each would compile the project's modules again: compile them once.
 	@$(PY) -m compileall -q -j 0 layers functions local tests cli bench >/dev/null
 	@# pytest caches its assertion-rewritten test modules only where bytecode may be written: without it each
-	@# test process rewrites every test module again (3-4 CPU-s a process). schemathesis' pytest plugin (1 CPU-s a
-	@# process) serves only `make fuzz`, which imports schemathesis itself.
-	@env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -p no:schemathesis -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q --durations=20
+	@# test process rewrites every test module again (3-4 CPU-s a process). schemathesis serves only `make fuzz`:
+	@# its pytest plugin (1 CPU-s a process) is off, and the fuzz module (all gate, never run here; importing
+	@# schemathesis costs each test process 1.7 CPU-s) is not collected (tests/unit/test_test_suite.py checks it).
+	@env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest -p no:schemathesis --ignore=tests/e2e/test_fuzz.py \
+		-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder -q --durations=20
 
 unit: $(DEV_INSTALLED)
 	$(PY) -m pytest -q tests/unit
