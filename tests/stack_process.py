@@ -18,6 +18,8 @@ from typing import Any
 
 import httpx
 
+from tests.stack_forks import ForkedProcess, Zygote
+
 ROOT = Path(__file__).resolve().parents[1]
 # How long a test waits for something the stack does by itself (a start, a stop, a pushed message).
 # Generous: waiting costs only when something is wrong, and a loaded machine is slow, not broken.
@@ -64,8 +66,11 @@ def free_port() -> int:
 
 
 class LocalStack:
-    def __init__(self, state_dir: Path, token: str, webhook_secret: str, **env: str) -> None:
+    def __init__(self, state_dir: Path, token: str, webhook_secret: str, forked: bool = False, **env: str) -> None:
         self.state_dir = state_dir
+        # Forked: each start is `local.stack.main` forked from a process that imported its modules once
+        # (tests/stack_forks.py: about half a start's CPU); else the command `python -m local.stack` itself.
+        self.forked = forked
         # The JOBSYNC_API_TOKEN each start is given; empty: the stack generates one (or reuses the one it
         # kept), and `token` becomes the one its banner prints.
         self.configured_token = token
@@ -73,7 +78,7 @@ class LocalStack:
         self.webhook_secret = webhook_secret
         self.port = free_port()
         self.extra_env = env
-        self.process: subprocess.Popen[str] | None = None
+        self.process: subprocess.Popen[str] | ForkedProcess | None = None
         self.log_path = state_dir / "stack.log"
 
     @property
@@ -88,23 +93,30 @@ class LocalStack:
         return {"Authorization": f"Bearer {self.token}"}
 
     def start(self, timeout: float = PATIENCE_SECONDS) -> None:
-        env = {
+        inherited = {
             key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "REPLICATE_", "JOBSYNC_"))
         }
-        env.update(
-            {
-                "JOBSYNC_PORT": str(self.port),
-                "JOBSYNC_API_TOKEN": self.configured_token,
-                "JOBSYNC_STATE_DIR": str(self.state_dir),
-                "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
-                **self.extra_env,
-            }
-        )
-        log = self.log_path.open("a")
-        started_at = log.tell()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "local.stack"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
+        env = {
+            **inherited,
+            "JOBSYNC_PORT": str(self.port),
+            "JOBSYNC_API_TOKEN": self.configured_token,
+            "JOBSYNC_STATE_DIR": str(self.state_dir),
+            "REPLICATE_WEBHOOK_SECRET": self.webhook_secret,
+            **self.extra_env,
+        }
+        started_at = self.log_path.stat().st_size if self.log_path.exists() else 0
+        if self.forked:
+            self.process = Zygote.shared(inherited).fork(env, self.log_path)
+        else:
+            with self.log_path.open("a") as log:
+                self.process = subprocess.Popen(
+                    [sys.executable, "-m", "local.stack"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
         deadline = time.monotonic() + timeout
         pause = 0.1  # growing to 0.5 s: a start takes seconds, and each refused probe costs a little
         while time.monotonic() < deadline:
@@ -123,8 +135,11 @@ class LocalStack:
 
     def stop(self, timeout: float = PATIENCE_SECONDS) -> int:
         """Ctrl-C, as a user would; returns the exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else 0
+        if self.process is None:
+            return 0
+        ended = self.process.poll()
+        if ended is not None:
+            return ended
         self.process.send_signal(signal.SIGINT)
         try:
             return self.process.wait(timeout=timeout)

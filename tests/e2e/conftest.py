@@ -21,6 +21,7 @@ def simulator_stack(
         tmp_path_factory.mktemp(name),
         token="e2e-token",
         webhook_secret=SECRET,
+        forked=True,
         JOBSYNC_SIMULATOR_SPEED="10",
         SIMPLETUNER_JOB_POLL_INTERVAL=poll_seconds,
         JOBSYNC_SNAPSHOT_SECONDS=snapshot_seconds,

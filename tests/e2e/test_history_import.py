@@ -25,6 +25,7 @@ def test_a_history_import_cut_by_a_crash_of_the_stack_ends_after_the_restart(tmp
         tmp_path,
         token="e2e-token",
         webhook_secret=SECRET,
+        forked=True,
         JOBSYNC_SYNC_FIRST_PAGES="1",
         JOBSYNC_HISTORY_IMPORT_LEASE_SECONDS="5",
         SIMPLETUNER_JOB_POLL_INTERVAL="1",

@@ -64,6 +64,7 @@ def notifying_stack(tmp_path_factory, receiver) -> Iterator[LocalStack]:
         tmp_path_factory.mktemp("notify-stack"),
         token="e2e-token",
         webhook_secret=SECRET,
+        forked=True,
         JOBSYNC_SIMULATOR_SPEED="20",
         SIMPLETUNER_JOB_POLL_INTERVAL="1",
         JOBSYNC_NOTIFY_WEBHOOK_URL=receiver.url,

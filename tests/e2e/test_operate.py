@@ -102,6 +102,7 @@ def stack(tmp_path_factory) -> Iterator[LocalStack]:
         tmp_path_factory.mktemp("operate-stack"),
         token="e2e-token",
         webhook_secret=SECRET,
+        forked=True,
         # Polling every 3 s (each tick costs CPU while the module runs; the follow test waits a tick or two),
         # saving at the default 5 s (every stop here is a Ctrl-C, which saves).
         SIMPLETUNER_JOB_POLL_INTERVAL="3",

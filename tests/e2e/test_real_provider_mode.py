@@ -59,6 +59,7 @@ def stack(tmp_path_factory, provider):
         tmp_path_factory.mktemp("provider-stack"),
         token="",
         webhook_secret="",
+        forked=True,
         REPLICATE_API_TOKEN="r8_e2e_custom",
         REPLICATE_API_BASE_URL=provider,
         JOBSYNC_SYNC_CAP="100",  # a sync reads a page of each list: enough to show whose jobs they are
@@ -130,6 +131,7 @@ def test_each_provider_endpoint_keeps_its_own_jobs(tmp_path, provider):
         tmp_path,
         token="e2e-switch",
         webhook_secret="",
+        forked=True,
         JOBSYNC_SIMULATOR_SPEED="10",
         JOBSYNC_SNAPSHOT_SECONDS="1",
         JOBSYNC_SYNC_CAP="100",  # the trainings (the active jobs among them) and a page of predictions
@@ -148,6 +150,7 @@ def test_each_provider_endpoint_keeps_its_own_jobs(tmp_path, provider):
         tmp_path,
         token="e2e-switch",
         webhook_secret="",
+        forked=True,
         REPLICATE_API_TOKEN="r8_e2e_custom",
         REPLICATE_API_BASE_URL=provider,
         SIMPLETUNER_JOB_POLL_INTERVAL="1",

@@ -22,6 +22,7 @@ def faulty_stack(tmp_path_factory):
         tmp_path_factory.mktemp("faulty-stack"),
         token="e2e-token",
         webhook_secret=SECRET,
+        forked=True,
         JOBSYNC_SIMULATOR_SPEED="10",
         SIMPLETUNER_JOB_POLL_INTERVAL="1",
         JOBSYNC_SIMULATOR_FAULT_RATE="0.3",

@@ -14,7 +14,11 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     stack = LocalStack(
-        tmp_path_factory.mktemp("webhook-stack"), token="hook-token", webhook_secret="", JOBSYNC_SIMULATOR_SPEED="20"
+        tmp_path_factory.mktemp("webhook-stack"),
+        token="hook-token",
+        webhook_secret="",
+        forked=True,
+        JOBSYNC_SIMULATOR_SPEED="20",
     )
     # The secret is left to the service to fetch from the simulator, as from Replicate.
     stack.extra_env["JOBSYNC_WEBHOOK_URL"] = f"{stack.url}/api/webhooks/replicate"
