@@ -19,8 +19,12 @@ invocation with its sample event needs the provider or another service (a sync, 
 invoked anyway: it pays for everything up to that refusal (httpx, its client, the request), which is its
 own code's cost, and its answer says so in `first_answer`.
 
-Runs go round-robin (the baseline, then every function, RUNS times, and the baseline once more), two
-processes at a time, after the .pyc files are written, as a deployed package ships them; each
+A second reference, the pydantic floor (PYDANTIC_FLOOR_HANDLER), is the boto3-only handler plus
+`from pydantic import BaseModel` and one small model validated: what any function that validates its
+settings with one pydantic model (config.py) pays at least. Its ratio is why 1.3x is out of reach for them.
+
+Runs go round-robin (the baseline and the floor, then every function, RUNS times, and the baseline once
+more), two processes at a time, after the .pyc files are written, as a deployed package ships them; each
 function's ratio is the median of its runs over the median of the baseline's (the least of the runs was
 tried: one lucky run of the baseline then set every ratio, 1.4-1.5x where medians said 1.2x).
 """
@@ -102,6 +106,29 @@ client = boto3.client("dynamodb")
 def lambda_handler(event, context):
     key = {"job_id": {"S": event["job_id"]}}
     return {"statusCode": 200, "item": client.get_item(TableName=os.environ["JOBS_TABLE_NAME"], Key=key).get("Item")}
+'''
+# The floor of any function that validates its settings with pydantic (the house rule: config.py is one
+# pydantic settings model): the boto3-only handler plus pydantic and one small model with a Field, validated
+# once. Its ratio says how close to the boto3-only handler such a function can come at best.
+PYDANTIC_FLOOR_HANDLER = '''"""The boto3-only handler plus pydantic and one small settings model validated."""
+import os
+
+import boto3
+from pydantic import BaseModel, Field
+
+client = boto3.client("dynamodb")
+
+
+class Settings(BaseModel):
+    jobs_table_name: str = Field(min_length=1)
+
+
+settings = Settings(jobs_table_name=os.environ["JOBS_TABLE_NAME"])
+
+
+def lambda_handler(event, context):
+    key = {"job_id": {"S": event["job_id"]}}
+    return {"statusCode": 200, "item": client.get_item(TableName=settings.jobs_table_name, Key=key).get("Item")}
 '''
 IMPORT_ONLY_HANDLER = "import boto3\n"
 
@@ -334,7 +361,8 @@ def measure(
     runs: int = RUNS, others: dict[str, Path] | None = None, only: list[str] | None = None
 ) -> dict[str, dict[str, float | str]]:
     """Function -> {"ratio", "cpu_ms", "import_cpu_ms", "import_ratio", "wall_ms", "first_answer"} (medians);
-    also "(boto3 handler)" and "(import boto3 only)".
+    also "(boto3 handler)", "(import boto3 only)" and "(pydantic floor)" (PYDANTIC_FLOOR_HANDLER, with its
+    "ratio" to the boto3-only handler's).
 
     `others` (label -> a checkout's root, with its functions/ and layers/jobsync/) are measured in the same
     run, round-robin with this one, as "<function>@<label>": a before and after side by side. `only`: these
@@ -347,27 +375,37 @@ def measure(
     names = only or functions()
     with tempfile.TemporaryDirectory(prefix="jobsync-bench-") as folder, world() as world_env:
         baseline, import_only = Path(folder) / "boto3_handler", Path(folder) / "import_only"
+        pydantic_floor = Path(folder) / "pydantic_floor"
         baseline_event = Path(folder) / "baseline_event.json"
         baseline_event.write_text(json.dumps({"job_id": EVENT_JOB_ID}))
-        for path, text in ((baseline, BOTO3_HANDLER), (import_only, IMPORT_ONLY_HANDLER)):
+        for path, text in (
+            (baseline, BOTO3_HANDLER),
+            (import_only, IMPORT_ONLY_HANDLER),
+            (pydantic_floor, PYDANTIC_FLOOR_HANDLER),
+        ):
             path.mkdir()
             (path / "app.py").write_text(text)
         run_once(world_env, baseline_event, baseline)  # its .pyc
-        # Round-robin: the baseline, then every function (of every tree), RUNS times, and the baseline once
-        # more. Two processes at a time (CPU time does not count the waits for a processor that this adds).
+        run_once(world_env, baseline_event, pydantic_floor)
+        # Round-robin: the baseline and the floor, then every function (of every tree), RUNS times, and the
+        # baseline once more. Two processes at a time (CPU time does not count the waits for a processor that
+        # this adds).
         to_do: list[tuple[str, str | None, tuple[Path, ...]]] = []
         for _ in range(runs):
             to_do.append(("(boto3 handler)", "(baseline)", (baseline,)))
-            for label, root in trees.items():
-                to_do += [
-                    (
-                        f"{name}@{label}" if label else name,
-                        name,
-                        (root / "functions" / name, root / "layers" / "jobsync"),
-                    )
-                    for name in names
-                    if (root / "functions" / name / "app.py").exists()
-                ]
+            to_do.append(("(pydantic floor)", "(baseline)", (pydantic_floor,)))
+            # A function's trees one after the other: a before and an after meet the same load (a tree after
+            # tree order left 27 functions between them, and a load that changed in between set the figure).
+            to_do += [
+                (
+                    f"{name}@{label}" if label else name,
+                    name,
+                    (root / "functions" / name, root / "layers" / "jobsync"),
+                )
+                for name in names
+                for label, root in trees.items()
+                if (root / "functions" / name / "app.py").exists()
+            ]
         to_do.append(("(boto3 handler)", "(baseline)", (baseline,)))
         to_do += [("(import boto3 only)", None, (import_only,))] * runs
 
@@ -391,7 +429,7 @@ def measure(
     }
     base = results["(boto3 handler)"]
     for name, result in results.items():
-        if not name.startswith("("):
+        if not name.startswith("(") or name == "(pydantic floor)":
             result["ratio"] = float(result["cpu_ms"]) / float(base["cpu_ms"])
             result["import_ratio"] = float(result["import_cpu_ms"]) / float(base["import_cpu_ms"])
     return results
@@ -427,6 +465,12 @@ def main(argv: list[str] | None = None) -> None:
         f"boto3-only handler: {float(base['cpu_ms']):.0f} ms (import {float(base['import_cpu_ms']):.0f} ms); "
         f"import boto3 alone {float(results['(import boto3 only)']['import_cpu_ms']):.0f} ms; "
         f"load average {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+    )
+    floor = results["(pydantic floor)"]
+    print(
+        f"pydantic floor (the boto3-only handler + pydantic + one small model validated): "
+        f"{float(floor['cpu_ms']):.0f} ms, {float(floor['ratio']):.2f}x: no function that validates its settings "
+        "with pydantic can do better"
     )
     columns = ["", "@before"] if others else [""]
     header = "function            " + "".join(
