@@ -132,6 +132,12 @@ def _preload() -> None:
     import pydantic_settings  # noqa: F401
     import uvicorn  # noqa: F401
 
+    # The layer's modules whose import reads no environment variable (the functions' environment is set by
+    # main, before it loads them): settings classes, models and the route table, the DynamoDB helpers.
+    import jobsync.api.openapi  # noqa: F401
+    import jobsync.api.routes  # noqa: F401
+    import jobsync.config  # noqa: F401
+    import jobsync.store.dynamo  # noqa: F401
     import local.async_invoke  # noqa: F401
     import local.dynamodb_server  # noqa: F401
     import local.gateway  # noqa: F401
@@ -140,6 +146,9 @@ def _preload() -> None:
     import local.replicate_simulator  # noqa: F401
     import local.streams  # noqa: F401
     import local.template  # noqa: F401
+
+    # Powertools' logger and metrics, made when jobsync.observability is imported, read the environment.
+    assert "jobsync.observability" not in sys.modules, "jobsync.observability must be imported by each stack"
 
 
 def _run_stack(request: dict[str, Any]) -> None:
