@@ -305,6 +305,10 @@ class Meter:
         session.events.register("before-parameter-build.dynamodb", self._before)
         session.events.register("after-call.dynamodb", self._after)
 
+    def unhook(self, session: Any) -> None:
+        session.events.unregister("before-parameter-build.dynamodb", self._before)
+        session.events.unregister("after-call.dynamodb", self._after)
+
     def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self.enabled and model.name in WRITE_OPERATIONS:
             with self._lock:
@@ -469,7 +473,10 @@ class Scenario:
         modelled: bool = True,
         env: dict[str, str] | None = None,
         check_answers: bool = False,
+        shared_session: bool = False,
     ) -> None:
+        """`shared_session`: one boto3 session for every such scenario of the process (the quick tests' many small
+        worlds), instead of a new one whose first clients load endpoint data and service models again."""
         from bench.provider import FakeReplicate
 
         self.timeline = Timeline()
@@ -482,6 +489,7 @@ class Scenario:
         self._stack = contextlib.ExitStack()
         self.double: AwsDouble | None = None
         self.check_answers = check_answers
+        self._shared_session = shared_session
 
     def __enter__(self) -> Scenario:
         import boto3
@@ -492,7 +500,6 @@ class Scenario:
         from bench.provider import BASE_URL
         from jobsync import deadline, wiring
         from jobsync.push import websocket
-        from local.template import create_tables
 
         stack = self._stack
         try:
@@ -500,8 +507,13 @@ class Scenario:
             stack.enter_context(mock_aws())
             stack.enter_context(_cheap_transaction_rollback())
             stack.enter_context(_fast_dynamodb_answers(check=self.check_answers))
-            session = boto3.setup_default_session(region_name=REGION) or boto3._get_default_session()
+            if self._shared_session:
+                session = _process_session()
+                stack.enter_context(patched(boto3, "DEFAULT_SESSION", session))
+            else:
+                session = boto3.setup_default_session(region_name=REGION) or boto3._get_default_session()
             self.meter.hook(session)
+            stack.callback(self.meter.unhook, session)
             self.double = double = AwsDouble(self.timeline, self.meter, botocore_stubber.process_request)
             stack.enter_context(patched(botocore_stubber, "process_request", self.double))
             stack.enter_context(patched(deadline, "time", _AdjustedTime(self.timeline)))
@@ -511,7 +523,7 @@ class Scenario:
             wiring.reset()
             stack.callback(wiring.reset)
             with self.setup():
-                create_tables(boto3.client("dynamodb", region_name=REGION), template(), TABLE_NAMES.__getitem__)
+                _create_tables()
         except BaseException:
             stack.close()
             raise
@@ -592,6 +604,33 @@ class Scenario:
             answer = handler(event, self.context(function))
         body = json.loads(answer["body"]) if answer.get("body") else None
         return answer["statusCode"], body, lap
+
+
+@lru_cache(maxsize=1)
+def _process_session() -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=REGION)
+
+
+_empty_tables: dict[str, Any] = {}
+
+
+def _create_tables() -> None:
+    """The template's tables in the current moto: created through the API by a process's first scenario, then
+    copied, empty, from what it created (moto takes a tenth of a second or more to create them; setup only)."""
+    import boto3
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from local.template import create_tables
+
+    backend = dynamodb_backends[DEFAULT_ACCOUNT_ID][REGION]
+    if "tables" in _empty_tables:
+        backend.tables = copy.deepcopy(_empty_tables["tables"])
+        return
+    create_tables(boto3.client("dynamodb", region_name=REGION), template(), TABLE_NAMES.__getitem__)
+    _empty_tables["tables"] = copy.deepcopy(backend.tables)
 
 
 @contextlib.contextmanager

@@ -18,9 +18,16 @@ from bench.provider import history_world
 ACTIVE, STARTED, ENDED, PAGE = 100, 5, 5, 10
 
 
+def quick_scenario(env: dict[str, str] | None = None) -> Scenario:
+    """A small world, no latency, moto's fast answers checked against its own; the process's one boto3 session."""
+    return Scenario(
+        provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True, shared_session=True, env=env
+    )
+
+
 @pytest.fixture
 def bench():
-    with Scenario(provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True) as scenario:
+    with quick_scenario() as scenario:
         yield scenario
 
 
@@ -28,7 +35,7 @@ def bench():
 def bench_handing_off():
     """A bench whose hand-offs to the tail keeper are queued, for figures.run_tail_keeper to play."""
     env = figures.TAIL_KEEPER_ENV
-    with Scenario(provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True, env=env) as scenario:
+    with quick_scenario(env) as scenario:
         with figures.handing_off() as hand_offs:
             yield scenario, hand_offs
 
@@ -128,7 +135,7 @@ def test_inline_progress_asks_the_provider_once_per_job_per_interval(bench):
 def test_a_first_sync_answers_after_its_first_pages_and_the_background_import_reads_every_other_page_once():
     history, pages_per_list = 300, 15  # 150 jobs a list, pages of 10
     env = {"JOBSYNC_HISTORY_IMPORTER_FUNCTION": figures.IMPORTER_FUNCTION}
-    with Scenario(provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True, env=env) as bench:
+    with quick_scenario(env) as bench:
         history_world(bench.provider, history)
         sync = figures.sync_then_import(bench)
 
