@@ -12,7 +12,7 @@ from jobsync.config import get_settings
 from jobsync.services.broadcast import shares_of
 from jobsync.store.connections import Connection
 from tests.conftest import LambdaContext, load_event, load_handler
-from tests.handlers.test_live_updates import connect, open_ids, posted  # noqa: F401 - `posted` is a fixture
+from tests.handlers.test_live_updates import connect, open_ids, opened_long_ago, posted  # noqa: F401 - `posted` is a fixture
 
 BROADCASTER = "jobsync-test-broadcaster"
 SOCKETS = 10
@@ -69,6 +69,7 @@ def test_a_share_lambda_refuses_is_posted_by_the_invocation_itself(sockets, hand
 
 def test_a_connection_gone_in_a_handed_off_share_is_removed(sockets, handed_off):
     ids, sent, gone = sockets
+    opened_long_ago(ids[-1])
     gone.add(ids[-1])  # in the last share
 
     broadcaster(one_change())

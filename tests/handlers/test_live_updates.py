@@ -37,6 +37,16 @@ def open_ids() -> set[str]:
     return {connection.connection_id for connection in wiring.connection_store().all()}
 
 
+def opened_long_ago(connection_id: str) -> None:
+    """The connection's row as if its $connect had run an hour ago: API Gateway has established it by now."""
+    connections = boto3.resource("dynamodb", region_name=REGION).Table("connections")
+    connections.update_item(
+        Key={"connection_id": connection_id},
+        UpdateExpression="SET connected_at = connected_at - :hour",
+        ExpressionAttributeValues={":hour": 3600},
+    )
+
+
 @pytest.fixture
 def stream(tables):
     # botocore would address moto by an account-specific streams host that moto does not serve
@@ -108,6 +118,7 @@ def test_every_status_change_reaches_every_client_and_gone_ones_are_removed(api,
     sent, gone = posted
     for connection_id in ("a", "b", "c"):
         connect(connection_id)
+    opened_long_ago("b")
     gone.add("b")
     job = replicate.add(replicate_job("starting", job_id="live1"))
     api.call("sync_jobs")
@@ -124,6 +135,28 @@ def test_every_status_change_reaches_every_client_and_gone_ones_are_removed(api,
         ]
     assert open_ids() == {"a", "c"}
     assert connect("b2") == 200  # the gone connection's slot was freed with it
+
+
+def test_a_connection_whose_connect_just_ran_is_kept_when_a_post_finds_it_not_there_yet(api, replicate, stream, posted):
+    """$connect writes the row before API Gateway has established the connection, and a post in between is
+    answered 410: the connection is kept (its first follow must not find it gone); once it is older, a 410 removes
+    it."""
+    sent, gone = posted
+    connect("establishing")
+    gone.add("establishing")
+    replicate.add(replicate_job("starting", job_id="early"))
+    api.call("sync_jobs")
+
+    assert broadcast(stream)["gone"] == 1
+    assert open_ids() == {"establishing"}
+
+    opened_long_ago("establishing")
+    replicate.add(replicate_job("starting", job_id="later"))
+    api.call("sync_jobs")
+
+    assert broadcast(stream)["gone"] == 1
+    assert open_ids() == set()
+    assert sent == {}
 
 
 def test_a_change_found_by_the_poller_is_broadcast_too(api, replicate, stream, posted, poller_clock):

@@ -24,6 +24,10 @@ MAX_CONNECTION_SECONDS = _MAX_CONNECTION_SECONDS
 # channel `follow#<job>`, so the by_channel index answers "who follows job X" with one query. The
 # connection row's `follows` string set bounds how many jobs one connection follows.
 _FOLLOW = "follow#"
+# $connect writes a connection's row before API Gateway has established the connection, and until it has, a post
+# to it is answered 410 as to one that is gone: a broadcast in that window must not remove it. API Gateway gives
+# the $connect integration 29 s at most.
+ESTABLISHING_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -115,12 +119,17 @@ class ConnectionStore:
             return False
         return self._release(Connection(connection_id, item["source_ip"]), frozenset(item.get("follows", set())))
 
-    def _release(self, connection: Connection, follows: frozenset[str] = frozenset()) -> bool:
-        delete = {
+    def _release(
+        self, connection: Connection, follows: frozenset[str] = frozenset(), opened_before: int | None = None
+    ) -> bool:
+        delete: dict[str, Any] = {
             "TableName": self._table_name,
             "Key": {"connection_id": connection.connection_id},
             "ConditionExpression": "attribute_exists(connection_id)",
         }
+        if opened_before is not None:
+            delete["ConditionExpression"] += " AND (attribute_not_exists(connected_at) OR connected_at < :opened)"
+            delete["ExpressionAttributeValues"] = {":opened": opened_before}
         slot = {
             "TableName": self._state_table_name,
             "Key": {"pk": _slot_key(connection.source_ip)},
@@ -139,7 +148,10 @@ class ConnectionStore:
         return self._transact([{"Delete": delete}, {"Update": slot}, *unfollows])
 
     def remove(self, connection: Connection) -> bool:
-        return self._release(connection)
+        """Forget a connection a post found gone (410); False when nothing was removed. One opened in the last
+        ESTABLISHING_SECONDS is kept: its 410 may only mean that API Gateway has not established it yet (its
+        $disconnect, or a later broadcast's 410, removes it if it never was)."""
+        return self._release(connection, opened_before=int(time.time()) - ESTABLISHING_SECONDS)
 
     def all(self) -> Iterator[Connection]:
         """Every open connection, page by page (never a Scan).
