@@ -8,7 +8,6 @@ pool thread must fit in the same invocation as one made inline.
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
@@ -18,13 +17,10 @@ from jobsync.store import dynamo
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
-# boto3 builds each thread's DynamoDB client from one shared session, which is not thread-safe.
-_client_lock = threading.Lock()
-
 
 def _warm_thread() -> None:
-    with _client_lock:
-        dynamo.client()
+    # The DynamoDB client every thread shares, made before the first task if no thread made it yet.
+    dynamo.client()
 
 
 class BoundedPool:

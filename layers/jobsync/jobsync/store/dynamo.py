@@ -1,4 +1,4 @@
-"""boto3 DynamoDB access shared by the stores: one client per thread taking and answering Python values, and
+"""boto3 DynamoDB access shared by the stores: one client per process taking and answering Python values, and
 Table objects bound to it, made lazily."""
 
 from __future__ import annotations
@@ -17,33 +17,58 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from jobsync.domain.errors import StoreUnavailable
 
-# Fail fast inside a Lambda instead of letting botocore retry for a minute.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10)
+# Fail fast inside a Lambda instead of letting botocore retry for a minute. One client serves every thread:
+# its pool holds a connection for each of the widest fan-out's threads (broadcast_workers, 64 by default).
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 4}, connect_timeout=3, read_timeout=10, max_pool_connections=64
+)
 
 
-_local = threading.local()
+class _Clients:
+    """One generation's DynamoDB clients and Table objects, shared by every thread: botocore's clients are
+    thread-safe once made, and each one made costs a cold start (or a thread of a pool) 10-60 ms of CPU."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.converting = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+        _convert_python_values(self.converting)
+        self.tables: dict[str, Table] = {}
+        self.wire: Any = None
+
+
+_clients: _Clients | None = None
+# Making a client from boto3's one session is not thread-safe: one thread makes them, under this lock.
+_clients_lock = threading.Lock()
 _generation = 0
 
 
-def client() -> Any:
-    """This thread's DynamoDB client: it takes and answers plain Python values (boto3 converts them both ways)
-    and builds condition objects (Key, Attr) into expressions.
+def _current() -> _Clients:
+    clients = _clients
+    if clients is None or clients.generation != _generation:
+        with _clients_lock:
+            clients = _current_locked()
+    return clients
 
-    Not boto3's resource: building one loads the resource model and builds classes from it (about 35-55 ms
-    of a cold start's CPU) only to hand the calls to a client like this one. The conversions are boto3's
-    own, registered on a plain client exactly as its DynamoDB resource registers them on its client
-    (boto3.dynamodb.transform.DynamoDBHighLevelResource.__init__). One per thread, like the resource it
-    replaces: the injector's condition builder keeps placeholder counters between its reset and its use.
+
+def _current_locked() -> _Clients:
+    global _clients
+    if _clients is None or _clients.generation != _generation:
+        _clients = _Clients(_generation)
+    return _clients
+
+
+def client() -> Any:
+    """The DynamoDB client: it takes and answers plain Python values (boto3 converts them both ways) and
+    builds condition objects (Key, Attr) into expressions.
+
+    Not boto3's resource: making one loads the resource model and builds classes from it (about 30-50 ms of a
+    cold start's CPU, with the garbage collections they bring) only to hand every call to a client like this
+    one, and a resource must not be shared between threads. The conversions are boto3's own, registered on a
+    plain client as its DynamoDB resource registers them on its client
+    (boto3.dynamodb.transform.DynamoDBHighLevelResource.__init__).
     The endpoint comes from AWS_ENDPOINT_URL_DYNAMODB when set (the local stack's moto server).
     """
-    if getattr(_local, "generation", None) != _generation:
-        converting = boto3.client("dynamodb", config=_CLIENT_CONFIG)
-        _convert_python_values(converting)
-        _local.client = converting
-        _local.tables = {}
-        _local.wire_client = None
-        _local.generation = _generation
-    return _local.client
+    return _current().converting
 
 
 def _convert_python_values(dynamodb: Any) -> None:
@@ -53,9 +78,7 @@ def _convert_python_values(dynamodb: Any) -> None:
     events.register("provide-client-params.dynamodb", copy_dynamodb_params, unique_id="dynamodb-create-params-copy")
     injector = TransformationInjector()
     events.register(
-        "before-parameter-build.dynamodb",
-        injector.inject_condition_expressions,
-        unique_id="dynamodb-condition-expression",
+        "before-parameter-build.dynamodb", _condition_expressions, unique_id="dynamodb-condition-expression"
     )
     events.register(
         "before-parameter-build.dynamodb", injector.inject_attribute_value_input, unique_id="dynamodb-attr-value-input"
@@ -65,15 +88,22 @@ def _convert_python_values(dynamodb: Any) -> None:
     )
 
 
+def _condition_expressions(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+    """boto3's own handler, on an injector of this request's: its condition builder numbers the placeholders
+    from a reset to the end of one request, so one builder shared by threads could mix two requests' numbers.
+    (The value conversions keep no state between calls: one injector serves every thread for them.)"""
+    TransformationInjector().inject_condition_expressions(params, model, **kwargs)
+
+
 def forget_resources() -> None:
-    """Make every thread build a new client (after the environment changed)."""
+    """Make the next call build new clients (after the environment changed)."""
     global _generation
     _generation += 1
 
 
 class Table:
-    """What the stores use of boto3's Table resource: its item and query calls, on this thread's client with
-    TableName filled in (as the resource's actions fill it in; an explicit TableName wins, as there)."""
+    """What the stores use of boto3's Table resource: its item and query calls, on the client with TableName
+    filled in (as the resource's actions fill it in; an explicit TableName wins, as there)."""
 
     def __init__(self, dynamodb: Any, name: str) -> None:
         self._client = dynamodb
@@ -96,24 +126,26 @@ class Table:
 
 
 def table(name: str) -> Table:
-    """This thread's Table for `name`, made once."""
-    dynamodb = client()
-    tables: dict[str, Table] = _local.tables
-    if name not in tables:
-        tables[name] = Table(dynamodb, name)
-    return tables[name]
+    """The Table for `name`, made once."""
+    clients = _current()
+    found = clients.tables.get(name)
+    if found is None:
+        found = clients.tables.setdefault(name, Table(clients.converting, name))
+    return found
 
 
 def wire_client() -> Any:
-    """This thread's client without boto3's conversions: values in DynamoDB's JSON ({"S": ...}) both ways.
+    """The client without boto3's conversions: values in DynamoDB's JSON ({"S": ...}) both ways.
 
     For reads of many small items where converting each costs more than the request (a broadcast's
     1,000 connection rows).
     """
-    client()  # a new generation of clients means a new wire client too
-    if getattr(_local, "wire_client", None) is None:
-        _local.wire_client = boto3.client("dynamodb", config=_CLIENT_CONFIG)
-    return _local.wire_client
+    clients = _current()
+    if clients.wire is None:
+        with _clients_lock:
+            if clients.wire is None:
+                clients.wire = boto3.client("dynamodb", config=_CLIENT_CONFIG)
+    return clients.wire
 
 
 def batch_get(table_name: str, keys: Sequence[dict[str, Any]], *, consistent: bool = False) -> Iterator[dict[str, Any]]:
