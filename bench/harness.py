@@ -747,7 +747,7 @@ _resource_lock = threading.Lock()
 
 
 def warm_thread() -> None:
-    """Build this thread's DynamoDB clients one thread at a time (boto3's session is not thread-safe).
+    """Build the DynamoDB clients (one per process, shared by every thread) if nothing built them yet.
 
     A warm Lambda instance has them already: a figure that times a warm invocation builds them first.
     """
