@@ -238,6 +238,7 @@ def tables(aws_env, monkeypatch):
             return process_request(request)
 
     monkeypatch.setattr(botocore_stubber, "process_request", atomically)
+    _motos_requests_library_routes_built_once(monkeypatch)
     names = {"JobsTable": "jobs", "ConnectionsTable": "connections", "StateTable": "state", "TokensTable": "tokens"}
     core = {**default_user_config["core"], "reset_boto3_session": False}
     with mock_aws(config={"core": core}):
@@ -252,6 +253,24 @@ def tables(aws_env, monkeypatch):
         yield names
 
 
+def _motos_requests_library_routes_built_once(monkeypatch) -> None:
+    """Each mock_aws start registers one `responses` route per AWS endpoint pattern and HTTP method (about 1,300,
+    for code that calls AWS through the requests library), each built anew: 3-4 ms of a test's setup. The same
+    routes (method, pattern, moto's callback) are built once per process and registered again each start."""
+    from moto.core import models
+
+    build = models.CallbackResponse
+
+    def route(method: str, url: Any, callback: Any, **options: Any) -> Any:
+        key = (method, url, callback, tuple(sorted(options.items())))
+        if key not in _moto_routes:
+            _moto_routes[key] = build(method=method, url=url, callback=callback, **options)
+        return _moto_routes[key]
+
+    monkeypatch.setattr(models, "CallbackResponse", route)
+
+
+_moto_routes: dict[tuple[Any, ...], Any] = {}
 _empty_tables: dict[str, Any] = {}
 
 
