@@ -7,7 +7,6 @@ from jobsync.domain.errors import InvalidInput, JobNotFound
 from jobsync.domain.job import Job
 from jobsync.domain.status import JobStatus
 from jobsync.providers.registry import PROVIDERS
-from jobsync.services.refresh import refresh_active_jobs
 
 
 def get_job(job_id: str) -> Job:
@@ -23,6 +22,10 @@ def list_jobs(
     if provider is not None and provider not in PROVIDERS:
         raise InvalidInput(f"unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
     if sync_active:
+        # Imported here: the refresh (its pools, writes and final-log hand-offs, 10-20 ms of a cold start) is
+        # this route's alone; get_job and the routes that read one job import this module too.
+        from jobsync.services.refresh import refresh_active_jobs
+
         for name in [provider] if provider else PROVIDERS:
             refresh_active_jobs(name)
     return wiring.job_store().page(limit=limit, provider=provider, status=status, cursor=cursor)
