@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stack_process import LocalStack
+from tests.stack_process import LocalStack, api
 
 SECRET = "whsec_" + base64.b64encode(b"end-to-end-webhook-secret-bytes!").decode()
 
@@ -34,11 +34,16 @@ def shared_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStac
 
     Such a test leaves the stack as it found it (a setting it changes is changed back), opens its
     WebSockets from its own source address (`fresh_source_ip`), and names the jobs it creates.
+
+    Polling is off (the dashboard's setting): this stack runs as long as its test process (in `make test` minutes
+    after its last test), and with the simulator's history stored each tick cost about 0.2 s of CPU. The one test
+    that needs the poller's tick (test_job_logs) turns it on, and back off.
     """
-    # Polling and saving every 5 s, not every second: this stack runs as long as its test process, and no test
-    # on it waits on a snapshot; the one that waits for the poller's tick (test_job_logs) waits a few seconds more.
+    # Ticking every 5 s, not every second, for that test; saving every 5 s: no test on it waits on a snapshot.
     stack = simulator_stack(tmp_path_factory, "shared-stack", poll_seconds="5", snapshot_seconds="5")
     stack.start()
+    turned_off = api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
+    assert turned_off.status_code == 200, turned_off.text
     yield stack
     stack.stop()
 

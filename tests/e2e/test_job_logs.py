@@ -132,13 +132,18 @@ def test_a_follower_of_a_simulator_training_gets_lines_with_no_dashboard_open(st
                     return message
 
     heard: list[dict] = []
-    for _ in range(3):  # a training that ends before its next line is followed by the next one running
-        running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "sync_active": "true"}).json()
-        assert running["jobs"], "the simulator always has a job training"
-        latest = max(running["jobs"], key=lambda job: job["started_at"] or "")
-        heard.append(asyncio.run(follow_one(latest["job_id"])))
-        if heard[-1]["type"] == "job_log_lines":
-            break
+    found = api(stack, "GET", "/api/cloud/polling/status").json()["preference"]
+    api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": True})  # the shared stack's is off
+    try:
+        for _ in range(3):  # a training that ends before its next line is followed by the next one running
+            running = api(stack, "GET", "/api/cloud/jobs", params={"status": "running", "sync_active": "true"}).json()
+            assert running["jobs"], "the simulator always has a job training"
+            latest = max(running["jobs"], key=lambda job: job["started_at"] or "")
+            heard.append(asyncio.run(follow_one(latest["job_id"])))
+            if heard[-1]["type"] == "job_log_lines":
+                break
+    finally:
+        api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": found})  # back to what it was
 
     assert heard[-1]["type"] == "job_log_lines", heard
     assert heard[-1]["lines"] and all(isinstance(line, str) and line for line in heard[-1]["lines"])

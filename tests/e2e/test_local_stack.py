@@ -141,6 +141,7 @@ async def _receive_change(stack, job_id: str, action) -> list[dict]:
 def test_a_signed_webhook_moves_a_job_and_every_socket_hears_it(stack):
     # This job exists only in its webhooks: with polling on, the poller would rightly find
     # that Replicate (the simulator) does not know it and end it. Webhooks replace polling.
+    found = api(stack, "GET", "/api/cloud/polling/status").json()["preference"]
     api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": False})
     try:
 
@@ -159,7 +160,7 @@ def test_a_signed_webhook_moves_a_job_and_every_socket_hears_it(stack):
         replay = signed_webhook(stack, prediction("e2e-hook", "processing"), "msg_e2e_1")
         assert replay.status_code == 200 and replay.json()["duplicate"] is True
     finally:
-        api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": None})  # back to automatic
+        api(stack, "PUT", "/api/cloud/polling/setting", json={"enabled": found})  # back to what it was
 
 
 def test_a_forged_webhook_is_refused(stack):
