@@ -365,8 +365,8 @@ def measure(
     "ratio" to the boto3-only handler's).
 
     `others` (label -> a checkout's root, with its functions/ and layers/jobsync/) are measured in the same
-    run, round-robin with this one, as "<function>@<label>": a before and after side by side. `only`: these
-    functions, not all.
+    run, round-robin with this one, as "<function>@<label>": a before and after side by side, with
+    "paired_change_ms" (this tree's CPU less theirs, run by run, the median). `only`: these functions, not all.
     """
     trees = {"": ROOT, **(others or {})}
     for root in trees.values():
@@ -432,6 +432,13 @@ def measure(
         if not name.startswith("(") or name == "(pydantic floor)":
             result["ratio"] = float(result["cpu_ms"]) / float(base["cpu_ms"])
             result["import_ratio"] = float(result["import_cpu_ms"]) / float(base["import_cpu_ms"])
+        if "@" in name:
+            # This tree's run less the other tree's, round by round (the two ran side by side, under the same
+            # load), then the median: steadier than the difference of two medians on a busy machine.
+            this_tree = times[name.partition("@")[0]]
+            result["paired_change_ms"] = 1000 * statistics.median(
+                ours[1] - theirs[1] for ours, theirs in zip(this_tree, times[name], strict=True)
+            )
     return results
 
 
@@ -448,7 +455,7 @@ def _checkout(revision: str, folder: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m bench.cold_start [--before REVISION] [--runs N]`: every function's ratio, and with --before
-    that revision's beside it, measured in the same run."""
+    that revision's beside it, measured in the same run, and the change: the median of the paired differences."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m bench.cold_start", description=main.__doc__)
@@ -476,7 +483,7 @@ def main(argv: list[str] | None = None) -> None:
     header = "function            " + "".join(
         f"{'ms' + suffix:>16}{'ratio' + suffix:>14}{'import' + suffix:>15}" for suffix in columns
     )
-    print(header + "  first answer")
+    print(header + ("   change (paired)" if others else "") + "  first answer")
     for name in arguments.functions or functions():
         row = f"{name:20}"
         for suffix in columns:
@@ -486,6 +493,9 @@ def main(argv: list[str] | None = None) -> None:
                 if result
                 else f"{'—':>16}{'—':>14}{'—':>15}"
             )
+        if others:
+            before = results.get(name + "@before")
+            row += f"{float(before['paired_change_ms']):+15.0f} ms" if before else f"{'—':>18}"
         print(row + f"  {results[name]['first_answer']}")
 
 
