@@ -66,9 +66,7 @@ def notifying_stack(tmp_path_factory, receiver) -> Iterator[LocalStack]:
         webhook_secret=SECRET,
         forked=True,
         JOBSYNC_SIMULATOR_SPEED="20",
-        # A tick every 2 s: each costs about 0.2 s of CPU with the first pages stored and the trainings moving, and
-        # the test waits for trainings the simulator ends, not for the poller.
-        SIMPLETUNER_JOB_POLL_INTERVAL="2",
+        SIMPLETUNER_JOB_POLL_INTERVAL="1",
         JOBSYNC_NOTIFY_WEBHOOK_URL=receiver.url,
         JOBSYNC_NOTIFY_COST_THRESHOLD_USD=str(THRESHOLD_USD),
     )
