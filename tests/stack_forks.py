@@ -167,6 +167,8 @@ def _run_stack(request: dict[str, Any]) -> None:
         from local import stack
 
         code = stack.main([])
+    except SystemExit as exit_request:  # as the interpreter exits on it
+        code = exit_request.code if isinstance(exit_request.code, int) else 1
     except BaseException:  # noqa: BLE001 - printed as the interpreter would, then the exit code it would give
         traceback.print_exc()
         code = 1
