@@ -309,12 +309,22 @@ def create_tables(dynamodb_client: Any, template: Mapping[str, Any], name_for: C
     for logical_id, spec in table_specs(template).items():
         name = name_for(logical_id)
         try:
-            dynamodb_client.create_table(TableName=name, **spec.create_kwargs)
+            created = dynamodb_client.create_table(TableName=name, **spec.create_kwargs)["TableDescription"]
         except dynamodb_client.exceptions.ResourceInUseException:
-            pass
-        dynamodb_client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+            created = None
+        # Two requests a table fewer at each start of the local stack, whose moto answers ACTIVE at once and
+        # creates a table with its TTL off: the waiter only for a table not yet ACTIVE, the TTL read only for
+        # a table that existed.
+        if created is None or created.get("TableStatus") != "ACTIVE":
+            dynamodb_client.get_waiter("table_exists").wait(
+                TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+            )
         if spec.ttl_attribute:
-            current = dynamodb_client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            current = (
+                {}
+                if created is not None
+                else dynamodb_client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            )
             if current.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
                 dynamodb_client.update_time_to_live(
                     TableName=name,
