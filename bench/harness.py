@@ -474,9 +474,13 @@ class Scenario:
         env: dict[str, str] | None = None,
         check_answers: bool = False,
         shared_session: bool = False,
+        invocation_time: Any | None = None,
     ) -> None:
         """`shared_session`: one boto3 session for every such scenario of the process (the quick tests' many small
-        worlds), instead of a new one whose first clients load endpoint data and service models again."""
+        worlds), instead of a new one whose first clients load endpoint data and service models again.
+        `invocation_time`: what stands in for `time` in the invocations' deadlines (default: the wall clock
+        less moto's own time); the quick tests count requests and pass a clock that moves only when they move
+        it, so a loaded machine cannot make a sync stop early and change the counts."""
         from bench.provider import FakeReplicate
 
         self.timeline = Timeline()
@@ -490,6 +494,7 @@ class Scenario:
         self.double: AwsDouble | None = None
         self.check_answers = check_answers
         self._shared_session = shared_session
+        self._invocation_time = invocation_time
 
     def __enter__(self) -> Scenario:
         import boto3
@@ -516,7 +521,7 @@ class Scenario:
             stack.callback(self.meter.unhook, session)
             self.double = double = AwsDouble(self.timeline, self.meter, botocore_stubber.process_request)
             stack.enter_context(patched(botocore_stubber, "process_request", self.double))
-            stack.enter_context(patched(deadline, "time", _AdjustedTime(self.timeline)))
+            stack.enter_context(patched(deadline, "time", self._invocation_time or _AdjustedTime(self.timeline)))
             stack.enter_context(patched(websocket, "http_send", lambda pool_size: double.send))
             router = stack.enter_context(respx.mock(assert_all_called=False))
             router.route(url__startswith=BASE_URL).mock(side_effect=self.provider)

@@ -13,15 +13,24 @@ import pytest
 from bench import figures
 from bench.harness import Scenario
 from bench.provider import history_world
+from tests.conftest import FrozenClock
 
 # The bench's fake provider pages hold 10 jobs here (100 at Replicate): 100 active jobs are 10 pages.
 ACTIVE, STARTED, ENDED, PAGE = 100, 5, 5, 10
 
 
 def quick_scenario(env: dict[str, str] | None = None) -> Scenario:
-    """A small world, no latency, moto's fast answers checked against its own; the process's one boto3 session."""
+    """A small world, no latency, moto's fast answers checked against its own; the process's one boto3 session;
+    invocations whose deadlines do not move (a sync under load stopped after its first page at the 1 s it
+    gives itself to answer, and the counts changed with the machine's speed)."""
     return Scenario(
-        provider_latency=0.0, modelled=False, page_size=PAGE, check_answers=True, shared_session=True, env=env
+        provider_latency=0.0,
+        modelled=False,
+        page_size=PAGE,
+        check_answers=True,
+        shared_session=True,
+        env=env,
+        invocation_time=FrozenClock(),
     )
 
 
