@@ -70,9 +70,6 @@ run: $(LOCAL_INSTALLED)
 
 test: lint typecheck $(SAM_INSTALLED) $(CHROMIUM)
 	@echo "running every test on $(PYTEST_WORKERS) workers…"
-	@# The suite starts dozens of Python processes (stacks, simulators, CLIs); where PYTHONDONTWRITEBYTECODE
-	@# is set (CI's image sets it) each would compile the project's modules again: compile them once.
-	@$(PY) -m compileall -q -j 0 layers functions local tests cli bench >/dev/null
 	@# pytest caches its assertion-rewritten test modules only where bytecode may be written: without it each
 	@# test process rewrites every test module again (3-4 CPU-s a process). schemathesis serves only `make fuzz`:
 	@# its pytest plugin (1 CPU-s a process) is off, and the fuzz module (all gate, never run here; importing

@@ -194,12 +194,7 @@ class JobStore:
         return found
 
     def _batch_get(self, job_ids: list[str]) -> Iterator[dict[str, Any]]:
-        request = {self._jobs_table_name: {"Keys": [{"job_id": job_id} for job_id in job_ids], "ConsistentRead": True}}
-        while request:
-            with dynamo.translated_errors():
-                answer = dynamo.client().batch_get_item(RequestItems=request)
-            yield from answer.get("Responses", {}).get(self._jobs_table_name, [])
-            request = answer.get("UnprocessedKeys") or {}
+        return dynamo.batch_get(self._jobs_table_name, [{"job_id": job_id} for job_id in job_ids], consistent=True)
 
     def page(
         self, *, limit: int, provider: str | None = None, status: JobStatus | None = None, cursor: str | None = None

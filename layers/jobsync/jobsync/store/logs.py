@@ -224,14 +224,7 @@ class LogStore(KeyedItems):
     def _pending_items(self) -> list[dict[str, Any]]:
         """The shard items of the pending list (one batch read)."""
         keys = [{"pk": f"{_PENDING_PREFIX}{shard}"} for shard in range(PENDING_SHARDS)]
-        items: list[dict[str, Any]] = []
-        with dynamo.translated_errors():
-            request: dict[str, Any] = {self._table_name: {"Keys": keys, "ConsistentRead": True}}
-            while request:
-                answer = dynamo.client().batch_get_item(RequestItems=request)
-                items += answer.get("Responses", {}).get(self._table_name, [])
-                request = answer.get("UnprocessedKeys") or {}
-        return items
+        return list(dynamo.batch_get(self._table_name, keys, consistent=True))
 
     def pending_final(self) -> list[str]:
         """Every job whose final tail is still to fetch (one batch read of the shards), sorted."""
